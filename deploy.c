@@ -1,0 +1,3117 @@
+/*
+ * deploy: atomic deployments of a Python web app on a plain server.
+ *
+ * A release folder per git commit, a virtualenv and pip install per
+ * release, the app's tests run before anything changes, an atomic switch
+ * of the current link, a supervisord restart, a switch back when the new
+ * release won't run, old releases pruned.
+ *
+ * Rules kept throughout: one deploy at a time per root (an fcntl lock that
+ * dies with its holder); current is only ever replaced by rename(2); a
+ * release counts only once the history says it is complete; no word from
+ * the command line, the config or git ever reaches a shell.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/time.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deploy.h"
+
+#define STATE	".deploy"		/* bookkeeping folder under the root */
+#define TMPLINK	".current.tmp"
+#define GRACE	5			/* seconds between SIGTERM and SIGKILL */
+#define SETTLE	1			/* seconds a restarted program must stay up */
+#define TAILMAX	8192
+
+extern char **environ;
+
+/* ---- the pure core (declared in deploy.h) ---- */
+
+static char *
+xstrdup(const char *s)
+{
+	char *p;
+
+	if ((p = strdup(s)) == NULL) {
+		fputs("deploy: out of memory\n", stderr);
+		exit(EXIT_STUCK);
+	}
+	return p;
+}
+
+static void *
+xrealloc(void *p, size_t n)
+{
+	if ((p = realloc(p, n ? n : 1)) == NULL) {
+		fputs("deploy: out of memory\n", stderr);
+		exit(EXIT_STUCK);
+	}
+	return p;
+}
+
+void
+config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->keep = 5;
+	c->reuse_venv = 1;
+	c->check_timeout = 30;
+	c->timeout = 1800;
+}
+
+void
+config_free(struct config *c)
+{
+	char **s[] = { &c->repo, &c->branch, &c->virtualenv, &c->requirements,
+	    &c->build, &c->test, &c->program, &c->supervisorctl, &c->restart,
+	    &c->check, &c->link, &c->envfile };
+	size_t i;
+
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		free(*s[i]);
+		*s[i] = NULL;
+	}
+}
+
+void
+free_words(char **w)
+{
+	char **p;
+
+	if (w == NULL)
+		return;
+	for (p = w; *p; p++)
+		free(*p);
+	free(w);
+}
+
+char **
+split_words(const char *s, char *err, size_t errlen)
+{
+	char **w = NULL, *cur;
+	size_t nw = 0, len = 0;
+	int inword = 0, q = 0;
+
+	cur = xrealloc(NULL, strlen(s) + 1);
+	for (;; s++) {
+		if (q == '\'') {
+			if (*s == '\0')
+				goto unterminated;
+			if (*s == '\'')
+				q = 0;
+			else
+				cur[len++] = *s;
+			continue;
+		}
+		if (q == '"') {
+			if (*s == '\0')
+				goto unterminated;
+			if (*s == '"')
+				q = 0;
+			else if (*s == '\\' && s[1] != '\0' &&
+			    strchr("\\\"$`\n", s[1]) != NULL)
+				cur[len++] = *++s;
+			else
+				cur[len++] = *s;
+			continue;
+		}
+		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
+			if (inword) {
+				cur[len] = '\0';
+				w = xrealloc(w, (nw + 2) * sizeof(*w));
+				w[nw++] = xstrdup(cur);
+				w[nw] = NULL;
+				len = 0;
+				inword = 0;
+			}
+			if (*s == '\0')
+				break;
+			continue;
+		}
+		inword = 1;
+		if (*s == '\'' || *s == '"')
+			q = *s;
+		else if (*s == '\\') {
+			if (s[1] == '\0') {
+				snprintf(err, errlen, "trailing backslash");
+				goto fail;
+			}
+			cur[len++] = *++s;
+		} else
+			cur[len++] = *s;
+	}
+	free(cur);
+	if (nw == 0) {
+		snprintf(err, errlen, "empty command");
+		return NULL;
+	}
+	return w;
+unterminated:
+	snprintf(err, errlen, "unterminated %s quote",
+	    q == '\'' ? "single" : "double");
+fail:
+	free(cur);
+	free_words(w);
+	return NULL;
+}
+
+int
+is_sha(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n]; n++)
+		if (!isdigit((unsigned char)s[n]) && (s[n] < 'a' || s[n] > 'f'))
+			return 0;
+	return n == 40 || n == 64;
+}
+
+int
+ref_ok(const char *r)
+{
+	const unsigned char *p;
+
+	if (*r == '\0' || *r == '-' || strlen(r) > 255)
+		return 0;
+	for (p = (const unsigned char *)r; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+relpath_ok(const char *p)
+{
+	const char *s;
+	size_t n;
+
+	if (*p == '\0' || *p == '/')
+		return 0;
+	for (s = p; *s; s += n + (s[n] == '/')) {
+		n = strcspn(s, "/");
+		if (n == 0 || (n == 1 && s[0] == '.') ||
+		    (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+parse_long(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+enum { K_STR, K_CMD, K_NUM, K_BOOL, K_REF, K_PATH, K_PATHS };
+
+static const struct key {
+	const char	*name;
+	int		 kind;
+	size_t		 off;
+	long		 lo, hi;
+} keys[] = {
+	{ "repo", K_STR, offsetof(struct config, repo), 0, 0 },
+	{ "branch", K_REF, offsetof(struct config, branch), 0, 0 },
+	{ "keep", K_NUM, offsetof(struct config, keep), 2, 10000 },
+	{ "virtualenv", K_CMD, offsetof(struct config, virtualenv), 0, 0 },
+	{ "requirements", K_PATH, offsetof(struct config, requirements), 0, 0 },
+	{ "reuse_venv", K_BOOL, offsetof(struct config, reuse_venv), 0, 0 },
+	{ "build", K_CMD, offsetof(struct config, build), 0, 0 },
+	{ "test", K_CMD, offsetof(struct config, test), 0, 0 },
+	{ "program", K_STR, offsetof(struct config, program), 0, 0 },
+	{ "supervisorctl", K_CMD, offsetof(struct config, supervisorctl), 0, 0 },
+	{ "restart", K_CMD, offsetof(struct config, restart), 0, 0 },
+	{ "check", K_CMD, offsetof(struct config, check), 0, 0 },
+	{ "check_timeout", K_NUM, offsetof(struct config, check_timeout), 0, 86400 },
+	{ "link", K_PATHS, offsetof(struct config, link), 0, 0 },
+	{ "envfile", K_PATH, offsetof(struct config, envfile), 0, 0 },
+	{ "timeout", K_NUM, offsetof(struct config, timeout), 0, 604800 },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int
+set_key(struct config *c, const struct key *k, char *v, char *why, size_t wl)
+{
+	char **w, **p, werr[128];
+	void *field = (char *)c + k->off;
+
+	switch (k->kind) {
+	case K_NUM:
+		if (parse_long(v, k->lo, k->hi, (long *)field) == -1) {
+			snprintf(why, wl, "%s must be a whole number from %ld "
+			    "to %ld, not '%s'", k->name, k->lo, k->hi, v);
+			return -1;
+		}
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0)
+			*(int *)field = 1;
+		else if (strcmp(v, "no") == 0)
+			*(int *)field = 0;
+		else {
+			snprintf(why, wl, "%s must be yes or no, not '%s'",
+			    k->name, v);
+			return -1;
+		}
+		return 0;
+	case K_CMD:
+	case K_PATHS:
+		if ((w = split_words(v, werr, sizeof(werr))) == NULL) {
+			snprintf(why, wl, "%s: %s", k->name, werr);
+			return -1;
+		}
+		for (p = w; k->kind == K_PATHS && *p; p++)
+			if (!relpath_ok(*p)) {
+				snprintf(why, wl, "%s: '%s' must be a path "
+				    "under shared/ (relative, no '..')",
+				    k->name, *p);
+				free_words(w);
+				return -1;
+			}
+		free_words(w);
+		break;
+	case K_PATH:
+		if (!relpath_ok(v)) {
+			snprintf(why, wl, "%s: '%s' must be a relative path "
+			    "without '..'", k->name, v);
+			return -1;
+		}
+		break;
+	case K_REF:
+		if (!ref_ok(v)) {
+			snprintf(why, wl, "%s: '%s' is not a usable ref", k->name, v);
+			return -1;
+		}
+		break;
+	default:
+		if (*v == '-') {
+			snprintf(why, wl, "%s must not start with '-'", k->name);
+			return -1;
+		}
+	}
+	*(char **)field = xstrdup(v);
+	return 0;
+}
+
+int
+config_parse(struct config *c, const char *buf, size_t len, const char *file,
+    char *err, size_t errlen)
+{
+	char line[4096], why[ERRLEN], *k, *v, *eq;
+	int seen[NKEYS] = { 0 };
+	size_t i, n, lineno = 0;
+	const char *p = buf, *end = buf + len, *nl;
+
+	if (len > CONF_MAX) {
+		snprintf(err, errlen, "%s: larger than %d bytes", file, CONF_MAX);
+		return -1;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s: holds a NUL byte", file);
+		return -1;
+	}
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		n = nl - p;
+		if (n >= sizeof(line)) {
+			snprintf(why, sizeof(why), "line too long");
+			goto bad;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		k = trim(line);
+		if (*k == '\0' || *k == '#')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL) {
+			snprintf(why, sizeof(why), "expected 'key = value'");
+			goto bad;
+		}
+		*eq = '\0';
+		k = trim(k);
+		v = trim(eq + 1);
+		for (i = 0; i < NKEYS; i++)
+			if (strcmp(keys[i].name, k) == 0)
+				break;
+		if (i == NKEYS) {
+			snprintf(why, sizeof(why), "unknown key '%.64s'", k);
+			goto bad;
+		}
+		if (seen[i]) {
+			snprintf(why, sizeof(why), "%s is already set on line %d",
+			    k, seen[i]);
+			goto bad;
+		}
+		seen[i] = (int)lineno;
+		if (*v == '\0') {
+			snprintf(why, sizeof(why), "%s has no value", k);
+			goto bad;
+		}
+		if (set_key(c, &keys[i], v, why, sizeof(why)) == -1)
+			goto bad;
+		if (nl == end)
+			break;
+	}
+	if (c->repo == NULL) {
+		snprintf(err, errlen, "%s: repo is not set", file);
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "%s:%zu: %s", file, lineno, why);
+	return -1;
+}
+
+int
+envfile_parse(const char *buf, size_t len, const char *file, char ***vars,
+    char *err, size_t errlen)
+{
+	char line[4096], *k, *eq, **v = NULL;
+	size_t n, nv = 0, lineno = 0;
+	const char *p = buf, *end = buf + len, *nl, *why;
+
+	if (len > CONF_MAX || memchr(buf, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s: too large or holds a NUL byte", file);
+		return -1;
+	}
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		n = nl - p;
+		why = "line too long";
+		if (n >= sizeof(line))
+			goto bad;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (n > 0 && line[n - 1] == '\r')
+			line[n - 1] = '\0';
+		k = line;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (*k == '\0' || *k == '#')
+			continue;
+		why = "expected KEY=VALUE";
+		if ((eq = strchr(k, '=')) == NULL || eq == k)
+			goto bad;
+		for (why = "a KEY is letters, digits and _, not starting "
+		    "with a digit"; k < eq; k++)
+			if (!(isalnum((unsigned char)*k) || *k == '_') ||
+			    isdigit((unsigned char)line[0]))
+				goto bad;
+		v = xrealloc(v, (nv + 2) * sizeof(*v));
+		v[nv++] = xstrdup(line + (line[0] == ' ' || line[0] == '\t' ?
+		    strspn(line, " \t") : 0));
+		v[nv] = NULL;
+		if (nl == end)
+			break;
+	}
+	if (v == NULL) {
+		v = xrealloc(NULL, sizeof(*v));
+		v[0] = NULL;
+	}
+	*vars = v;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s:%zu: %s", file, lineno, why);
+	free_words(v);
+	return -1;
+}
+
+static const char *evnames[] = { "complete", "activate", "failed", "remove" };
+
+int
+event_type(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (strcmp(s, evnames[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+event_name(int t)
+{
+	return t >= 0 && t < 4 ? evnames[t] : "?";
+}
+
+int
+history_parse(const char *buf, size_t len, struct event **out, size_t *nout)
+{
+	struct event *ev = NULL, e;
+	char line[256], name[16];
+	const char *p = buf, *end = buf + len, *nl;
+	size_t n, nev = 0;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			break;		/* a partial last line is not a record */
+		n = nl - p;
+		if (n >= sizeof(line))
+			continue;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (sscanf(line, "%lld %15s %64s", &e.t, name, e.sha) != 3 ||
+		    (e.type = event_type(name)) == -1 || !is_sha(e.sha))
+			continue;
+		ev = xrealloc(ev, (nev + 1) * sizeof(*ev));
+		ev[nev++] = e;
+	}
+	*out = ev;
+	*nout = nev;
+	return 0;
+}
+
+static const char *statenames[] = { "complete", "failed", "incomplete",
+    "foreign" };
+
+const char *
+state_name(int s)
+{
+	return s >= 0 && s < 4 ? statenames[s] : "?";
+}
+
+long
+release_find(const struct release *r, size_t n, const char *sha)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r[i].name, sha) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int
+release_cmp(const void *a, const void *b)
+{
+	const struct release *x = a, *y = b;
+
+	if (x->state != y->state && (x->state >= R_INCOMPLETE ||
+	    y->state >= R_INCOMPLETE)) {
+		int kx = x->state < R_INCOMPLETE ? 0 : x->state;
+		int ky = y->state < R_INCOMPLETE ? 0 : y->state;
+		if (kx != ky)
+			return kx < ky ? -1 : 1;
+	}
+	if (x->seq != y->seq)
+		return x->seq > y->seq ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int
+releases_build(const struct event *ev, size_t nev, char *const *names,
+    const int *isdir, size_t n, struct release **out, size_t *nout)
+{
+	struct release *r;
+	size_t i, j;
+
+	r = xrealloc(NULL, (n + 1) * sizeof(*r));
+	for (i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		snprintf(r[i].name, sizeof(r[i].name), "%s", names[i]);
+		r[i].seq = -1;
+		r[i].state = isdir[i] && is_sha(names[i]) &&
+		    strlen(names[i]) < sizeof(r[i].name) ? R_INCOMPLETE :
+		    R_FOREIGN;
+		if (r[i].state == R_FOREIGN)
+			continue;
+		for (j = 0; j < nev; j++) {
+			if (strcmp(ev[j].sha, names[i]) != 0)
+				continue;
+			switch (ev[j].type) {
+			case EV_COMPLETE:
+				if (r[i].state == R_INCOMPLETE) {
+					r[i].state = R_COMPLETE;
+					r[i].seq = (long)j;
+					r[i].completed = ev[j].t;
+				}
+				break;
+			case EV_FAILED:
+				if (r[i].state == R_COMPLETE)
+					r[i].state = R_FAILED;
+				break;
+			case EV_ACTIVATE:
+				r[i].activated = ev[j].t;
+				break;
+			case EV_REMOVE:
+				r[i].state = R_INCOMPLETE;
+				r[i].seq = -1;
+				r[i].completed = r[i].activated = 0;
+				break;
+			}
+		}
+	}
+	qsort(r, n, sizeof(*r), release_cmp);
+	*out = r;
+	*nout = n;
+	return 0;
+}
+
+long
+rev_match(const struct release *r, size_t n, const char *rev)
+{
+	size_t i, len = strlen(rev);
+	long hit = -1;
+
+	if (len < 7 || len > 64)
+		return -3;
+	for (i = 0; i < len; i++)
+		if (!isdigit((unsigned char)rev[i]) &&
+		    (rev[i] < 'a' || rev[i] > 'f'))
+			return -3;
+	for (i = 0; i < n; i++) {
+		if (r[i].state != R_COMPLETE && r[i].state != R_FAILED)
+			continue;
+		if (strncmp(r[i].name, rev, len) != 0)
+			continue;
+		if (hit != -1)
+			return -2;
+		hit = (long)i;
+	}
+	return hit;
+}
+
+long
+rollback_target(const struct release *r, size_t n, long cur)
+{
+	long best = -1;
+	size_t i;
+
+	if (cur < 0 || r[cur].seq < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (r[i].state == R_COMPLETE && r[i].seq < r[cur].seq &&
+		    (best == -1 || r[i].seq > r[best].seq))
+			best = (long)i;
+	return best;
+}
+
+size_t
+prune_select(struct release *r, size_t n, long keep, long cur, long rb)
+{
+	size_t i, nrm = 0;
+	long kept = 0;
+
+	/* r is sorted newest first, so the first keep complete ones stay */
+	for (i = 0; i < n; i++) {
+		r[i].mark = 0;
+		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN)
+			continue;
+		if (r[i].state == R_COMPLETE && kept < keep) {
+			kept++;
+			continue;
+		}
+		r[i].mark = 1;
+		nrm++;
+	}
+	return nrm;
+}
+
+#ifndef DEPLOY_CORE_ONLY
+
+/* ---- the program ---- */
+
+static int qflag, vflag, nflag;
+static long wflag = 0, kflag = 0;
+static const char *cmdname = "deploy";
+
+static struct config cfg;
+static char *root;		/* absolute, resolved */
+static int rootfd = -1, statefd = -1, lockfd = -1, logfd = -1;
+static char **envvars;		/* from envfile */
+static volatile sig_atomic_t gotsig;
+static int stepno;
+static int late;		/* after the switch: signals wait */
+
+static void
+vmsg(FILE *f, const char *fmt, va_list ap)
+{
+	fputs("deploy: ", f);
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
+	fflush(f);
+}
+
+static void
+warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(stderr, fmt, ap);
+	va_end(ap);
+}
+
+static void
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(stderr, fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+static void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (qflag)
+		return;
+	va_start(ap, fmt);
+	vmsg(stdout, fmt, ap);
+	va_end(ap);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *
+fmtpath(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	p = xrealloc(NULL, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+static const char *
+fmttime(long long t)
+{
+	static char buf[32];
+	time_t tt = (time_t)t;
+	struct tm *tm;
+
+	if (t == 0 || (tm = localtime(&tt)) == NULL)
+		return "-";
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", tm);
+	return buf;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static char *
+read_file_at(int dfd, const char *name, size_t max, size_t *len, struct stat *st)
+{
+	char *buf;
+	size_t n = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return NULL;
+	if (st != NULL && fstat(fd, st) == -1) {
+		close(fd);
+		return NULL;
+	}
+	buf = xrealloc(NULL, max + 2);
+	while (n <= max) {
+		r = read(fd, buf + n, max + 1 - n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* Writes a file under a temp name, fsyncs it, renames it in, fsyncs dir. */
+static int
+replace_file_at(int dfd, const char *name, const char *data, size_t len)
+{
+	char tmp[128];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	unlinkat(dfd, tmp, 0);
+	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1)
+		return -1;
+	if (write_all(fd, data, len) == -1 || fsync(fd) == -1) {
+		close(fd);
+		unlinkat(dfd, tmp, 0);
+		return -1;
+	}
+	if (close(fd) == -1 || renameat(dfd, tmp, dfd, name) == -1) {
+		unlinkat(dfd, tmp, 0);
+		return -1;
+	}
+	return fsync(dfd);
+}
+
+/* ---- history: the durable order of releases ---- */
+
+static struct event *hist;
+static size_t nhist;
+
+static void
+history_load(void)
+{
+	size_t len;
+	char *buf;
+
+	free(hist);
+	hist = NULL;
+	nhist = 0;
+	if ((buf = read_file_at(statefd, "history", 64 << 20, &len, NULL)) == NULL) {
+		if (errno != ENOENT)
+			die(EXIT_STUCK, "%s/%s/history: %s", root, STATE,
+			    strerror(errno));
+		return;
+	}
+	history_parse(buf, len, &hist, &nhist);
+	free(buf);
+}
+
+static void
+history_save(void)
+{
+	char *buf = NULL;
+	size_t i, len = 0;
+	int n;
+
+	buf = xrealloc(NULL, nhist * 100 + 1);
+	for (i = 0; i < nhist; i++) {
+		n = snprintf(buf + len, 100, "%lld %s %s\n", hist[i].t,
+		    event_name(hist[i].type), hist[i].sha);
+		len += (size_t)n;
+	}
+	if (replace_file_at(statefd, "history", buf, len) == -1)
+		die(EXIT_STUCK, "cannot write %s/%s/history: %s", root, STATE,
+		    strerror(errno));
+	free(buf);
+}
+
+static void
+history_add(int type, const char *sha)
+{
+	hist = xrealloc(hist, (nhist + 1) * sizeof(*hist));
+	hist[nhist].t = (long long)time(NULL);
+	hist[nhist].type = type;
+	snprintf(hist[nhist].sha, sizeof(hist[nhist].sha), "%s", sha);
+	nhist++;
+	history_save();
+}
+
+/* Drops every event of sha, so that the history does not grow forever. */
+static void
+history_forget(const char *sha)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < nhist; i++)
+		if (strcmp(hist[i].sha, sha) != 0)
+			hist[j++] = hist[i];
+	nhist = j;
+}
+
+/* ---- the view of releases/ and current ---- */
+
+static void
+copy_sha(char dst[65], const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n > 64)
+		n = 64;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static struct release *rel;
+static size_t nrel;
+static char cursha[65];		/* current's release, "" when none */
+
+enum { CUR_NONE, CUR_OK, CUR_DIR, CUR_BAD };
+
+/* What current is: absent, a link to releases/<sha>, or something else. */
+static int
+read_current(char *why, size_t wl)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	cursha[0] = '\0';
+	if (fstatat(rootfd, "current", &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return CUR_NONE;
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(why, wl, "%s/current is a directory, not a link: move "
+		    "it to %s/releases/<sha>, then run 'deploy activate <sha>' "
+		    "(see deploy(1), MIGRATING)", root, root);
+		return CUR_DIR;
+	}
+	if (!S_ISLNK(st.st_mode) ||
+	    (n = readlinkat(rootfd, "current", buf, sizeof(buf) - 1)) == -1) {
+		snprintf(why, wl, "%s/current is not a symbolic link", root);
+		return CUR_BAD;
+	}
+	buf[n] = '\0';
+	if (strncmp(buf, "releases/", 9) != 0 || !is_sha(buf + 9)) {
+		snprintf(why, wl, "%s/current points to '%s', outside releases/: "
+		    "point it at a release ('deploy activate REV' after removing "
+		    "it) or remove it", root, buf);
+		return CUR_BAD;
+	}
+	if (fstatat(rootfd, buf, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISDIR(st.st_mode)) {
+		snprintf(why, wl, "%s/current points to %s, which does not "
+		    "exist: remove the link, then 'deploy activate REV'", root, buf);
+		return CUR_BAD;
+	}
+	copy_sha(cursha, buf + 9);
+	return CUR_OK;
+}
+
+static void
+scan_releases(void)
+{
+	char **names = NULL;
+	int *isdir = NULL, fd;
+	size_t n = 0, i;
+	struct dirent *d;
+	struct stat st;
+	DIR *dp;
+
+	free(rel);
+	rel = NULL;
+	nrel = 0;
+	if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno == ENOENT)
+			return;
+		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+	}
+	if ((dp = fdopendir(fd)) == NULL)
+		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+	while ((d = readdir(dp)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		isdir = xrealloc(isdir, (n + 1) * sizeof(*isdir));
+		names[n] = xstrdup(d->d_name);
+		isdir[n] = fstatat(dirfd(dp), d->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		n++;
+	}
+	closedir(dp);
+	releases_build(hist, nhist, names, isdir, n, &rel, &nrel);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(isdir);
+}
+
+static long
+cur_index(void)
+{
+	return cursha[0] ? release_find(rel, nrel, cursha) : -1;
+}
+
+/* ---- removing a tree: descriptor-relative, never following a link ---- */
+
+struct frame {
+	char	**subs;
+	size_t	  nsub, i;
+	char	 *name;
+	dev_t	  dev;
+	ino_t	  ino;
+};
+
+static int
+open_dir_at(int dfd, const char *name)
+{
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && errno == EACCES &&
+	    fchmodat(dfd, name, 0700, 0) == 0)	/* a mode 000 folder of ours */
+		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	return fd;
+}
+
+/* Removes the files of the folder fd, keeps its subfolders' names in f. */
+static int
+scan_dir(int fd, struct frame *f, dev_t dev)
+{
+	char **files = NULL;
+	size_t nf = 0, i;
+	struct dirent *d;
+	struct stat st;
+	int dfd, errs = 0, isdir;
+	DIR *dp;
+
+	f->subs = NULL;
+	f->nsub = f->i = 0;
+	if ((dfd = dup(fd)) == -1 || (dp = fdopendir(dfd)) == NULL) {
+		if (dfd != -1)
+			close(dfd);
+		return 1;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+#ifdef DT_DIR
+		if (d->d_type != DT_UNKNOWN)
+			isdir = d->d_type == DT_DIR;
+		else
+#endif
+		isdir = fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode);
+		if (isdir) {
+			f->subs = xrealloc(f->subs, (f->nsub + 1) * sizeof(char *));
+			f->subs[f->nsub++] = xstrdup(d->d_name);
+		} else {
+			files = xrealloc(files, (nf + 1) * sizeof(char *));
+			files[nf++] = xstrdup(d->d_name);
+		}
+	}
+	closedir(dp);
+	(void)dev;
+	for (i = 0; i < nf; i++) {
+		if (unlinkat(fd, files[i], 0) == -1 && errno != ENOENT)
+			errs++;
+		free(files[i]);
+	}
+	free(files);
+	return errs;
+}
+
+static void
+frame_free(struct frame *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nsub; i++)
+		free(f->subs[i]);
+	free(f->subs);
+	free(f->name);
+}
+
+/*
+ * Removes dfd/name and all below it, holding one descriptor at a time so
+ * that any depth works; climbs back with ".." and checks it is the folder
+ * it came from. Never crosses into another file system.
+ */
+static int
+remove_tree(int dfd, const char *name)
+{
+	struct frame *st = NULL;
+	size_t depth = 0;
+	struct stat sb;
+	int fd, cfd, up, errs = 0;
+	dev_t dev;
+
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strchr(name, '/') != NULL || *name == '\0')
+		return -1;
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(sb.st_mode))
+		return unlinkat(dfd, name, 0);
+	if ((fd = open_dir_at(dfd, name)) == -1 || fstat(fd, &sb) == -1)
+		return -1;
+	dev = sb.st_dev;
+	st = xrealloc(NULL, sizeof(*st));
+	st[0].name = xstrdup(name);
+	st[0].dev = sb.st_dev;
+	st[0].ino = sb.st_ino;
+	errs += scan_dir(fd, &st[0], dev);
+	depth = 1;
+	while (depth > 0) {
+		struct frame *f = &st[depth - 1];
+
+		if (f->i < f->nsub) {
+			const char *child = f->subs[f->i++];
+
+			if ((cfd = open_dir_at(fd, child)) == -1) {
+				errs++;
+				continue;
+			}
+			if (fstat(cfd, &sb) == -1 || sb.st_dev != dev) {
+				close(cfd);	/* a mount point: leave it */
+				errs++;
+				continue;
+			}
+			close(fd);
+			fd = cfd;
+			st = xrealloc(st, (depth + 1) * sizeof(*st));
+			f = &st[depth++];
+			f->name = xstrdup(child);
+			f->dev = sb.st_dev;
+			f->ino = sb.st_ino;
+			errs += scan_dir(fd, f, dev);
+			continue;
+		}
+		if (depth == 1) {
+			close(fd);
+			fd = -1;
+			if (unlinkat(dfd, f->name, AT_REMOVEDIR) == -1)
+				errs++;
+			frame_free(f);
+			depth--;
+			break;
+		}
+		up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (up == -1 || fstat(up, &sb) == -1 ||
+		    sb.st_dev != st[depth - 2].dev ||
+		    sb.st_ino != st[depth - 2].ino) {
+			/* the tree moved under us: stop rather than guess */
+			if (up != -1)
+				close(up);
+			errs++;
+			break;
+		}
+		close(fd);
+		fd = up;
+		if (unlinkat(fd, f->name, AT_REMOVEDIR) == -1)
+			errs++;
+		frame_free(f);
+		depth--;
+	}
+	while (depth > 0)
+		frame_free(&st[--depth]);
+	if (fd != -1)
+		close(fd);
+	free(st);
+	return errs ? -1 : 0;
+}
+
+/* ---- children: own process group, timeout, output to the log ---- */
+
+static char tail[TAILMAX];
+static size_t taillen;
+
+static void
+tail_add(const char *p, size_t n)
+{
+	if (n >= TAILMAX) {
+		memcpy(tail, p + n - TAILMAX, TAILMAX);
+		taillen = TAILMAX;
+		return;
+	}
+	if (taillen + n > TAILMAX) {
+		memmove(tail, tail + (taillen + n - TAILMAX), TAILMAX - n);
+		taillen = TAILMAX - n;
+	}
+	memcpy(tail + taillen, p, n);
+	taillen += n;
+}
+
+static void
+tail_show(int lines)
+{
+	size_t i = taillen, start;
+	int seen = 0;
+
+	while (i > 0 && (tail[i - 1] == '\n'))
+		i--;
+	start = i;
+	while (start > 0 && seen < lines) {
+		start--;
+		if (tail[start] == '\n' && ++seen == lines) {
+			start++;
+			break;
+		}
+	}
+	fputs("  | ", stderr);
+	for (; start < i; start++) {
+		fputc(tail[start], stderr);
+		if (tail[start] == '\n')
+			fputs("  | ", stderr);
+	}
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static void
+log_write(const char *p, size_t n)
+{
+	if (logfd != -1 && write_all(logfd, p, n) == -1) {
+		warnx("log: %s; going on without it", strerror(errno));
+		close(logfd);
+		logfd = -1;
+	}
+}
+
+static void
+logf_(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		log_write(buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+struct result {
+	int	status;		/* wait status */
+	int	timedout;
+	int	signo;		/* we were signalled while it ran */
+	int	execerr;	/* errno of a failed exec */
+};
+
+/* Records the running step so that the next run can end it. */
+static void
+record_step(pid_t pgid)
+{
+	char buf[64];
+	int n;
+
+	if (statefd == -1)
+		return;
+	if (pgid == 0) {
+		unlinkat(statefd, "step", 0);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pgid);
+	/* no fsync: the record must outlive our process, not the machine */
+	unlinkat(statefd, "step.tmp", 0);
+	{
+		int fd = openat(statefd, "step.tmp", O_WRONLY | O_CREAT |
+		    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd == -1)
+			return;
+		if (write_all(fd, buf, (size_t)n) == -1 || close(fd) == -1 ||
+		    renameat(statefd, "step.tmp", statefd, "step") == -1)
+			unlinkat(statefd, "step.tmp", 0);
+	}
+}
+
+/*
+ * A guard process per step, not in the step's group: it waits on a pipe
+ * only we hold, and when we die without saying goodbye (SIGKILL), it ends
+ * the step's whole process group.
+ */
+static int
+start_guard(pid_t pgid)
+{
+	int p[2], fd;
+	ssize_t k;
+	pid_t pid;
+	char c;
+
+	if (pipe(p) == -1)
+		return -1;
+	fcntl(p[1], F_SETFD, FD_CLOEXEC);
+	if ((pid = fork()) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		for (fd = 0; fd < 1024; fd++)
+			if (fd != p[0])
+				close(fd);
+		do
+			k = read(p[0], &c, 1);
+		while (k == -1 && errno == EINTR);
+		/* a byte means the step ended normally; EOF means we died */
+		if (k == 0 && kill(-pgid, 0) == 0) {
+			kill(-pgid, SIGTERM);
+			sleep(1);
+			kill(-pgid, SIGKILL);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	return p[1];
+}
+
+static void
+stop_guard(int g)
+{
+	if (g == -1)
+		return;
+	write_all(g, "k", 1);
+	close(g);
+}
+
+static void
+reap_guards(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+static void
+kill_group(pid_t pgid, int *st, pid_t pid)
+{
+	double end;
+	pid_t r;
+
+	kill(-pgid, SIGTERM);
+	end = now() + GRACE;
+	while (now() < end) {
+		r = waitpid(pid, st, WNOHANG);
+		if (r == pid || (r == -1 && errno == ECHILD))
+			break;
+		poll(NULL, 0, 50);
+	}
+	kill(-pgid, SIGKILL);
+	if (waitpid(pid, st, WNOHANG) == 0)
+		while (waitpid(pid, st, 0) == -1 && errno == EINTR)
+			;
+}
+
+enum { ENV_NONE, ENV_RELEASE, ENV_APP };
+
+struct runopts {
+	const char	 *dir;		/* working directory */
+	int		  env;		/* ENV_* */
+	const char	 *release;	/* for ENV_RELEASE and ENV_APP */
+	const char	 *sha;
+	char *const	 *extra;	/* more "K=V" */
+	long		  timeout;	/* seconds, 0 none */
+	char		 *out;		/* capture stdout here (size outlen) */
+	size_t		  outlen;
+	int		  record;	/* record the group for the next run */
+};
+
+static void
+child_env(const struct runopts *o)
+{
+	char *const *e;
+	char *p;
+
+	setenv("DEPLOY_ROOT", root, 1);
+	if (o->sha != NULL)
+		setenv("DEPLOY_REVISION", o->sha, 1);
+	if (o->env != ENV_NONE && o->release != NULL) {
+		const char *path = getenv("PATH");
+
+		setenv("DEPLOY_RELEASE", o->release, 1);
+		p = fmtpath("%s/.venv", o->release);
+		setenv("VIRTUAL_ENV", p, 1);
+		p = fmtpath("%s/.venv/bin:%s", o->release,
+		    path ? path : "/usr/bin:/bin");
+		setenv("PATH", p, 1);
+		unsetenv("PYTHONHOME");
+	}
+	if (o->env == ENV_APP && envvars != NULL)
+		for (e = envvars; *e; e++)
+			putenv(*e);
+	for (e = o->extra; e && *e; e++)
+		putenv(*e);
+}
+
+static int
+run(char *const argv[], const struct runopts *o, struct result *res)
+{
+	int out[2], ep[2], guard, st = 0, eof = 0, n, nap = 1;
+	size_t outn = 0;
+	pid_t pid, r;
+	double end;
+	char buf[4096];
+	struct pollfd pfd;
+
+	memset(res, 0, sizeof(*res));
+	{
+		char *const *a;
+		logf_("$");
+		for (a = argv; *a; a++)
+			logf_(" %s", *a);
+		logf_("\n");
+	}
+	if (pipe(out) == -1 || pipe(ep) == -1)
+		die(EXIT_STUCK, "pipe: %s", strerror(errno));
+	fcntl(out[0], F_SETFD, FD_CLOEXEC);
+	fcntl(ep[0], F_SETFD, FD_CLOEXEC);
+	fcntl(ep[1], F_SETFD, FD_CLOEXEC);
+	fflush(NULL);
+	if ((pid = fork()) == -1)
+		die(EXIT_STUCK, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int devnull;
+		pid_t parent = getppid();
+
+		setpgid(0, 0);
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+#endif
+		(void)parent;
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		if ((devnull = open("/dev/null", O_RDONLY)) != -1) {
+			dup2(devnull, 0);
+			if (devnull != 0)
+				close(devnull);
+		}
+		/* captured output is stdout only; stderr then goes to the log */
+		dup2(out[1], 1);
+		if (o->out == NULL)
+			dup2(out[1], 2);
+		else if (logfd != -1)
+			dup2(logfd, 2);
+		else if ((devnull = open("/dev/null", O_WRONLY)) != -1)
+			dup2(devnull, 2);
+		close(out[1]);
+		if (o->dir != NULL && chdir(o->dir) == -1) {
+			n = errno;
+			write_all(ep[1], (char *)&n, sizeof(n));
+			_exit(127);
+		}
+		child_env(o);
+		execvp(argv[0], argv);
+		n = errno;
+		write_all(ep[1], (char *)&n, sizeof(n));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	close(out[1]);
+	close(ep[1]);
+	guard = start_guard(pid);
+	if (o->record)
+		record_step(pid);
+	while ((n = (int)read(ep[0], &res->execerr, sizeof(res->execerr))) == -1 &&
+	    errno == EINTR)
+		;
+	if (n != sizeof(res->execerr))
+		res->execerr = 0;
+	close(ep[0]);
+
+	end = o->timeout > 0 ? now() + o->timeout : 0;
+	pfd.fd = out[0];
+	pfd.events = POLLIN;
+	for (;;) {
+		if (gotsig && !late) {
+			res->signo = gotsig;
+			kill_group(pid, &st, pid);
+			break;
+		}
+		if (end && now() >= end) {
+			res->timedout = 1;
+			logf_("deploy: timed out after %lds\n", o->timeout);
+			kill_group(pid, &st, pid);
+			break;
+		}
+		if (!eof) {
+			n = poll(&pfd, 1, 100);
+			if (n > 0) {
+				ssize_t k = read(out[0], buf, sizeof(buf));
+				if (k <= 0) {
+					eof = k == 0 || errno != EINTR;
+				} else {
+					log_write(buf, (size_t)k);
+					tail_add(buf, (size_t)k);
+					if (o->out != NULL) {
+						size_t c = (size_t)k;
+						if (c > o->outlen - 1 - outn)
+							c = o->outlen - 1 - outn;
+						memcpy(o->out + outn, buf, c);
+						outn += c;
+						o->out[outn] = '\0';
+					} else if (vflag && !qflag) {
+						fwrite(buf, 1, (size_t)k, stdout);
+						fflush(stdout);
+					}
+				}
+			}
+		}
+		r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			break;
+		if (r == -1 && errno != EINTR)
+			break;
+		if (eof && r == 0) {
+			poll(NULL, 0, nap);
+			nap = nap < 50 ? nap * 2 : 50;
+		}
+	}
+	/* nothing the step started may outlive it */
+	kill(-pid, SIGKILL);
+	{
+		double dl = now() + 1;
+		while (now() < dl && poll(&pfd, 1, 100) > 0) {
+			ssize_t k = read(out[0], buf, sizeof(buf));
+			if (k <= 0)
+				break;
+			log_write(buf, (size_t)k);
+			tail_add(buf, (size_t)k);
+			if (o->out != NULL) {
+				size_t c = (size_t)k;
+				if (c > o->outlen - 1 - outn)
+					c = o->outlen - 1 - outn;
+				memcpy(o->out + outn, buf, c);
+				outn += c;
+				o->out[outn] = '\0';
+			}
+		}
+	}
+	close(out[0]);
+	if (o->record)
+		record_step(0);
+	stop_guard(guard);
+	reap_guards();
+	res->status = st;
+	if (res->execerr)
+		logf_("deploy: cannot run %s: %s\n", argv[0],
+		    strerror(res->execerr));
+	return res->signo == 0 && !res->timedout && res->execerr == 0 &&
+	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static const char *
+why_failed(const struct result *r, const char *argv0, long tmo)
+{
+	static char buf[256];
+
+	if (r->signo)
+		snprintf(buf, sizeof(buf), "stopped by signal %d", r->signo);
+	else if (r->timedout)
+		snprintf(buf, sizeof(buf), "timed out after %lds (timeout)", tmo);
+	else if (r->execerr)
+		snprintf(buf, sizeof(buf), "cannot run %s: %s", argv0,
+		    strerror(r->execerr));
+	else if (WIFEXITED(r->status))
+		snprintf(buf, sizeof(buf), "exit status %d",
+		    WEXITSTATUS(r->status));
+	else if (WIFSIGNALED(r->status))
+		snprintf(buf, sizeof(buf), "killed by signal %d",
+		    WTERMSIG(r->status));
+	else
+		snprintf(buf, sizeof(buf), "failed");
+	return buf;
+}
+
+/* ---- step reporting ---- */
+
+static double stepstart;
+
+static void
+step_begin(const char *name)
+{
+	stepno++;
+	stepstart = now();
+	taillen = 0;
+	logf_("== [%d] %s\n", stepno, name);
+}
+
+static void
+step_ok(const char *name)
+{
+	logf_("== [%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+	if (!qflag) {
+		printf("[%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+		fflush(stdout);
+	}
+}
+
+static void
+step_skip(const char *name, const char *why)
+{
+	stepno++;
+	logf_("== [%d] %s skipped (%s)\n", stepno, name, why);
+	if (!qflag) {
+		printf("[%d] %s skipped (%s)\n", stepno, name, why);
+		fflush(stdout);
+	}
+}
+
+static void
+step_fail(const char *name, const char *why, int showtail)
+{
+	logf_("== [%d] %s FAILED %.2fs: %s\n", stepno, name,
+	    now() - stepstart, why);
+	fprintf(stderr, "[%d] %s FAILED %.2fs: %s\n", stepno, name,
+	    now() - stepstart, why);
+	if (showtail && taillen > 0)
+		tail_show(20);
+	fflush(stderr);
+}
+
+/* Runs a config command (or argv) as a step; returns 0 on success. */
+static int
+run_step(const char *name, char *const argv[], struct runopts *o,
+    struct result *res)
+{
+	step_begin(name);
+	if (run(argv, o, res) == 0) {
+		step_ok(name);
+		return 0;
+	}
+	step_fail(name, why_failed(res, argv[0], o->timeout), 1);
+	return -1;
+}
+
+static char **
+words(const char *s)
+{
+	char err[128], **w;
+
+	if ((w = split_words(s, err, sizeof(err))) == NULL)
+		die(EXIT_USAGE, "command '%s': %s", s, err);
+	return w;
+}
+
+static char **
+words_plus(const char *s, ...)
+{
+	char **w = words(s), *a;
+	size_t n;
+	va_list ap;
+
+	for (n = 0; w[n]; n++)
+		;
+	va_start(ap, s);
+	while ((a = va_arg(ap, char *)) != NULL) {
+		w = xrealloc(w, (n + 2) * sizeof(*w));
+		w[n++] = xstrdup(a);
+		w[n] = NULL;
+	}
+	va_end(ap);
+	return w;
+}
+
+/* ---- signals ---- */
+
+static void
+onsig(int s)
+{
+	gotsig = s;
+}
+
+static void
+signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = onsig;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* ssh dropped: a closed stdout must not stop a deploy half-way */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- the lock ---- */
+
+static void
+lock_root(const char *what)
+{
+	struct flock fl;
+	double end = now() + wflag;
+	char buf[256];
+	int n;
+
+	if ((lockfd = openat(statefd, "lock", O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1)
+		die(EXIT_STUCK, "%s/%s/lock: %s", root, STATE, strerror(errno));
+	for (;;) {
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(lockfd, F_SETLK, &fl) == 0)
+			break;
+		if (errno != EACCES && errno != EAGAIN)
+			die(EXIT_STUCK, "lock %s/%s/lock: %s", root, STATE,
+			    strerror(errno));
+		if (now() < end && !gotsig) {
+			poll(NULL, 0, 100);
+			continue;
+		}
+		if (gotsig)
+			exit(128 + gotsig);
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		fcntl(lockfd, F_GETLK, &fl);
+		n = (int)pread(lockfd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		die(EXIT_LOCKED, "another deploy holds the lock on %s: pid %ld "
+		    "(%s)%s", root, (long)fl.l_pid, buf, wflag ? "" :
+		    "; use -w SECONDS to wait for it");
+	}
+	n = snprintf(buf, sizeof(buf), "pid %ld started %lld %s\n",
+	    (long)getpid(), (long long)time(NULL), what);
+	if (ftruncate(lockfd, 0) == -1 || pwrite(lockfd, buf, (size_t)n, 0) != n)
+		warnx("%s/%s/lock: cannot record holder: %s", root, STATE,
+		    strerror(errno));
+}
+
+/* ---- cleanup of what a killed run left behind ---- */
+
+static void
+end_stale_step(void)
+{
+	char buf[64];
+	size_t len;
+	long pgid;
+	char *s;
+	int i;
+
+	if ((s = read_file_at(statefd, "step", 60, &len, NULL)) == NULL)
+		return;
+	snprintf(buf, sizeof(buf), "%s", s);
+	free(s);
+	buf[strcspn(buf, "\n")] = '\0';
+	if (parse_long(buf, 2, LONG_MAX, &pgid) == 0 &&
+	    kill(-(pid_t)pgid, 0) == 0) {
+		say("ending process group %ld left by an interrupted deploy",
+		    pgid);
+		kill(-(pid_t)pgid, SIGKILL);
+		for (i = 0; i < 50 && kill(-(pid_t)pgid, 0) == 0; i++)
+			poll(NULL, 0, 20);
+	}
+	unlinkat(statefd, "step", 0);
+}
+
+static int venv_done(int vfd, const char *key);
+
+static void
+cleanup(void)
+{
+	long cur;
+	size_t i;
+	int fd;
+	DIR *dp;
+	struct dirent *d;
+
+	end_stale_step();
+	if (unlinkat(rootfd, TMPLINK, 0) == 0)
+		say("removed %s left by an interrupted switch", TMPLINK);
+	unlinkat(statefd, "index", 0);
+	unlinkat(statefd, "history.tmp", 0);
+	remove_tree(statefd, "repo.tmp");
+	history_load();
+	scan_releases();
+	cur = cur_index();
+	if (cur >= 0 && rel[cur].state == R_INCOMPLETE) {
+		/* a live release we did not build (a migrated root) */
+		say("adopting the current release %s", cursha);
+		history_add(EV_COMPLETE, cursha);
+		scan_releases();
+	}
+	for (i = 0; i < nrel; i++) {
+		if (rel[i].state != R_INCOMPLETE || strcmp(rel[i].name, cursha) == 0)
+			continue;
+		if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC | O_NOFOLLOW)) == -1)
+			break;
+		if (remove_tree(fd, rel[i].name) == 0)
+			say("removed incomplete release %s", rel[i].name);
+		else
+			warnx("cannot remove incomplete release %s/releases/%s",
+			    root, rel[i].name);
+		close(fd);
+	}
+	scan_releases();
+	if ((fd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return;
+	if ((dp = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.' || venv_done(dirfd(dp), d->d_name))
+			continue;
+		if (remove_tree(dirfd(dp), d->d_name) == 0)
+			say("removed incomplete virtualenv venvs/%s", d->d_name);
+	}
+	closedir(dp);
+}
+
+/* ---- configuration and environment ---- */
+
+static void
+load_config(const char *path)
+{
+	char err[ERRLEN + PATH_MAX], *buf, *vcmd;
+	struct stat st;
+	size_t len;
+	int fd;
+
+	config_init(&cfg);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		die(EXIT_USAGE, "%s: %s%s", path, strerror(errno), errno == ENOENT ?
+		    " (run 'deploy init URL' first)" : "");
+	if (fstat(fd, &st) == -1)
+		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die(EXIT_USAGE, "%s: not a regular file", path);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
+		    "(chmod go-w %s)", path, path);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		die(EXIT_USAGE, "%s: owned by uid %ld, not by you or root; "
+		    "refusing it", path, (long)st.st_uid);
+	if (st.st_size > CONF_MAX)
+		die(EXIT_USAGE, "%s: larger than %d bytes", path, CONF_MAX);
+	close(fd);
+	if ((buf = read_file_at(AT_FDCWD, path, CONF_MAX, &len, NULL)) == NULL)
+		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
+		die(EXIT_USAGE, "%s", err);
+	free(buf);
+	if (kflag)
+		cfg.keep = kflag;
+	if (cfg.requirements == NULL)
+		cfg.requirements = xstrdup("requirements.txt");
+	if (cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	if (cfg.virtualenv == NULL) {
+		const char *p = getenv("PATH");
+		char *dir, *save, *copy = xstrdup(p ? p : "/usr/bin:/bin");
+
+		vcmd = "python3 -m venv";
+		for (dir = strtok_r(copy, ":", &save); dir;
+		    dir = strtok_r(NULL, ":", &save)) {
+			char *f = fmtpath("%s/virtualenv", *dir ? dir : ".");
+			int ok = access(f, X_OK) == 0;
+			free(f);
+			if (ok) {
+				vcmd = "virtualenv -p python3";
+				break;
+			}
+		}
+		free(copy);
+		cfg.virtualenv = xstrdup(vcmd);
+	}
+	if (cfg.envfile != NULL) {
+		char *f = fmtpath("shared/%s", cfg.envfile);
+
+		if ((buf = read_file_at(rootfd, f, CONF_MAX, &len, NULL)) == NULL)
+			die(EXIT_USAGE, "%s/%s: %s", root, f, strerror(errno));
+		free(f);
+		f = fmtpath("%s/shared/%s", root, cfg.envfile);
+		if (envfile_parse(buf, len, f, &envvars, err, sizeof(err)) == -1)
+			die(EXIT_USAGE, "%s", err);
+		free(f);
+		free(buf);
+	}
+}
+
+/* ---- the steps, in the order they run ---- */
+
+static struct runopts
+opts(const char *dir, int env, const char *release, const char *sha)
+{
+	struct runopts o;
+
+	memset(&o, 0, sizeof(o));
+	o.dir = dir;
+	o.env = env;
+	o.release = release;
+	o.sha = sha;
+	o.timeout = cfg.timeout;
+	return o;
+}
+
+static char *
+gitdir(void)
+{
+	static char *g;
+
+	if (g == NULL)
+		g = fmtpath("--git-dir=%s/repo", root);
+	return g;
+}
+
+/* 1. fetch: every fetch happens in the mirror, never in a release */
+static void
+step_fetch(void)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	struct stat st;
+	struct result r;
+	char **argv;
+
+	if (fstatat(rootfd, "repo", &st, 0) == -1) {
+		char *tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
+		char *av[] = { "git", "clone", "--mirror", "--quiet", "--",
+		    cfg.repo, tmp, NULL };
+
+		if (run_step("clone", av, &o, &r) == -1)
+			exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
+			die(EXIT_FAILED, "rename %s to %s/repo: %s", tmp, root,
+			    strerror(errno));
+		free(tmp);
+		return;
+	}
+	argv = words_plus("git", gitdir(), "fetch", "--prune", "--quiet",
+	    "--end-of-options", cfg.repo, "+refs/heads/*:refs/heads/*",
+	    "+refs/tags/*:refs/tags/*", (char *)NULL);
+	if (run_step("fetch", argv, &o, &r) == -1)
+		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+	free_words(argv);
+}
+
+/* 2. resolve: REF to a full object id, checked before it is a path */
+static void
+resolve(const char *ref, char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[256], *spec;
+	struct result r;
+	char **argv;
+
+	if (!ref_ok(ref))
+		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
+		    "with '-', or holds spaces or control characters)", ref);
+	spec = fmtpath("%s^{commit}", ref);
+	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
+	    spec, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	step_begin("resolve");
+	if (run(argv, &o, &r) == -1) {
+		if (r.signo)
+			exit(128 + r.signo);
+		step_fail("resolve", "not found", 0);
+		die(EXIT_USAGE, "ref '%s': no such branch, tag or commit in %s",
+		    ref, cfg.repo);
+	}
+	out[strcspn(out, "\n")] = '\0';
+	if (!is_sha(out))
+		die(EXIT_FAILED, "git rev-parse printed '%.80s', not an object id",
+		    out);
+	strcpy(sha, out);
+	step_ok("resolve");
+	free_words(argv);
+	free(spec);
+}
+
+/* A hash of the requirements, the python and the virtualenv command. */
+static unsigned long long
+fnv(unsigned long long h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	while (n--)
+		h = (h ^ *s++) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * A shared venv is keyed by the requirements' bytes; that key says nothing
+ * of local paths, editables, other files or URLs, so those never share.
+ */
+static int
+reqs_shareable(const char *buf)
+{
+	static const char *opts_ok[] = { "-i", "--index-url",
+	    "--extra-index-url", "-f", "--find-links", "--only-binary",
+	    "--no-binary", "--prefer-binary", "--pre", "--trusted-host",
+	    "--no-index", NULL };
+	const char *p, *l, **o;
+	char line[1024];
+	size_t n;
+
+	for (l = buf; *l; l = p + (*p != '\0')) {
+		p = l + strcspn(l, "\n");
+		while (l < p && (*l == ' ' || *l == '\t'))
+			l++;
+		if (l == p || *l == '#')
+			continue;
+		if ((n = (size_t)(p - l)) >= sizeof(line))
+			return 0;
+		memcpy(line, l, n);
+		line[n] = '\0';
+		if (*l == '-') {
+			for (o = opts_ok; *o; o++)
+				if (strncmp(line, *o, strlen(*o)) == 0 &&
+				    strchr(" =\t", line[strlen(*o)]) != NULL)
+					break;
+			if (*o == NULL)
+				return 0;
+			continue;
+		}
+		if (*l == '.' || *l == '/' || *l == '~' || strchr(line, '@') ||
+		    strstr(line, "file:") || strstr(line, "://"))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+python_id(unsigned long long *h)
+{
+	char **w = words(cfg.virtualenv), **p, *name = "python3";
+	char *path = getenv("PATH"), *copy, *dir, *save, *f, real[PATH_MAX];
+	struct stat st;
+
+	for (p = w; *p; p++)
+		if ((strcmp(*p, "-p") == 0 || strcmp(*p, "--python") == 0) && p[1])
+			name = p[1];
+		else if (strncmp(*p, "--python=", 9) == 0)
+			name = *p + 9;
+		else if (p == w && strstr(*p, "python") != NULL)
+			name = *p;
+	copy = xstrdup(path ? path : "/usr/bin:/bin");
+	for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		f = strchr(name, '/') ? xstrdup(name) : fmtpath("%s/%s", dir, name);
+		if (realpath(f, real) != NULL && stat(real, &st) == 0) {
+			*h = fnv(*h, real, strlen(real));
+			*h = fnv(*h, &st.st_size, sizeof(st.st_size));
+			*h = fnv(*h, &st.st_mtime, sizeof(st.st_mtime));
+			free(f);
+			break;
+		}
+		free(f);
+	}
+	free(copy);
+	free_words(w);
+}
+
+static int
+venv_done(int vfd, const char *key)
+{
+	char *m = fmtpath("%s/.deploy-complete", key);
+	struct stat st;
+	int r = fstatat(vfd, m, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+	free(m);
+	return r;
+}
+
+static void
+mark_venv_done(const char *key)
+{
+	char *m = fmtpath("venvs/%s/.deploy-complete", key);
+	char *d = fmtpath("venvs/%s", key);
+	int fd;
+
+	if ((fd = openat(rootfd, m, O_WRONLY | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1 || fsync(fd) == -1 || close(fd) == -1)
+		die(EXIT_FAILED, "%s/%s: %s", root, m, strerror(errno));
+	if ((fd = openat(rootfd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		fsync(fd);
+		close(fd);
+	}
+	free(m);
+	free(d);
+}
+
+/* Removes the partial release and exits with status. */
+static void fail_build(const char *sha, int status);
+
+/* 4. venv and pip: built once per key under venvs/, or in the release */
+static void
+step_venv_pip(const char *sha, const char *rdir)
+{
+	char *reqpath, *buf = NULL, key[17], *vpath, *link, **argv, *py;
+	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
+	unsigned long long h = 1469598103934665603ULL;
+	char *extra[3] = { NULL, NULL, NULL };
+	struct result r;
+	struct stat st;
+	size_t len = 0;
+	int shared, vfd, ne = 0;
+
+	reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
+	if (stat(reqpath, &st) == 0)
+		buf = read_file_at(AT_FDCWD, reqpath, 1 << 20, &len, NULL);
+	shared = cfg.reuse_venv && (buf == NULL || reqs_shareable(buf));
+	if (buf != NULL)
+		h = fnv(h, buf, len);
+	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
+	python_id(&h);
+	snprintf(key, sizeof(key), "%016llx", h);
+	if (getenv("PIP_CACHE_DIR") == NULL && getenv("PIP_NO_CACHE_DIR") == NULL)
+		extra[ne++] = fmtpath("PIP_CACHE_DIR=%s/%s/pip-cache", root, STATE);
+	if (getenv("PIP_DISABLE_PIP_VERSION_CHECK") == NULL)
+		extra[ne++] = xstrdup("PIP_DISABLE_PIP_VERSION_CHECK=1");
+	o.extra = extra;
+	o.record = 1;
+
+	if (shared) {
+		mkdirat(rootfd, "venvs", 0755);
+		if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC | O_NOFOLLOW)) == -1)
+			die(EXIT_FAILED, "%s/venvs: %s", root, strerror(errno));
+		vpath = fmtpath("%s/venvs/%s", root, key);
+		link = fmtpath("../../venvs/%s", key);
+		if (symlinkat(link, AT_FDCWD, fmtpath("%s/.venv", rdir)) == -1) {
+			warnx("%s/.venv: %s", rdir, strerror(errno));
+			fail_build(sha, EXIT_FAILED);
+		}
+		if (venv_done(vfd, key)) {
+			close(vfd);
+			step_skip("venv", "reused venvs/");
+			logf_("reusing %s\n", vpath);
+			step_skip("pip", "requirements unchanged");
+			return;
+		}
+		remove_tree(vfd, key);	/* a broken one is never reused */
+		close(vfd);
+	} else {
+		vpath = fmtpath("%s/.venv", rdir);
+	}
+	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
+	if (run_step("venv", argv, &o, &r) == -1)
+		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	free_words(argv);
+	if (buf == NULL) {
+		char why[PATH_MAX + 32];
+		snprintf(why, sizeof(why), "no %s", cfg.requirements);
+		step_skip("pip", why);
+	} else {
+		py = fmtpath("%s/bin/python", vpath);
+		argv = words_plus("x", "-m", "pip", "install", "-r", reqpath,
+		    (char *)NULL);
+		free(argv[0]);
+		argv[0] = py;
+		if (run_step("pip", argv, &o, &r) == -1)
+			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+		free_words(argv);
+	}
+	if (shared)
+		mark_venv_done(key);
+	free(buf);
+	free(reqpath);
+}
+
+/* links shared/<path> into the release at the same relative path */
+static void
+step_link(const char *sha, const char *rdir)
+{
+	char **w, **p, *dst, *target, *slash;
+	struct stat st;
+	int depth;
+
+	if (cfg.link == NULL)
+		return;
+	step_begin("link");
+	w = words(cfg.link);
+	for (p = w; *p; p++) {
+		char *src = fmtpath("shared/%s", *p);
+
+		if (fstatat(rootfd, src, &st, 0) == -1) {
+			char why[PATH_MAX + 64];
+			snprintf(why, sizeof(why), "%s/%s: %s (link)", root, src,
+			    strerror(errno));
+			step_fail("link", why, 0);
+			fail_build(sha, EXIT_FAILED);
+		}
+		free(src);
+		dst = fmtpath("%s/%s", rdir, *p);
+		/* make the parents; replace what the checkout put there */
+		for (slash = dst + strlen(rdir) + 1; (slash = strchr(slash, '/'));
+		    slash++) {
+			*slash = '\0';
+			mkdir(dst, 0755);
+			*slash = '/';
+		}
+		for (depth = 1, slash = *p; (slash = strchr(slash, '/')); slash++)
+			depth++;
+		target = xrealloc(NULL, (size_t)depth * 3 + 16 + strlen(*p));
+		target[0] = '\0';
+		while (depth-- > 0)
+			strcat(target, "../");
+		strcat(target, "../shared/");
+		strcat(target, *p);
+		if (lstat(dst, &st) == 0) {
+			char *par = xstrdup(dst), *base = strrchr(par, '/');
+			int pfd;
+			*base++ = '\0';
+			if ((pfd = open(par, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+				remove_tree(pfd, base);
+				close(pfd);
+			}
+			free(par);
+		}
+		if (symlink(target, dst) == -1) {
+			char why[PATH_MAX + 64];
+			snprintf(why, sizeof(why), "%s: %s", dst, strerror(errno));
+			step_fail("link", why, 0);
+			fail_build(sha, EXIT_FAILED);
+		}
+		logf_("%s -> %s\n", dst, target);
+		free(target);
+		free(dst);
+	}
+	free_words(w);
+	step_ok("link");
+}
+
+static int
+rdir_fd(void)
+{
+	int fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+
+	if (fd == -1)
+		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+	return fd;
+}
+
+static void
+fail_build(const char *sha, int status)
+{
+	int fd = rdir_fd();
+
+	if (remove_tree(fd, sha) == -1)
+		warnx("could not remove all of %s/releases/%s: the next run "
+		    "will try again", root, sha);
+	close(fd);
+	if (status == EXIT_FAILED)
+		warnx("deploy of %.12s failed before the switch; current is "
+		    "unchanged", sha);
+	else
+		warnx("interrupted by signal %d; removed the partial release "
+		    "%.12s; current is unchanged", status - 128, sha);
+	if (logfd != -1 && status == EXIT_FAILED)
+		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
+	exit(status);
+}
+
+static void
+open_log(const char *sha, int truncate)
+{
+	char *p = fmtpath("logs/%s.log", sha);
+
+	mkdirat(statefd, "logs", 0755);
+	if (logfd != -1)
+		close(logfd);
+	logfd = openat(statefd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0644);
+	if (logfd == -1)
+		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
+	free(p);
+	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
+}
+
+/* 3-4. build releases/<sha> at its final path, then record it complete */
+static void
+build_release(const char *sha)
+{
+	char *rdir = fmtpath("%s/releases/%s", root, sha), *idx, **argv;
+	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
+	char *extra[2] = { NULL, NULL };
+	struct result r;
+	int fd;
+
+	open_log(sha, 1);
+	fd = rdir_fd();
+	if (mkdirat(fd, sha, 0755) == -1)
+		die(EXIT_FAILED, "%s: %s", rdir, strerror(errno));
+	close(fd);
+
+	/* a checkout of exactly sha, with no .git and no tie to the mirror */
+	idx = fmtpath("%s/%s/index", root, STATE);
+	extra[0] = fmtpath("GIT_INDEX_FILE=%s", idx);
+	o.extra = extra;
+	o.record = 1;
+	o.env = ENV_NONE;
+	o.dir = root;
+	argv = words_plus("git", gitdir(), fmtpath("--work-tree=%s", rdir),
+	    "read-tree", "--reset", "-u", sha, (char *)NULL);
+	if (run_step("checkout", argv, &o, &r) == -1)
+		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	unlink(idx);
+	free_words(argv);
+	if (gotsig)
+		fail_build(sha, 128 + gotsig);
+
+	step_venv_pip(sha, rdir);
+	if (gotsig)
+		fail_build(sha, 128 + gotsig);
+	step_link(sha, rdir);
+
+	o = opts(rdir, ENV_APP, rdir, sha);
+	o.record = 1;
+	if (cfg.build != NULL) {
+		argv = words(cfg.build);
+		if (run_step("build", argv, &o, &r) == -1)
+			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+		free_words(argv);
+	} else
+		step_skip("build", "no build command");
+	if (cfg.test != NULL) {
+		argv = words(cfg.test);
+		if (run_step("test", argv, &o, &r) == -1)
+			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+		free_words(argv);
+	} else
+		step_skip("test", "no test command");
+	if (gotsig)
+		fail_build(sha, 128 + gotsig);
+
+	/* make the tree durable before the history says it is complete */
+	if ((fd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		fsync(fd);
+		close(fd);
+	}
+	history_add(EV_COMPLETE, sha);
+	logf_("== complete\n");
+	free(rdir);
+	free(idx);
+}
+
+/* 5. switch: a new link under a temp name, renamed over current */
+static int
+switch_current(const char *sha)
+{
+	char *target = fmtpath("releases/%s", sha);
+
+	unlinkat(rootfd, TMPLINK, 0);
+	if (symlinkat(target, rootfd, TMPLINK) == -1) {
+		warnx("%s/%s: %s", root, TMPLINK, strerror(errno));
+		free(target);
+		return -1;
+	}
+	if (renameat(rootfd, TMPLINK, rootfd, "current") == -1) {
+		warnx("rename %s over %s/current: %s", TMPLINK, root,
+		    strerror(errno));
+		unlinkat(rootfd, TMPLINK, 0);
+		free(target);
+		return -1;
+	}
+	if (fsync(rootfd) == -1)
+		warnx("fsync %s: %s", root, strerror(errno));
+	snprintf(cursha, sizeof(cursha), "%s", sha);
+	free(target);
+	return 0;
+}
+
+/* supervisorctl status PROGRAM: the state word, and the pid */
+static int
+program_state(const char *rdir, const char *sha, char *state, size_t sl,
+    long *pid)
+{
+	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
+	char out[4096], *p, **argv, name[256], word[32];
+	struct result r;
+
+	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	if (o.timeout == 0 || o.timeout > 60)
+		o.timeout = 60;
+	run(argv, &o, &r);	/* its status says not running as non-zero */
+	free_words(argv);
+	*pid = 0;
+	snprintf(state, sl, "UNKNOWN");
+	if (sscanf(out, "%255s %31s", name, word) != 2 ||
+	    strcmp(name, cfg.program) != 0)
+		return -1;
+	snprintf(state, sl, "%s", word);
+	if ((p = strstr(out, "pid ")) != NULL)
+		*pid = strtol(p + 4, NULL, 10);
+	return 0;
+}
+
+/* 6. restart, then wait until supervisord says it runs and stays up */
+static int
+step_restart(const char *sha)
+{
+	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
+	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
+	char state[32], why[256];
+	double end, settled = 0;
+	struct result r;
+	long pid, firstpid = 0;
+
+	if (cfg.program == NULL && cfg.restart == NULL) {
+		step_skip("restart", "no program or restart command");
+		free(rdir);
+		return 0;
+	}
+	step_begin("restart");
+	argv = cfg.restart ? words(cfg.restart) :
+	    words_plus(cfg.supervisorctl, "restart", cfg.program, (char *)NULL);
+	if (run(argv, &o, &r) == -1 && (cfg.restart != NULL || r.timedout ||
+	    r.execerr)) {
+		step_fail("restart", why_failed(&r, argv[0], o.timeout), 1);
+		free_words(argv);
+		free(rdir);
+		return -1;
+	}
+	free_words(argv);
+	if (cfg.program == NULL) {
+		step_ok("restart");
+		free(rdir);
+		return 0;
+	}
+	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
+	for (;;) {
+		program_state(rdir, sha, state, sizeof(state), &pid);
+		logf_("%s is %s (pid %ld)\n", cfg.program, state, pid);
+		if (strcmp(state, "RUNNING") == 0) {
+			if (pid != firstpid) {
+				firstpid = pid;
+				settled = now() + SETTLE;
+			} else if (now() >= settled)
+				break;
+		} else if (strcmp(state, "STARTING") != 0) {
+			snprintf(why, sizeof(why), "%s is %s, not RUNNING",
+			    cfg.program, state);
+			step_fail("restart", why, 1);
+			free(rdir);
+			return -1;
+		}
+		if (now() >= end) {
+			snprintf(why, sizeof(why), "%s is still %s after %lds",
+			    cfg.program, state, (long)(end - stepstart));
+			step_fail("restart", why, 1);
+			free(rdir);
+			return -1;
+		}
+		poll(NULL, 0, 200);
+	}
+	step_ok("restart");
+	free(rdir);
+	return 0;
+}
+
+/* 7. check: again and again until it passes or check_timeout ends */
+static int
+step_check(const char *sha)
+{
+	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
+	struct runopts o = opts(rdir, ENV_APP, rdir, sha);
+	struct result r;
+	double end;
+	int ok = -1, tries = 0;
+
+	if (cfg.check == NULL) {
+		step_skip("check", "no check command");
+		free(rdir);
+		return 0;
+	}
+	argv = words(cfg.check);
+	step_begin("check");
+	end = now() + cfg.check_timeout;
+	for (;;) {
+		double left = end - now();
+
+		tries++;
+		o.timeout = left < 1 ? 1 : (long)left + 1;
+		if (cfg.timeout > 0 && o.timeout > cfg.timeout)
+			o.timeout = cfg.timeout;
+		if (run(argv, &o, &r) == 0) {
+			ok = 0;
+			break;
+		}
+		if (gotsig || now() >= end)
+			break;
+		poll(NULL, 0, 500);
+	}
+	if (ok == 0)
+		step_ok("check");
+	else {
+		char why[300];
+		snprintf(why, sizeof(why), "%s, %d tries in %lds", gotsig ?
+		    "interrupted" : why_failed(&r, argv[0], o.timeout), tries,
+		    cfg.check_timeout);
+		step_fail("check", why, 1);
+	}
+	free_words(argv);
+	free(rdir);
+	return ok;
+}
+
+/* 8. prune: oldest complete releases beyond keep, and failed ones */
+static void
+do_prune(int asstep)
+{
+	long cur, rb;
+	size_t i, n;
+	int fd, vfd;
+
+	if (asstep)
+		step_begin("prune");
+	scan_releases();
+	cur = cur_index();
+	rb = rollback_target(rel, nrel, cur);
+	n = prune_select(rel, nrel, cfg.keep, cur, rb);
+	fd = rdir_fd();
+	for (i = 0; i < nrel; i++) {
+		if (!rel[i].mark)
+			continue;
+		if (nflag) {
+			say("would remove %s release %s", state_name(rel[i].state),
+			    rel[i].name);
+			continue;
+		}
+		/* forget it first: a half-deleted release must not look complete */
+		history_forget(rel[i].name);
+		history_save();
+		if (remove_tree(fd, rel[i].name) == -1)
+			warnx("could not remove all of %s/releases/%s: the next "
+			    "run will try again", root, rel[i].name);
+		else {
+			char *lg = fmtpath("logs/%s.log", rel[i].name);
+			unlinkat(statefd, lg, 0);
+			free(lg);
+			logf_("removed %s\n", rel[i].name);
+			if (!asstep)
+				say("removed %s release %s",
+				    state_name(rel[i].state), rel[i].name);
+		}
+	}
+	close(fd);
+	/* virtualenvs no remaining release links to */
+	if (!nflag && (vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		DIR *dp = fdopendir(vfd);
+		struct dirent *d;
+		char buf[PATH_MAX], *lk;
+
+		scan_releases();
+		while (dp != NULL && (d = readdir(dp)) != NULL) {
+			int used = 0;
+			ssize_t k;
+
+			if (d->d_name[0] == '.')
+				continue;
+			for (i = 0; i < nrel && !used; i++) {
+				lk = fmtpath("releases/%s/.venv", rel[i].name);
+				k = readlinkat(rootfd, lk, buf, sizeof(buf) - 1);
+				free(lk);
+				if (k > 0) {
+					buf[k] = '\0';
+					used = strcmp(strrchr(buf, '/') ?
+					    strrchr(buf, '/') + 1 : buf,
+					    d->d_name) == 0;
+				}
+			}
+			if (used)
+				continue;
+			lk = fmtpath("%s/.deploy-complete", d->d_name);
+			unlinkat(dirfd(dp), lk, 0);
+			free(lk);
+			if (remove_tree(dirfd(dp), d->d_name) == 0) {
+				logf_("removed venvs/%s\n", d->d_name);
+				if (!asstep)
+					say("removed unused virtualenv venvs/%s",
+					    d->d_name);
+			}
+		}
+		if (dp != NULL)
+			closedir(dp);
+	}
+	if (asstep)
+		step_ok("prune");
+	else if (n == 0)
+		say("nothing to prune (keep = %ld)", cfg.keep);
+}
+
+/* After the switch: restart and check, or switch back. Returns status. */
+static int
+go_live(const char *sha, const char *prev)
+{
+	late = 1;
+	if (step_restart(sha) == 0 && (gotsig || step_check(sha) == 0)) {
+		late = 0;
+		return EXIT_OK;
+	}
+	history_add(EV_FAILED, sha);
+	if (prev[0] == '\0') {
+		warnx("release %s failed its restart or check, and there is no "
+		    "release to go back to: current still points to it. Fix the "
+		    "app and deploy again, or stop program %s by hand.", sha,
+		    cfg.program ? cfg.program : "(restart)");
+		return EXIT_STUCK;
+	}
+	warnx("release %.12s failed after the switch; switching back to %.12s",
+	    sha, prev);
+	open_log(prev, 0);
+	step_begin("switch back");
+	if (switch_current(prev) == -1) {
+		warnx("could not switch back: current still points to the "
+		    "failed release %s; run 'deploy activate %s'", sha, prev);
+		return EXIT_STUCK;
+	}
+	history_add(EV_ACTIVATE, prev);
+	step_ok("switch back");
+	if (step_restart(prev) == -1) {
+		warnx("switched back to %s, but it does not run either: look "
+		    "at program %s now", prev, cfg.program ? cfg.program :
+		    "(restart)");
+		return EXIT_STUCK;
+	}
+	late = 0;
+	return EXIT_SWITCHED_BACK;
+}
+
+/* switch to a complete release, restart, check; prune when asked */
+static int
+activate_release(const char *sha, int prune)
+{
+	char prev[65];
+	int st;
+
+	snprintf(prev, sizeof(prev), "%s", cursha);
+	open_log(sha, 0);
+	step_begin("switch");
+	late = 1;
+	if (switch_current(sha) == -1) {
+		step_fail("switch", "could not replace current", 0);
+		return EXIT_FAILED;
+	}
+	history_add(EV_ACTIVATE, sha);
+	step_ok("switch");
+	st = go_live(sha, prev);
+	if (st == EXIT_OK && prune && !gotsig)
+		do_prune(1);
+	if (gotsig)
+		return 128 + gotsig;
+	return st;
+}
+
+/* ---- the commands ---- */
+
+static void
+open_root(int create)
+{
+	char real[PATH_MAX];
+
+	if (create && mkdir(root, 0755) == 0)
+		say("created %s", root);
+	if (realpath(root, real) == NULL)
+		die(EXIT_USAGE, "deploy root %s: %s", root, strerror(errno));
+	root = xstrdup(real);
+	if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		die(EXIT_USAGE, "deploy root %s: %s", root, strerror(errno));
+	statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+}
+
+static void
+need_state(void)
+{
+	if (statefd != -1)
+		return;
+	if (mkdirat(rootfd, STATE, 0755) == -1 && errno != EEXIST)
+		die(EXIT_STUCK, "%s/%s: %s", root, STATE, strerror(errno));
+	if ((statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+		die(EXIT_STUCK, "%s/%s: %s", root, STATE, strerror(errno));
+}
+
+static void
+need_current_sane(void)
+{
+	char why[PATH_MAX * 2];
+	int c = read_current(why, sizeof(why));
+
+	if (c == CUR_DIR || c == CUR_BAD)
+		die(EXIT_USAGE, "%s", why);
+}
+
+static int
+cmd_init(int argc, char **argv)
+{
+	char *conf, *tmp;
+	struct stat st;
+	struct result r;
+	struct runopts o;
+	int fd;
+
+	if (argc < 2 || argc > 3)
+		die(EXIT_USAGE, "usage: deploy init URL [BRANCH]");
+	if (argv[1][0] == '-' || argv[1][0] == '\0')
+		die(EXIT_USAGE, "URL '%s' must not start with '-'", argv[1]);
+	if (argc == 3 && !ref_ok(argv[2]))
+		die(EXIT_USAGE, "branch '%s': not a usable ref", argv[2]);
+	if (nflag) {
+		say("would create %s with releases/, shared/, repo/ (mirror of "
+		    "%s) and shared/deploy.conf", root, argv[1]);
+		return EXIT_OK;
+	}
+	open_root(1);
+	need_state();
+	lock_root("init");
+	if (mkdirat(rootfd, "releases", 0755) == 0)
+		say("created releases/");
+	else if (errno == EEXIST)
+		say("releases/ already there");
+	else
+		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+	if (mkdirat(rootfd, "shared", 0755) == 0)
+		say("created shared/");
+	else if (errno == EEXIST)
+		say("shared/ already there");
+	else
+		die(EXIT_STUCK, "%s/shared: %s", root, strerror(errno));
+	if (fstatat(rootfd, "repo", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		say("repo/ already there; left as it is");
+	else {
+		tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
+		remove_tree(statefd, "repo.tmp");
+		{
+			char *av[] = { "git", "clone", "--mirror", "--quiet",
+			    "--", argv[1], tmp, NULL };
+			o = opts(root, ENV_NONE, NULL, NULL);
+			cfg.timeout = 1800;
+			o.timeout = 1800;
+			if (run_step("clone", av, &o, &r) == -1) {
+				remove_tree(statefd, "repo.tmp");
+				exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+			}
+		}
+		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
+			die(EXIT_STUCK, "rename to %s/repo: %s", root,
+			    strerror(errno));
+		fsync(rootfd);
+		say("created repo/ (a mirror of %s)", argv[1]);
+		free(tmp);
+	}
+	conf = fmtpath("shared/deploy.conf");
+	if (fstatat(rootfd, conf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		say("shared/deploy.conf already there; left as it is");
+	else {
+		char *text = fmtpath("# deploy(1) configuration: key = value\n"
+		    "repo = %s\n%s%s%s"
+		    "# keep = 5\n# test = python -m pytest\n# program = app\n",
+		    argv[1], argc == 3 ? "branch = " : "",
+		    argc == 3 ? argv[2] : "", argc == 3 ? "\n" : "");
+		if ((fd = openat(rootfd, conf, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC | O_NOFOLLOW, 0644)) == -1 ||
+		    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1 ||
+		    close(fd) == -1)
+			die(EXIT_STUCK, "%s/%s: %s", root, conf, strerror(errno));
+		say("created shared/deploy.conf: edit it, then run deploy");
+		free(text);
+	}
+	free(conf);
+	return EXIT_OK;
+}
+
+static int
+cmd_deploy(const char *ref, int prepare_only)
+{
+	char sha[65];
+	long i;
+
+	need_current_sane();
+	if (nflag) {
+		char why[64];
+		history_load();
+		scan_releases();
+		say("would fetch %s into %s/repo", cfg.repo, root);
+		ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
+		if (!ref_ok(ref))
+			die(EXIT_USAGE, "ref '%s': not a usable ref", ref);
+		resolve(ref, sha);
+		(void)why;
+		i = release_find(rel, nrel, sha);
+		if (strcmp(sha, cursha) == 0)
+			say("%s is current (as of the last fetch): nothing to do",
+			    sha);
+		else if (i >= 0 && rel[i].state == R_COMPLETE)
+			say("would switch to the existing release %s", sha);
+		else
+			say("would build releases/%s (as of the last fetch), "
+			    "test it, %s", sha, prepare_only ? "and stop" :
+			    "switch current to it, restart and prune");
+		return EXIT_OK;
+	}
+	need_state();
+	lock_root(prepare_only ? "prepare" : "deploy");
+	cleanup();
+	need_current_sane();
+	step_fetch();
+	if (ref == NULL)
+		ref = cfg.branch ? cfg.branch : "HEAD";
+	resolve(ref, sha);
+	scan_releases();
+	i = release_find(rel, nrel, sha);
+	if (i >= 0 && rel[i].state == R_FAILED) {
+		say("release %.12s failed after an earlier switch: rebuilding it",
+		    sha);
+		history_forget(sha);
+		history_save();
+		{
+			int fd = rdir_fd();
+			if (remove_tree(fd, sha) == -1)
+				die(EXIT_FAILED, "cannot remove %s/releases/%s",
+				    root, sha);
+			close(fd);
+		}
+		i = -1;
+	}
+	if (i < 0 || rel[i].state != R_COMPLETE)
+		build_release(sha);
+	else if (prepare_only || strcmp(sha, cursha) != 0)
+		say("release %s is already built", sha);
+	if (gotsig)
+		return 128 + gotsig;	/* built or not, nothing was switched */
+	if (prepare_only) {
+		printf("%s\n", sha);
+		return EXIT_OK;
+	}
+	if (strcmp(sha, cursha) == 0) {
+		say("%s is already current: nothing to do", sha);
+		return EXIT_OK;
+	}
+	return activate_release(sha, 1);
+}
+
+static long
+find_rev(const char *rev)
+{
+	long i = rev_match(rel, nrel, rev);
+
+	if (i == -3)
+		die(EXIT_USAGE, "REV '%s': give a full sha or a prefix of at "
+		    "least 7 hex digits", rev);
+	if (i == -2)
+		die(EXIT_USAGE, "REV '%s' is ambiguous: give more digits", rev);
+	if (i == -1)
+		die(EXIT_USAGE, "REV '%s': no complete release has it "
+		    "('deploy list' shows them)", rev);
+	if (rel[i].state == R_FAILED)
+		die(EXIT_USAGE, "release %s failed after its switch; "
+		    "'deploy deploy %s' rebuilds it", rel[i].name, rel[i].name);
+	return i;
+}
+
+static int
+cmd_activate(const char *rev, int rollback)
+{
+	char sha[65];
+	long i, cur;
+
+	need_current_sane();
+	if (!nflag) {
+		need_state();
+		lock_root(rollback ? "rollback" : "activate");
+		cleanup();
+	} else {
+		history_load();
+		scan_releases();
+	}
+	cur = cur_index();
+	if (rev != NULL)
+		i = find_rev(rev);
+	else if ((i = rollback_target(rel, nrel, cur)) < 0)
+		die(EXIT_USAGE, "nothing to roll back to: no complete release "
+		    "was completed before the current one ('deploy list')");
+	copy_sha(sha, rel[i].name);
+	if (strcmp(sha, cursha) == 0) {
+		say("%s is already current: nothing to do", sha);
+		return EXIT_OK;
+	}
+	if (nflag) {
+		say("would switch current from %s to %s, restart and check",
+		    cursha[0] ? cursha : "nothing", sha);
+		return EXIT_OK;
+	}
+	return activate_release(sha, 0);
+}
+
+static int
+cmd_list(void)
+{
+	char why[PATH_MAX * 2];
+	long cur, rb;
+	size_t i;
+
+	if (statefd != -1)
+		history_load();
+	read_current(why, sizeof(why));
+	scan_releases();
+	cur = cur_index();
+	rb = rollback_target(rel, nrel, cur);
+	for (i = 0; i < nrel; i++)
+		printf("%-40s  %-10s  %-19s  %s\n", rel[i].name,
+		    state_name(rel[i].state), fmttime(rel[i].completed),
+		    (long)i == cur ? "current" : (long)i == rb ? "rollback" : "");
+	return EXIT_OK;
+}
+
+static int
+cmd_status(void)
+{
+	char why[PATH_MAX * 2], buf[256];
+	struct flock fl;
+	long cur, rb;
+	int c, fd, n;
+
+	if (statefd != -1)
+		history_load();
+	c = read_current(why, sizeof(why));
+	scan_releases();
+	cur = cur_index();
+	rb = rollback_target(rel, nrel, cur);
+	if (c == CUR_OK)
+		printf("current: %s (activated %s)\n", cursha,
+		    cur >= 0 ? fmttime(rel[cur].activated) : "-");
+	else if (c == CUR_NONE)
+		printf("current: none\n");
+	else
+		printf("current: broken: %s\n", why);
+	printf("rollback: %s\n", rb >= 0 ? rel[rb].name : "none");
+	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDWR | O_CLOEXEC |
+	    O_NOFOLLOW);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fd != -1 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+		long long t = 0;
+		char what[64] = "?";
+
+		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		sscanf(buf, "pid %*s started %lld %63s", &t, what);
+		printf("running: pid %ld since %s (%s)\n", (long)fl.l_pid,
+		    fmttime(t), what);
+	} else
+		printf("running: no\n");
+	if (fd != -1)
+		close(fd);
+	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
+}
+
+static int
+cmd_prune(void)
+{
+	need_current_sane();
+	if (nflag) {
+		history_load();
+		scan_releases();
+		do_prune(0);
+		return EXIT_OK;
+	}
+	need_state();
+	lock_root("prune");
+	cleanup();
+	do_prune(0);
+	return EXIT_OK;
+}
+
+static void
+usage(int status)
+{
+	fputs("usage: deploy [-C root] [-c config] [-k keep] [-w seconds] "
+	    "[-n] [-q | -v] [command [args]]\n"
+	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
+	    "activate REV\n"
+	    "          rollback [REV] | list | status | prune\n",
+	    status ? stderr : stdout);
+	exit(status);
+}
+
+/* -C, else $DEPLOY_ROOT, else the parent of the shared/ we were run from */
+static void
+find_root(const char *copt, const char *argv0)
+{
+	char *dir, real[PATH_MAX], *slash;
+	const char *env = getenv("DEPLOY_ROOT");
+
+	if (copt != NULL) {
+		root = xstrdup(copt);
+		return;
+	}
+	if (env != NULL && *env != '\0') {
+		root = xstrdup(env);
+		return;
+	}
+	if (strchr(argv0, '/') != NULL) {
+		dir = xstrdup(argv0);
+		*strrchr(dir, '/') = '\0';
+		if (realpath(*dir ? dir : "/", real) != NULL &&
+		    (slash = strrchr(real, '/')) != NULL &&
+		    strcmp(slash + 1, "shared") == 0) {
+			*slash = '\0';
+			root = xstrdup(*real ? real : "/");
+			free(dir);
+			return;
+		}
+		free(dir);
+	}
+	die(EXIT_USAGE, "no deploy root: use -C DIR, set DEPLOY_ROOT, or run "
+	    "the copy in ROOT/shared/");
+}
+
+#ifndef DEPLOY_NO_MAIN
+int
+main(int argc, char *argv[])
+{
+	const char *copt = NULL, *conf = NULL, *cmd;
+	char *cpath;
+	int ch, st;
+
+	while ((ch = getopt(argc, argv, "+C:c:k:w:nqvh")) != -1) {
+		switch (ch) {
+		case 'C':
+			copt = optarg;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'k':
+			if (parse_long(optarg, 2, 10000, &kflag) == -1)
+				die(EXIT_USAGE, "-k %s: keep is a number from 2 "
+				    "to 10000", optarg);
+			break;
+		case 'w':
+			if (parse_long(optarg, 0, 86400, &wflag) == -1)
+				die(EXIT_USAGE, "-w %s: seconds from 0 to 86400",
+				    optarg);
+			break;
+		case 'n':
+			nflag = 1;
+			break;
+		case 'q':
+			qflag = 1;
+			vflag = 0;
+			break;
+		case 'v':
+			vflag = 1;
+			qflag = 0;
+			break;
+		case 'h':
+			usage(0);
+			break;
+		default:
+			usage(EXIT_USAGE);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cmd = argc > 0 ? argv[0] : "deploy";
+	cmdname = cmd;
+	signals();
+	find_root(copt, (argv - optind)[0]);
+
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(argc, argv);
+	if (strcmp(cmd, "deploy") != 0 && strcmp(cmd, "prepare") != 0 &&
+	    strcmp(cmd, "activate") != 0 && strcmp(cmd, "rollback") != 0 &&
+	    strcmp(cmd, "list") != 0 && strcmp(cmd, "status") != 0 &&
+	    strcmp(cmd, "prune") != 0) {
+		warnx("unknown command '%s'", cmd);
+		usage(EXIT_USAGE);
+	}
+	open_root(0);
+	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {
+		if (argc != 1)
+			usage(EXIT_USAGE);
+		return strcmp(cmd, "list") == 0 ? cmd_list() : cmd_status();
+	}
+	cpath = conf ? xstrdup(conf) : fmtpath("%s/shared/deploy.conf", root);
+	load_config(cpath);
+	free(cpath);
+	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0) {
+		if (argc > 2)
+			usage(EXIT_USAGE);
+		if (argc == 2 && !ref_ok(argv[1]))
+			die(EXIT_USAGE, "ref '%s': not a usable ref (empty, "
+			    "starts with '-', or holds spaces or control "
+			    "characters)", argv[1]);
+		st = cmd_deploy(argc == 2 ? argv[1] : NULL,
+		    strcmp(cmd, "prepare") == 0);
+	} else if (strcmp(cmd, "activate") == 0) {
+		if (argc != 2)
+			die(EXIT_USAGE, "usage: deploy activate REV");
+		st = cmd_activate(argv[1], 0);
+	} else if (strcmp(cmd, "rollback") == 0) {
+		if (argc > 2)
+			die(EXIT_USAGE, "usage: deploy rollback [REV]");
+		st = cmd_activate(argc == 2 ? argv[1] : NULL, 1);
+	} else {
+		if (argc != 1)
+			usage(EXIT_USAGE);
+		st = cmd_prune();
+	}
+	if (gotsig && st == EXIT_OK)
+		st = 128 + gotsig;
+	fflush(stdout);
+	return st;
+}
+#endif /* DEPLOY_NO_MAIN */
+#endif /* DEPLOY_CORE_ONLY */

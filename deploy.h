@@ -1,0 +1,103 @@
+/*
+ * deploy.h: the pure core of deploy(1), free of I/O, so that a unit test
+ * and a fuzz target can link against it: config parsing, word splitting,
+ * ref and rev validation, the release history, rollback and prune choice.
+ */
+#ifndef DEPLOY_H
+#define DEPLOY_H
+
+#include <stddef.h>
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,	/* failed before the switch; nothing changed */
+	EXIT_USAGE = 2,		/* usage or configuration error */
+	EXIT_LOCKED = 3,	/* another deploy holds the lock */
+	EXIT_SWITCHED_BACK = 4,	/* restart or check failed; switched back */
+	EXIT_STUCK = 5		/* a person must look */
+};
+
+#define CONF_MAX	65536	/* bytes; a larger config is refused */
+#define ERRLEN		512
+
+struct config {
+	char	*repo;
+	char	*branch;
+	long	 keep;
+	char	*virtualenv;
+	char	*requirements;
+	int	 reuse_venv;
+	char	*build;
+	char	*test;
+	char	*program;
+	char	*supervisorctl;
+	char	*restart;
+	char	*check;
+	long	 check_timeout;
+	char	*link;
+	char	*envfile;
+	long	 timeout;
+};
+
+void	config_init(struct config *);
+void	config_free(struct config *);
+/* Parses buf; on error returns -1 with "FILE:LINE: why" in err. */
+int	config_parse(struct config *, const char *buf, size_t len,
+	    const char *file, char *err, size_t errlen);
+/* KEY=VALUE lines; on error -1 and "FILE:LINE: why". *vars is a
+ * NULL-terminated array of "KEY=VALUE" strings. */
+int	envfile_parse(const char *buf, size_t len, const char *file,
+	    char ***vars, char *err, size_t errlen);
+
+/* Splits like sh does with quotes and backslashes, expanding nothing.
+ * Returns a NULL-terminated array, or NULL with a reason in err. */
+char  **split_words(const char *s, char *err, size_t errlen);
+void	free_words(char **);
+
+int	is_sha(const char *);		/* 40 or 64 lowercase hex digits */
+int	ref_ok(const char *);		/* acceptable as a git REF argument */
+int	relpath_ok(const char *);	/* relative, no "..", no empty parts */
+
+enum { EV_COMPLETE, EV_ACTIVATE, EV_FAILED, EV_REMOVE };
+
+struct event {
+	long long	 t;
+	int		 type;
+	char		 sha[65];
+};
+
+/* Parses the history file; malformed lines are skipped. */
+int	history_parse(const char *buf, size_t len, struct event **, size_t *);
+int	event_type(const char *);
+const char *event_name(int);
+
+enum { R_COMPLETE, R_FAILED, R_INCOMPLETE, R_FOREIGN };
+
+struct release {
+	char		 name[256];
+	int		 state;
+	long		 seq;		/* order of completion; -1 when none */
+	long long	 completed;
+	long long	 activated;
+	int		 mark;		/* prune: 1 = remove */
+};
+
+/*
+ * Merges the history with what releases/ holds: names[i] is an entry,
+ * isdir[i] says whether it is a real directory. Sorted newest first:
+ * complete and failed ones by completion, then incomplete, then foreign.
+ */
+int	releases_build(const struct event *, size_t, char *const *names,
+	    const int *isdir, size_t n, struct release **, size_t *);
+const char *state_name(int);
+/* Index of the release named sha, or -1. */
+long	release_find(const struct release *, size_t, const char *sha);
+/* REV (full sha or unique prefix of >= 7) among complete and failed
+ * releases: index, -1 none, -2 ambiguous, -3 malformed or too short. */
+long	rev_match(const struct release *, size_t, const char *rev);
+/* The complete release completed just before cur, or -1. */
+long	rollback_target(const struct release *, size_t, long cur);
+/* Sets mark on what prune removes; returns how many. */
+size_t	prune_select(struct release *, size_t, long keep, long cur, long rb);
+
+#endif
