@@ -641,8 +641,10 @@ prune_select(struct release *r, size_t n, long keep, long cur, long rb)
 	/* r is sorted newest first, so the first keep complete ones stay */
 	for (i = 0; i < n; i++) {
 		r[i].mark = 0;
-		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN)
+		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN) {
+			kept += r[i].state == R_COMPLETE;
 			continue;
+		}
 		if (r[i].state == R_COMPLETE && kept < keep) {
 			kept++;
 			continue;

@@ -1,0 +1,241 @@
+/*
+ * Unit test of the pure core in deploy.h: config parsing, word splitting,
+ * ref and rev checks, release ordering, rollback and prune choice. TAP.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deploy.h"
+
+static int n, failed;
+
+static void
+ok(int cond, const char *what)
+{
+	n++;
+	if (!cond)
+		failed++;
+	printf("%sok %d - %s\n", cond ? "" : "not ", n, what);
+}
+
+static int
+parse(const char *text, struct config *c, char *err)
+{
+	config_init(c);
+	return config_parse(c, text, strlen(text), "f.conf", err, ERRLEN);
+}
+
+static void
+test_config(void)
+{
+	struct config c;
+	char err[ERRLEN];
+
+	ok(parse("repo = /srv/git/app\n# c\n\nkeep=3\ntest = python -m "
+	    "pytest -q\nreuse_venv = no\n", &c, err) == 0, "a good config parses");
+	ok(strcmp(c.repo, "/srv/git/app") == 0, "repo value trimmed");
+	ok(c.keep == 3 && c.reuse_venv == 0, "keep and reuse_venv set");
+	ok(c.timeout == 1800 && c.check_timeout == 30, "defaults kept");
+	config_free(&c);
+
+	ok(parse("repo = x\r\nkeep = 4\r\n", &c, err) == 0 && c.keep == 4,
+	    "CRLF line ends are accepted");
+	config_free(&c);
+
+	ok(parse("repo = x\nfoo = 1\n", &c, err) == -1 &&
+	    strcmp(err, "f.conf:2: unknown key 'foo'") == 0,
+	    "unknown key names file and line");
+	config_free(&c);
+	ok(parse("repo = x\njust words\n", &c, err) == -1 &&
+	    strncmp(err, "f.conf:2:", 9) == 0, "line without = refused");
+	config_free(&c);
+	ok(parse("repo = x\nkeep = 3\nkeep = 4\n", &c, err) == -1 &&
+	    strstr(err, "f.conf:3:") && strstr(err, "line 2"),
+	    "duplicate key refused, naming both lines");
+	config_free(&c);
+	ok(parse("repo = x\nkeep = 1\n", &c, err) == -1, "keep below 2 refused");
+	config_free(&c);
+	ok(parse("repo = x\nkeep = -5\n", &c, err) == -1, "negative refused");
+	config_free(&c);
+	ok(parse("repo = x\ntimeout = 99999999999999999999999\n", &c, err) == -1,
+	    "overflow refused");
+	config_free(&c);
+	ok(parse("repo = x\ntimeout = 10s\n", &c, err) == -1, "10s refused");
+	config_free(&c);
+	ok(parse("repo = x\ntest = python 'oops\n", &c, err) == -1 &&
+	    strstr(err, "unterminated"), "unterminated quote refused");
+	config_free(&c);
+	ok(parse("repo = x\nlink = /etc/passwd\n", &c, err) == -1,
+	    "absolute link refused");
+	config_free(&c);
+	ok(parse("repo = x\nlink = a/../../b\n", &c, err) == -1,
+	    "link with .. refused");
+	config_free(&c);
+	ok(parse("repo = x\nenvfile = ../env\n", &c, err) == -1,
+	    "envfile with .. refused");
+	config_free(&c);
+	ok(parse("keep = 3\n", &c, err) == -1 && strstr(err, "repo"),
+	    "missing repo refused");
+	config_free(&c);
+	ok(parse("repo = x\nbranch = --upload-pack=x\n", &c, err) == -1,
+	    "branch starting with - refused");
+	config_free(&c);
+	ok(parse("repo = x\nreuse_venv = maybe\n", &c, err) == -1,
+	    "reuse_venv must be yes or no");
+	config_free(&c);
+	ok(parse("repo = x\nbuild =\n", &c, err) == -1, "empty value refused");
+	config_free(&c);
+	{
+		char buf[] = "repo = x\nkeep = 3\0\n";
+		config_init(&c);
+		ok(config_parse(&c, buf, sizeof(buf) - 1, "f.conf", err,
+		    ERRLEN) == -1 && strstr(err, "NUL"), "NUL byte refused");
+		config_free(&c);
+	}
+	{
+		size_t len = CONF_MAX + 10;
+		char *big = malloc(len);
+		memset(big, '#', len);
+		config_init(&c);
+		ok(config_parse(&c, big, len, "f.conf", err, ERRLEN) == -1,
+		    "oversized config refused");
+		config_free(&c);
+		free(big);
+	}
+}
+
+static void
+test_words(void)
+{
+	char err[128], **w;
+
+	w = split_words("  python -m 'py test' \"a \\\"b\\\" $HOME\" c\\ d ",
+	    err, sizeof(err));
+	ok(w && strcmp(w[0], "python") == 0 && strcmp(w[2], "py test") == 0 &&
+	    strcmp(w[3], "a \"b\" $HOME") == 0 && strcmp(w[4], "c d") == 0 &&
+	    w[5] == NULL, "quotes and backslashes as in sh, nothing expanded");
+	free_words(w);
+	w = split_words("a;b `c` $(d)", err, sizeof(err));
+	ok(w && strcmp(w[0], "a;b") == 0 && strcmp(w[1], "`c`") == 0 &&
+	    strcmp(w[2], "$(d)") == 0, "metacharacters stay literal");
+	free_words(w);
+	ok(split_words("'a", err, sizeof(err)) == NULL, "unterminated '");
+	ok(split_words("\"a", err, sizeof(err)) == NULL, "unterminated \"");
+	ok(split_words("a\\", err, sizeof(err)) == NULL, "trailing backslash");
+	ok(split_words("   ", err, sizeof(err)) == NULL, "empty command");
+	w = split_words("''", err, sizeof(err));
+	ok(w && w[0][0] == '\0' && w[1] == NULL, "'' is an empty word");
+	free_words(w);
+}
+
+static void
+test_refs(void)
+{
+	ok(is_sha("0123456789abcdef0123456789abcdef01234567"), "40 hex is a sha");
+	ok(!is_sha("0123456789ABCDEF0123456789abcdef01234567"), "upper case not");
+	ok(!is_sha("0123456"), "short is not a sha");
+	ok(ref_ok("main") && ref_ok("v1.2") && ref_ok("feature/x"), "refs ok");
+	ok(!ref_ok("--upload-pack=touch /tmp/x") && !ref_ok("-h") &&
+	    !ref_ok(""), "refs starting with - refused");
+	ok(!ref_ok("a b") && !ref_ok("a\nb"), "spaces and newlines refused");
+	ok(relpath_ok("a/b.txt") && !relpath_ok("/a") && !relpath_ok("a/../b") &&
+	    !relpath_ok("a//b") && !relpath_ok(".."), "relative paths");
+}
+
+#define A "aaaaaaa000000000000000000000000000000000"
+#define B "bbbbbbb000000000000000000000000000000000"
+#define C "ccccccc000000000000000000000000000000000"
+#define D "ccccccc111111111111111111111111111111111"
+
+static void
+test_history(void)
+{
+	const char *h =
+	    "1 complete " C "\n"	/* later removed, then rebuilt */
+	    "2 complete " A "\n"
+	    "3 activate " A "\n"
+	    "4 complete " B "\n"
+	    "5 activate " B "\n"
+	    "6 remove " C "\n"
+	    "garbage line\n"
+	    "7 complete " C "\n"
+	    "8 complete " D "\n"
+	    "9 failed " D "\n"
+	    "10 complete " A;		/* partial line: not a record */
+	char *names[] = { A, B, C, D, "tmp", "eeeeeee000000000000000000000000000000000" };
+	int isdir[] = { 1, 1, 1, 1, 1, 1 };
+	struct event *ev;
+	struct release *r;
+	size_t nev, nr;
+	long cur, rb;
+
+	history_parse(h, strlen(h), &ev, &nev);
+	ok(nev == 9, "malformed and partial lines skipped");
+	releases_build(ev, nev, names, isdir, 6, &r, &nr);
+	ok(nr == 6 && strcmp(r[0].name, D) == 0 && r[0].state == R_FAILED,
+	    "newest first; failed after switch is failed");
+	ok(strcmp(r[1].name, C) == 0 && strcmp(r[2].name, B) == 0 &&
+	    strcmp(r[3].name, A) == 0, "ordered by completion, not name");
+	ok(r[4].state == R_INCOMPLETE && r[5].state == R_FOREIGN,
+	    "unrecorded sha incomplete, other names foreign");
+	cur = release_find(r, nr, B);
+	rb = rollback_target(r, nr, cur);
+	ok(rb >= 0 && strcmp(r[rb].name, A) == 0, "rollback from B picks A");
+	cur = release_find(r, nr, C);
+	rb = rollback_target(r, nr, cur);
+	ok(rb >= 0 && strcmp(r[rb].name, B) == 0,
+	    "rollback from rebuilt C picks B");
+	ok(rollback_target(r, nr, release_find(r, nr, A)) == -1,
+	    "nothing before the oldest");
+	ok(rev_match(r, nr, "ccccccc") == -2, "ambiguous prefix");
+	ok(rev_match(r, nr, "cccccc") == -3, "prefix under 7 refused");
+	ok(rev_match(r, nr, "bbbbbbb0") == 2, "unique prefix found");
+	ok(rev_match(r, nr, "eeeeeee") == -1, "incomplete is not a REV");
+	ok(rev_match(r, nr, "zzzzzzz") == -3, "non-hex refused");
+
+	/* keep 2, current A (old, after a rollback) */
+	cur = release_find(r, nr, A);
+	rb = rollback_target(r, nr, cur);
+	ok(prune_select(r, nr, 2, cur, rb) == 2 && r[0].mark && !r[1].mark &&
+	    !r[2].mark && !r[3].mark && r[4].mark && !r[5].mark,
+	    "prune: failed and incomplete go, keep 2 newest, current stays, "
+	    "foreign never");
+	cur = release_find(r, nr, C);
+	rb = rollback_target(r, nr, cur);
+	ok(prune_select(r, nr, 2, cur, rb) == 3 && !r[1].mark && !r[2].mark &&
+	    r[3].mark, "prune: current and rollback kept, older complete goes");
+	free(ev);
+	free(r);
+}
+
+static void
+test_envfile(void)
+{
+	char err[ERRLEN], **v;
+	const char *good = "# c\nA=1\n\nB_2=x=y \n";
+
+	ok(envfile_parse(good, strlen(good), "env", &v, err, sizeof(err)) == 0 &&
+	    strcmp(v[0], "A=1") == 0 && strcmp(v[1], "B_2=x=y ") == 0 &&
+	    v[2] == NULL, "envfile parsed, value kept as written");
+	free_words(v);
+	ok(envfile_parse("A=1\nnot a pair\n", 15, "env", &v, err,
+	    sizeof(err)) == -1 && strcmp(err, "env:2: expected KEY=VALUE") == 0,
+	    "malformed envfile line named");
+	ok(envfile_parse("1A=x\n", 5, "env", &v, err, sizeof(err)) == -1,
+	    "key starting with digit refused");
+	ok(envfile_parse("A B=x\n", 6, "env", &v, err, sizeof(err)) == -1,
+	    "key with space refused");
+}
+
+int
+main(void)
+{
+	test_config();
+	test_words();
+	test_refs();
+	test_history();
+	test_envfile();
+	printf("1..%d\n", n);
+	return failed != 0;
+}
