@@ -826,6 +826,7 @@ replace_file_at(int dfd, const char *name, const char *data, size_t len)
 
 static struct event *hist;
 static size_t nhist;
+static int nohistory;		/* the file is missing: trust no release */
 
 static void
 history_load(void)
@@ -836,17 +837,20 @@ history_load(void)
 	free(hist);
 	hist = NULL;
 	nhist = 0;
-	if ((buf = read_file_at(statefd, "history", 64 << 20, &len, NULL)) == NULL) {
-		if (errno != ENOENT)
+	nohistory = 0;
+	if (statefd == -1 || (buf = read_file_at(statefd, "history", 64 << 20,
+	    &len, NULL)) == NULL) {
+		if (statefd != -1 && errno != ENOENT)
 			die(EXIT_STUCK, "%s/%s/history: %s", root, STATE,
 			    strerror(errno));
+		nohistory = 1;
 		return;
 	}
 	history_parse(buf, len, &hist, &nhist);
 	free(buf);
 }
 
-static void
+static int
 history_save(void)
 {
 	char *buf = NULL;
@@ -859,13 +863,17 @@ history_save(void)
 		    event_name(hist[i].type), hist[i].sha);
 		len += (size_t)n;
 	}
-	if (replace_file_at(statefd, "history", buf, len) == -1)
-		die(EXIT_STUCK, "cannot write %s/%s/history: %s", root, STATE,
+	if (replace_file_at(statefd, "history", buf, len) == -1) {
+		warnx("cannot write %s/%s/history: %s", root, STATE,
 		    strerror(errno));
+		free(buf);
+		return -1;
+	}
 	free(buf);
+	return 0;
 }
 
-static void
+static int
 history_add(int type, const char *sha)
 {
 	hist = xrealloc(hist, (nhist + 1) * sizeof(*hist));
@@ -873,7 +881,7 @@ history_add(int type, const char *sha)
 	hist[nhist].type = type;
 	snprintf(hist[nhist].sha, sizeof(hist[nhist].sha), "%s", sha);
 	nhist++;
-	history_save();
+	return history_save();
 }
 
 /* Drops every event of sha, so that the history does not grow forever. */
@@ -1783,6 +1791,12 @@ cleanup(void)
 	for (i = 0; i < nrel; i++) {
 		if (rel[i].state != R_INCOMPLETE || strcmp(rel[i].name, cursha) == 0)
 			continue;
+		if (nohistory) {
+			warnx("%s/%s/history is missing: leaving releases/%s "
+			    "alone (remove it by hand if it is not needed)", root,
+			    STATE, rel[i].name);
+			continue;
+		}
 		if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC | O_NOFOLLOW)) == -1)
 			break;
@@ -2283,6 +2297,8 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
+	if (nohistory && history_save() == 0)	/* so a crash can be cleaned */
+		nohistory = 0;
 	fd = rdir_fd();
 	if (mkdirat(fd, sha, 0755) == -1)
 		die(EXIT_FAILED, "%s: %s", rdir, strerror(errno));
@@ -2329,11 +2345,11 @@ build_release(const char *sha)
 		fail_build(sha, 128 + gotsig);
 
 	/* make the tree durable before the history says it is complete */
-	if ((fd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		fsync(fd);
-		close(fd);
+	sync();
+	if (history_add(EV_COMPLETE, sha) == -1) {
+		nhist--;
+		fail_build(sha, EXIT_FAILED);
 	}
-	history_add(EV_COMPLETE, sha);
 	logf_("== complete\n");
 	free(rdir);
 	free(idx);
@@ -2528,7 +2544,8 @@ do_prune(int asstep)
 		}
 		/* forget it first: a half-deleted release must not look complete */
 		history_forget(rel[i].name);
-		history_save();
+		if (history_save() == -1)
+			break;
 		if (remove_tree(fd, rel[i].name) == -1)
 			warnx("could not remove all of %s/releases/%s: the next "
 			    "run will try again", root, rel[i].name);
@@ -2815,7 +2832,8 @@ cmd_deploy(const char *ref, int prepare_only)
 		say("release %.12s failed after an earlier switch: rebuilding it",
 		    sha);
 		history_forget(sha);
-		history_save();
+		if (history_save() == -1)
+			exit(EXIT_FAILED);
 		{
 			int fd = rdir_fd();
 			if (remove_tree(fd, sha) == -1)
@@ -2937,7 +2955,7 @@ cmd_status(void)
 	else
 		printf("current: broken: %s\n", why);
 	printf("rollback: %s\n", rb >= 0 ? rel[rb].name : "none");
-	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDWR | O_CLOEXEC |
+	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
 	    O_NOFOLLOW);
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_WRLCK;
