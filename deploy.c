@@ -1764,6 +1764,49 @@ end_stale_step(void)
 
 static int venv_done(int vfd, const char *key);
 
+/*
+ * .deploy/pending names a switched release whose restart and check have
+ * not finished: a run killed there leaves it, and the next run redoes
+ * them even when there is otherwise nothing to do.
+ */
+static char pending[65], pendprev[65];
+
+static void
+set_pending(const char *sha, const char *prev)
+{
+	char buf[160];
+	int n;
+
+	if (sha == NULL) {
+		unlinkat(statefd, "pending", 0);
+		pending[0] = '\0';
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%s %s\n", sha, prev[0] ? prev : "-");
+	if (replace_file_at(statefd, "pending", buf, (size_t)n) == -1)
+		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+}
+
+static void
+read_pending(void)
+{
+	char *buf, a[80], b[80];
+	size_t len;
+
+	pending[0] = pendprev[0] = '\0';
+	if ((buf = read_file_at(statefd, "pending", 200, &len, NULL)) == NULL)
+		return;
+	if (sscanf(buf, "%79s %79s", a, b) == 2 && is_sha(a) &&
+	    strcmp(a, cursha) == 0) {
+		copy_sha(pending, a);
+		copy_sha(pendprev, is_sha(b) ? b : "");
+		say("the last run stopped before %.12s was restarted and "
+		    "checked: doing that now", a);
+	} else
+		unlinkat(statefd, "pending", 0);
+	free(buf);
+}
+
 static void
 cleanup(void)
 {
@@ -1781,6 +1824,7 @@ cleanup(void)
 	remove_tree(statefd, "repo.tmp");
 	history_load();
 	scan_releases();
+	read_pending();
 	cur = cur_index();
 	if (cur >= 0 && rel[cur].state == R_INCOMPLETE) {
 		/* a live release we did not build (a migrated root) */
@@ -2655,18 +2699,38 @@ activate_release(const char *sha, int prune)
 	open_log(sha, 0);
 	step_begin("switch");
 	late = 1;
+	set_pending(sha, prev);
 	if (switch_current(sha) == -1) {
 		step_fail("switch", "could not replace current", 0);
+		set_pending(NULL, NULL);
 		return EXIT_FAILED;
 	}
 	history_add(EV_ACTIVATE, sha);
 	step_ok("switch");
 	st = go_live(sha, prev);
+	set_pending(NULL, NULL);
 	if (st == EXIT_OK && prune && !gotsig)
 		do_prune(1);
 	if (gotsig)
 		return 128 + gotsig;
 	return st;
+}
+
+/* current is sha already: nothing to do, unless a killed run left it
+ * switched but not yet restarted and checked */
+static int
+resume_or_noop(const char *sha)
+{
+	int st;
+
+	if (strcmp(pending, sha) != 0) {
+		say("%s is already current: nothing to do", sha);
+		return EXIT_OK;
+	}
+	open_log(sha, 0);
+	st = go_live(sha, pendprev);
+	set_pending(NULL, NULL);
+	return gotsig ? 128 + gotsig : st;
 }
 
 /* ---- the commands ---- */
@@ -2853,10 +2917,8 @@ cmd_deploy(const char *ref, int prepare_only)
 		printf("%s\n", sha);
 		return EXIT_OK;
 	}
-	if (strcmp(sha, cursha) == 0) {
-		say("%s is already current: nothing to do", sha);
-		return EXIT_OK;
-	}
+	if (strcmp(sha, cursha) == 0)
+		return resume_or_noop(sha);
 	return activate_release(sha, 1);
 }
 
@@ -2901,10 +2963,8 @@ cmd_activate(const char *rev, int rollback)
 		die(EXIT_USAGE, "nothing to roll back to: no complete release "
 		    "was completed before the current one ('deploy list')");
 	copy_sha(sha, rel[i].name);
-	if (strcmp(sha, cursha) == 0) {
-		say("%s is already current: nothing to do", sha);
-		return EXIT_OK;
-	}
+	if (strcmp(sha, cursha) == 0 && !nflag)
+		return resume_or_noop(sha);
 	if (nflag) {
 		say("would switch current from %s to %s, restart and check",
 		    cursha[0] ? cursha : "nothing", sha);
