@@ -437,10 +437,11 @@ envfile_parse(const char *buf, size_t len, const char *file, char ***vars,
 		why = "expected KEY=VALUE";
 		if ((eq = strchr(k, '=')) == NULL || eq == k)
 			goto bad;
-		for (why = "a KEY is letters, digits and _, not starting "
-		    "with a digit"; k < eq; k++)
-			if (!(isalnum((unsigned char)*k) || *k == '_') ||
-			    isdigit((unsigned char)line[0]))
+		why = "a KEY is letters, digits and _, not starting with a digit";
+		if (isdigit((unsigned char)*k))
+			goto bad;
+		for (; k < eq; k++)
+			if (!(isalnum((unsigned char)*k) || *k == '_'))
 				goto bad;
 		v = xrealloc(v, (nv + 2) * sizeof(*v));
 		v[nv++] = xstrdup(line + (line[0] == ' ' || line[0] == '\t' ?
@@ -461,14 +462,15 @@ bad:
 	return -1;
 }
 
-static const char *evnames[] = { "complete", "activate", "failed", "remove" };
+static const char *evnames[] = { "build", "complete", "activate", "failed",
+    "remove" };
 
 int
 event_type(const char *s)
 {
 	int i;
 
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (strcmp(s, evnames[i]) == 0)
 			return i;
 	return -1;
@@ -477,7 +479,7 @@ event_type(const char *s)
 const char *
 event_name(int t)
 {
-	return t >= 0 && t < 4 ? evnames[t] : "?";
+	return t >= 0 && t < 5 ? evnames[t] : "?";
 }
 
 int
@@ -556,17 +558,24 @@ releases_build(const struct event *ev, size_t nev, char *const *names,
 		memset(&r[i], 0, sizeof(r[i]));
 		snprintf(r[i].name, sizeof(r[i].name), "%s", names[i]);
 		r[i].seq = -1;
-		r[i].state = isdir[i] && is_sha(names[i]) &&
-		    strlen(names[i]) < sizeof(r[i].name) ? R_INCOMPLETE :
-		    R_FOREIGN;
-		if (r[i].state == R_FOREIGN)
+		r[i].state = R_FOREIGN;
+		if (!isdir[i] || !is_sha(names[i]))
 			continue;
 		for (j = 0; j < nev; j++) {
 			if (strcmp(ev[j].sha, names[i]) != 0)
 				continue;
 			switch (ev[j].type) {
+			case EV_BUILD:
+				if (r[i].state == R_FOREIGN)
+					r[i].state = R_INCOMPLETE;
+				break;
 			case EV_COMPLETE:
-				if (r[i].state == R_INCOMPLETE) {
+				/* a failed one that ran again is complete
+				 * again, in its first place */
+				if (r[i].state == R_FAILED)
+					r[i].state = R_COMPLETE;
+				if (r[i].state == R_INCOMPLETE ||
+				    r[i].state == R_FOREIGN) {
 					r[i].state = R_COMPLETE;
 					r[i].seq = (long)j;
 					r[i].completed = ev[j].t;
@@ -580,7 +589,7 @@ releases_build(const struct event *ev, size_t nev, char *const *names,
 				r[i].activated = ev[j].t;
 				break;
 			case EV_REMOVE:
-				r[i].state = R_INCOMPLETE;
+				r[i].state = R_FOREIGN;
 				r[i].seq = -1;
 				r[i].completed = r[i].activated = 0;
 				break;
@@ -826,7 +835,6 @@ replace_file_at(int dfd, const char *name, const char *data, size_t len)
 
 static struct event *hist;
 static size_t nhist;
-static int nohistory;		/* the file is missing: trust no release */
 
 static void
 history_load(void)
@@ -837,13 +845,11 @@ history_load(void)
 	free(hist);
 	hist = NULL;
 	nhist = 0;
-	nohistory = 0;
 	if (statefd == -1 || (buf = read_file_at(statefd, "history", 64 << 20,
 	    &len, NULL)) == NULL) {
 		if (statefd != -1 && errno != ENOENT)
 			die(EXIT_STUCK, "%s/%s/history: %s", root, STATE,
 			    strerror(errno));
-		nohistory = 1;
 		return;
 	}
 	history_parse(buf, len, &hist, &nhist);
@@ -927,9 +933,10 @@ read_current(char *why, size_t wl)
 	if (fstatat(rootfd, "current", &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return CUR_NONE;
 	if (S_ISDIR(st.st_mode)) {
-		snprintf(why, wl, "%s/current is a directory, not a link: move "
-		    "it to %s/releases/<sha>, then run 'deploy activate <sha>' "
-		    "(see deploy(1), MIGRATING)", root, root);
+		snprintf(why, wl, "%s/current is a directory, not a link: "
+		    "mv current releases/<sha> && ln -s releases/<sha> current "
+		    "(in %s; deploy then adopts it; see deploy(1), MIGRATING)",
+		    root, root);
 		return CUR_DIR;
 	}
 	if (!S_ISLNK(st.st_mode) ||
@@ -938,16 +945,30 @@ read_current(char *why, size_t wl)
 		return CUR_BAD;
 	}
 	buf[n] = '\0';
+	if (buf[0] == '/') {
+		/* the post's script links by absolute path: accept one that
+		 * resolves to a release of this root */
+		char real[PATH_MAX], *want = fmtpath("%s/releases/", root);
+
+		if (realpath(buf, real) != NULL &&
+		    strncmp(real, want, strlen(want)) == 0 &&
+		    is_sha(real + strlen(want)))
+			snprintf(buf, sizeof(buf), "releases/%s",
+			    real + strlen(want));
+		free(want);
+	}
 	if (strncmp(buf, "releases/", 9) != 0 || !is_sha(buf + 9)) {
-		snprintf(why, wl, "%s/current points to '%s', outside releases/: "
-		    "point it at a release ('deploy activate REV' after removing "
-		    "it) or remove it", root, buf);
+		snprintf(why, wl, "%s/current points to '%s', not to a release "
+		    "in %s/releases/: point it at one (ln -s releases/<sha> "
+		    "current.new && mv -T current.new current) or remove it",
+		    root, buf, root);
 		return CUR_BAD;
 	}
 	if (fstatat(rootfd, buf, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    !S_ISDIR(st.st_mode)) {
 		snprintf(why, wl, "%s/current points to %s, which does not "
-		    "exist: remove the link, then 'deploy activate REV'", root, buf);
+		    "exist: point it at a release that does, or remove it and "
+		    "deploy", root, buf);
 		return CUR_BAD;
 	}
 	copy_sha(cursha, buf + 9);
@@ -1247,6 +1268,35 @@ struct result {
 	int	execerr;	/* errno of a failed exec */
 };
 
+/*
+ * When a process started, in clock ticks since boot, from /proc on Linux;
+ * 0 where that is not known. It tells a recorded process group from a
+ * later one that reuses its number.
+ */
+static unsigned long long
+start_time(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	size_t len;
+	char *s;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((s = read_file_at(AT_FDCWD, path, sizeof(buf) - 1, &len, NULL)) == NULL)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	free(s);
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	/* field 22; the text after ')' starts with field 3 */
+	for (i = 3, p++; i < 22 && p != NULL; i++)
+		p = strchr(p + 1, ' ');
+	if (p != NULL)
+		t = strtoull(p + 1, NULL, 10);
+	return t;
+}
+
 /* Records the running step so that the next run can end it. */
 static void
 record_step(pid_t pgid)
@@ -1260,7 +1310,8 @@ record_step(pid_t pgid)
 		unlinkat(statefd, "step", 0);
 		return;
 	}
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pgid);
+	n = snprintf(buf, sizeof(buf), "%ld %llu\n", (long)pgid,
+	    start_time((long)pgid));
 	/* no fsync: the record must outlive our process, not the machine */
 	unlinkat(statefd, "step.tmp", 0);
 	{
@@ -1740,18 +1791,20 @@ lock_root(const char *what)
 static void
 end_stale_step(void)
 {
-	char buf[64];
+	unsigned long long t = 0, now_t;
+	long pgid = 0;
 	size_t len;
-	long pgid;
 	char *s;
 	int i;
 
 	if ((s = read_file_at(statefd, "step", 60, &len, NULL)) == NULL)
 		return;
-	snprintf(buf, sizeof(buf), "%s", s);
+	if (sscanf(s, "%ld %llu", &pgid, &t) < 1)
+		pgid = 0;
 	free(s);
-	buf[strcspn(buf, "\n")] = '\0';
-	if (parse_long(buf, 2, LONG_MAX, &pgid) == 0 &&
+	/* the leader alive but born later: that number is someone else's */
+	now_t = pgid > 1 ? start_time(pgid) : 0;
+	if (pgid > 1 && (t == 0 || now_t == 0 || now_t == t) &&
 	    kill(-(pid_t)pgid, 0) == 0) {
 		say("ending process group %ld left by an interrupted deploy",
 		    pgid);
@@ -1826,7 +1879,7 @@ cleanup(void)
 	scan_releases();
 	read_pending();
 	cur = cur_index();
-	if (cur >= 0 && rel[cur].state == R_INCOMPLETE) {
+	if (cur >= 0 && rel[cur].state == R_FOREIGN) {
 		/* a live release we did not build (a migrated root) */
 		say("adopting the current release %s", cursha);
 		history_add(EV_COMPLETE, cursha);
@@ -1835,12 +1888,7 @@ cleanup(void)
 	for (i = 0; i < nrel; i++) {
 		if (rel[i].state != R_INCOMPLETE || strcmp(rel[i].name, cursha) == 0)
 			continue;
-		if (nohistory) {
-			warnx("%s/%s/history is missing: leaving releases/%s "
-			    "alone (remove it by hand if it is not needed)", root,
-			    STATE, rel[i].name);
-			continue;
-		}
+
 		if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC | O_NOFOLLOW)) == -1)
 			break;
@@ -1876,6 +1924,7 @@ load_config(const char *path)
 	char err[ERRLEN + PATH_MAX], *buf, *vcmd;
 	struct stat st;
 	size_t len;
+	ssize_t n;
 	int fd;
 
 	config_init(&cfg);
@@ -1894,9 +1943,21 @@ load_config(const char *path)
 		    "refusing it", path, (long)st.st_uid);
 	if (st.st_size > CONF_MAX)
 		die(EXIT_USAGE, "%s: larger than %d bytes", path, CONF_MAX);
+	/* read what was checked, not whatever the path names by now */
+	buf = xrealloc(NULL, CONF_MAX + 2);
+	for (len = 0; len <= CONF_MAX; len += (size_t)n) {
+		if ((n = read(fd, buf + len, CONF_MAX + 1 - len)) == -1 &&
+		    errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n == -1)
+			die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+		if (n == 0)
+			break;
+	}
 	close(fd);
-	if ((buf = read_file_at(AT_FDCWD, path, CONF_MAX, &len, NULL)) == NULL)
-		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+	buf[len] = '\0';
 	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
 		die(EXIT_USAGE, "%s", err);
 	free(buf);
@@ -2028,6 +2089,49 @@ resolve(const char *ref, char *sha)
 	step_ok("resolve");
 	free_words(argv);
 	free(spec);
+}
+
+/*
+ * For -n: what REF names on the remote now, asked with ls-remote so that
+ * not even the mirror changes. 0 and sha set when found.
+ */
+static int
+ls_remote(const char *ref, char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char *out, *line, *save, *tab, *want[4];
+	size_t outlen = 1 << 20;
+	struct result r;
+	char **argv;
+	int best = 4, i;
+
+	want[0] = fmtpath("refs/tags/%s^{}", ref);
+	want[1] = fmtpath("refs/tags/%s", ref);
+	want[2] = fmtpath("refs/heads/%s", ref);
+	want[3] = xstrdup(ref);
+	argv = words_plus("git", "ls-remote", "--end-of-options", cfg.repo, ref,
+	    (char *)NULL);
+	out = xrealloc(NULL, outlen);
+	out[0] = '\0';
+	o.out = out;
+	o.outlen = outlen;
+	if (run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save)) {
+			if ((tab = strchr(line, '\t')) == NULL)
+				continue;
+			*tab++ = '\0';
+			for (i = 0; i < best; i++)
+				if (strcmp(tab, want[i]) == 0 && is_sha(line)) {
+					best = i;
+					copy_sha(sha, line);
+				}
+		}
+	for (i = 0; i < 4; i++)
+		free(want[i]);
+	free_words(argv);
+	free(out);
+	return best < 4 ? 0 : -1;
 }
 
 /* A hash of the requirements, the python and the virtualenv command. */
@@ -2228,8 +2332,10 @@ step_link(const char *sha, const char *rdir)
 	struct stat st;
 	int depth;
 
-	if (cfg.link == NULL)
+	if (cfg.link == NULL) {
+		step_skip("link", "nothing to link");
 		return;
+	}
 	step_begin("link");
 	w = words(cfg.link);
 	for (p = w; *p; p++) {
@@ -2341,8 +2447,9 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
-	if (nohistory && history_save() == 0)	/* so a crash can be cleaned */
-		nohistory = 0;
+	/* say it is ours before it exists, so a crash can be cleaned up */
+	if (history_add(EV_BUILD, sha) == -1)
+		exit(EXIT_FAILED);
 	fd = rdir_fd();
 	if (mkdirat(fd, sha, 0755) == -1)
 		die(EXIT_FAILED, "%s: %s", rdir, strerror(errno));
@@ -2425,15 +2532,26 @@ switch_current(const char *sha)
 	return 0;
 }
 
-/* supervisorctl status PROGRAM: the state word, and the pid */
+/*
+ * supervisorctl status PROGRAM: the worst state among its processes (a
+ * group "web" or "web:*" has several) and a fingerprint of their pids.
+ * supervisorctl runs without the release's venv on PATH, so that a
+ * supervisor package in the requirements does not stand in for it.
+ */
 static int
 program_state(const char *rdir, const char *sha, char *state, size_t sl,
     long *pid)
 {
-	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char out[4096], *p, **argv, name[256], word[32];
+	struct runopts o = opts(rdir, ENV_NONE, rdir, sha);
+	char out[8192], *p, *line, *save, **argv, name[256], word[32];
+	size_t plen = strlen(cfg.program);
+	unsigned long long fp = 1469598103934665603ULL;
 	struct result r;
+	int matched = 0, group;
 
+	group = plen > 2 && strcmp(cfg.program + plen - 2, ":*") == 0;
+	if (group)
+		plen -= 1;	/* match "web:" */
 	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
 	o.out = out;
 	o.outlen = sizeof(out);
@@ -2444,13 +2562,25 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
 	free_words(argv);
 	*pid = 0;
 	snprintf(state, sl, "UNKNOWN");
-	if (sscanf(out, "%255s %31s", name, word) != 2 ||
-	    strcmp(name, cfg.program) != 0)
-		return -1;
-	snprintf(state, sl, "%s", word);
-	if ((p = strstr(out, "pid ")) != NULL)
-		*pid = strtol(p + 4, NULL, 10);
-	return 0;
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		long lp = 0;
+
+		if (sscanf(line, "%255s %31s", name, word) != 2)
+			continue;
+		if (!(strcmp(name, cfg.program) == 0 ||
+		    (group && strncmp(name, cfg.program, plen) == 0) ||
+		    (strncmp(name, cfg.program, plen) == 0 && name[plen] == ':')))
+			continue;
+		if (++matched == 1 || (strcmp(state, "RUNNING") == 0 &&
+		    strcmp(word, "RUNNING") != 0))
+			snprintf(state, sl, "%s", word);
+		if ((p = strstr(line, "pid ")) != NULL)
+			lp = strtol(p + 4, NULL, 10);
+		fp = fnv(fp, &lp, sizeof(lp));
+	}
+	*pid = (long)(fp & LONG_MAX);
+	return matched ? 0 : -1;
 }
 
 /* 6. restart, then wait until supervisord says it runs and stays up */
@@ -2472,6 +2602,8 @@ step_restart(const char *sha)
 	step_begin("restart");
 	argv = cfg.restart ? words(cfg.restart) :
 	    words_plus(cfg.supervisorctl, "restart", cfg.program, (char *)NULL);
+	if (cfg.restart == NULL)
+		o.env = ENV_NONE;
 	if (run(argv, &o, &r) == -1 && (cfg.restart != NULL || r.timedout ||
 	    r.execerr)) {
 		step_fail("restart", why_failed(&r, argv[0], o.timeout), 1);
@@ -2708,7 +2840,8 @@ activate_release(const char *sha, int prune)
 	history_add(EV_ACTIVATE, sha);
 	step_ok("switch");
 	st = go_live(sha, prev);
-	set_pending(NULL, NULL);
+	if (!gotsig)	/* else the check did not run: the next run does it */
+		set_pending(NULL, NULL);
 	if (st == EXIT_OK && prune && !gotsig)
 		do_prune(1);
 	if (gotsig)
@@ -2729,7 +2862,8 @@ resume_or_noop(const char *sha)
 	}
 	open_log(sha, 0);
 	st = go_live(sha, pendprev);
-	set_pending(NULL, NULL);
+	if (!gotsig)
+		set_pending(NULL, NULL);
 	return gotsig ? 128 + gotsig : st;
 }
 
@@ -2868,17 +3002,22 @@ cmd_deploy(const char *ref, int prepare_only)
 		ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
 		if (!ref_ok(ref))
 			die(EXIT_USAGE, "ref '%s': not a usable ref", ref);
-		resolve(ref, sha);
+		if (ls_remote(ref, sha) == 0)
+			say("%s is %s on the remote", ref, sha);
+		else {
+			resolve(ref, sha);
+			say("%s is %s in the mirror, as of the last fetch", ref,
+			    sha);
+		}
 		(void)why;
 		i = release_find(rel, nrel, sha);
 		if (strcmp(sha, cursha) == 0)
-			say("%s is current (as of the last fetch): nothing to do",
-			    sha);
+			say("%s is current: nothing to do", sha);
 		else if (i >= 0 && rel[i].state == R_COMPLETE)
 			say("would switch to the existing release %s", sha);
 		else
-			say("would build releases/%s (as of the last fetch), "
-			    "test it, %s", sha, prepare_only ? "and stop" :
+			say("would build releases/%s, test it, %s", sha,
+			    prepare_only ? "and stop" :
 			    "switch current to it, restart and prune");
 		return EXIT_OK;
 	}
@@ -2892,6 +3031,17 @@ cmd_deploy(const char *ref, int prepare_only)
 	resolve(ref, sha);
 	scan_releases();
 	i = release_find(rel, nrel, sha);
+	if (i >= 0 && rel[i].state == R_FAILED && strcmp(sha, cursha) == 0) {
+		/* live, so never removed: give it another restart and check */
+		int st;
+
+		say("%.12s is current but failed its last restart or check: "
+		    "restarting and checking it again", sha);
+		open_log(sha, 0);
+		if ((st = go_live(sha, "")) == EXIT_OK && !gotsig)
+			history_add(EV_COMPLETE, sha);
+		return gotsig ? 128 + gotsig : st;
+	}
 	if (i >= 0 && rel[i].state == R_FAILED) {
 		say("release %.12s failed after an earlier switch: rebuilding it",
 		    sha);
@@ -2986,10 +3136,13 @@ cmd_list(void)
 	scan_releases();
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
-	for (i = 0; i < nrel; i++)
-		printf("%-40s  %-10s  %-19s  %s\n", rel[i].name,
-		    state_name(rel[i].state), fmttime(rel[i].completed),
-		    (long)i == cur ? "current" : (long)i == rb ? "rollback" : "");
+	for (i = 0; i < nrel; i++) {
+		printf("%-40s  %-10s  %-19s", rel[i].name,
+		    state_name(rel[i].state), fmttime(rel[i].completed));
+		if ((long)i == cur || (long)i == rb)
+			printf("  %s", (long)i == cur ? "current" : "rollback");
+		putchar('\n');
+	}
 	return EXIT_OK;
 }
 
@@ -3097,21 +3250,19 @@ find_root(const char *copt, const char *argv0)
 	    "the copy in ROOT/shared/");
 }
 
-#ifndef DEPLOY_NO_MAIN
-int
-main(int argc, char *argv[])
+static void
+parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 {
-	const char *copt = NULL, *conf = NULL, *cmd;
-	char *cpath;
-	int ch, st;
+	int ch;
 
-	while ((ch = getopt(argc, argv, "+C:c:k:w:nqvh")) != -1) {
+	opterr = 0;
+	while ((ch = getopt(argc, argv, "+:C:c:k:w:nqvh")) != -1) {
 		switch (ch) {
 		case 'C':
-			copt = optarg;
+			*copt = optarg;
 			break;
 		case 'c':
-			conf = optarg;
+			*conf = optarg;
 			break;
 		case 'k':
 			if (parse_long(optarg, 2, 10000, &kflag) == -1)
@@ -3137,16 +3288,40 @@ main(int argc, char *argv[])
 		case 'h':
 			usage(0);
 			break;
+		case ':':
+			warnx("option -%c needs an argument", optopt);
+			usage(EXIT_USAGE);
+			break;
 		default:
+			warnx("unknown option -%c", optopt);
 			usage(EXIT_USAGE);
 		}
 	}
+}
+
+#ifndef DEPLOY_NO_MAIN
+int
+main(int argc, char *argv[])
+{
+	const char *copt = NULL, *conf = NULL, *cmd;
+	char *prog = argv[0], *cpath;
+	int st;
+
+	parse_opts(argc, argv, &copt, &conf);
 	argc -= optind;
 	argv += optind;
 	cmd = argc > 0 ? argv[0] : "deploy";
+	if (argc > 1) {
+		/* options may follow the command too: deploy prune -k 2 */
+		optind = 1;
+		parse_opts(argc, argv, &copt, &conf);
+		argv[optind - 1] = argv[0];
+		argc -= optind - 1;
+		argv += optind - 1;
+	}
 	cmdname = cmd;
 	signals();
-	find_root(copt, (argv - optind)[0]);
+	find_root(copt, prog);
 
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(argc, argv);

@@ -58,7 +58,7 @@ int	is_sha(const char *);		/* 40 or 64 lowercase hex digits */
 int	ref_ok(const char *);		/* acceptable as a git REF argument */
 int	relpath_ok(const char *);	/* relative, no "..", no empty parts */
 
-enum { EV_COMPLETE, EV_ACTIVATE, EV_FAILED, EV_REMOVE };
+enum { EV_BUILD, EV_COMPLETE, EV_ACTIVATE, EV_FAILED, EV_REMOVE };
 
 struct event {
 	long long	 t;
@@ -84,8 +84,10 @@ struct release {
 
 /*
  * Merges the history with what releases/ holds: names[i] is an entry,
- * isdir[i] says whether it is a real directory. Sorted newest first:
- * complete and failed ones by completion, then incomplete, then foreign.
+ * isdir[i] says whether it is a real directory. An entry the history
+ * never saw being built is foreign: not ours to delete. Sorted newest
+ * first: complete and failed ones by completion, then incomplete, then
+ * foreign.
  */
 int	releases_build(const struct event *, size_t, char *const *names,
 	    const int *isdir, size_t n, struct release **, size_t *);

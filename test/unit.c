@@ -152,6 +152,7 @@ static void
 test_history(void)
 {
 	const char *h =
+	    "0 build eeeeeee000000000000000000000000000000000\n"
 	    "1 complete " C "\n"	/* later removed, then rebuilt */
 	    "2 complete " A "\n"
 	    "3 activate " A "\n"
@@ -163,22 +164,25 @@ test_history(void)
 	    "8 complete " D "\n"
 	    "9 failed " D "\n"
 	    "10 complete " A;		/* partial line: not a record */
-	char *names[] = { A, B, C, D, "tmp", "eeeeeee000000000000000000000000000000000" };
-	int isdir[] = { 1, 1, 1, 1, 1, 1 };
+	char *names[] = { A, B, C, D, "tmp",
+	    "eeeeeee000000000000000000000000000000000",
+	    "fffffff000000000000000000000000000000000" };
+	int isdir[] = { 1, 1, 1, 1, 1, 1, 1 };
 	struct event *ev;
 	struct release *r;
 	size_t nev, nr;
 	long cur, rb;
 
 	history_parse(h, strlen(h), &ev, &nev);
-	ok(nev == 9, "malformed and partial lines skipped");
-	releases_build(ev, nev, names, isdir, 6, &r, &nr);
-	ok(nr == 6 && strcmp(r[0].name, D) == 0 && r[0].state == R_FAILED,
+	ok(nev == 10, "malformed and partial lines skipped");
+	releases_build(ev, nev, names, isdir, 7, &r, &nr);
+	ok(nr == 7 && strcmp(r[0].name, D) == 0 && r[0].state == R_FAILED,
 	    "newest first; failed after switch is failed");
 	ok(strcmp(r[1].name, C) == 0 && strcmp(r[2].name, B) == 0 &&
 	    strcmp(r[3].name, A) == 0, "ordered by completion, not name");
-	ok(r[4].state == R_INCOMPLETE && r[5].state == R_FOREIGN,
-	    "unrecorded sha incomplete, other names foreign");
+	ok(r[4].state == R_INCOMPLETE && r[5].state == R_FOREIGN &&
+	    r[6].state == R_FOREIGN, "a sha whose build began is incomplete; "
+	    "a sha never built here and other names are foreign");
 	cur = release_find(r, nr, B);
 	rb = rollback_target(r, nr, cur);
 	ok(rb >= 0 && strcmp(r[rb].name, A) == 0, "rollback from B picks A");
@@ -198,7 +202,7 @@ test_history(void)
 	cur = release_find(r, nr, A);
 	rb = rollback_target(r, nr, cur);
 	ok(prune_select(r, nr, 2, cur, rb) == 2 && r[0].mark && !r[1].mark &&
-	    !r[2].mark && !r[3].mark && r[4].mark && !r[5].mark,
+	    !r[2].mark && !r[3].mark && r[4].mark && !r[5].mark && !r[6].mark,
 	    "prune: failed and incomplete go, keep 2 newest, current stays, "
 	    "foreign never");
 	cur = release_find(r, nr, C);
