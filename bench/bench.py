@@ -1,0 +1,894 @@
+#!/usr/bin/env python3
+"""The benchmark behind `make bench` (issue 5): deploy against the blog
+post's script, on an app with a realistic dependency set, side by side.
+
+Run by bench/run.  Python 3 standard library only; no network: pip sees
+only the wheels that mkwheels.py writes (PIP_NO_INDEX, PIP_FIND_LINKS).
+
+What it builds, under a fresh folder in bench/work/:
+  wheels/     ~30 wheels, ~3,000 modules (mkwheels.py)
+  app/        the git remote (reached as file://, so both sides transfer
+              packs as they would from a server): manage.py (`manage.py
+              test` is the test command), an app package, VERSION and
+              requirements.txt pinning every wheel
+  ours/       a deploy root: `deploy init`, test = python manage.py test
+  post/       a root for bench/post-deploy.sh (the post's script)
+  switch/     a copy of ours/ for the switch figures
+  prune/      a deploy root holding the 50,000-file releases
+
+Figures, each the median of runs interleaved with its baseline (the order
+flips every run, so drift and noise from other work fall on both sides):
+  1 failed reads of current/VERSION by a reader looping during N switches
+  2 activate / rollback whole-process time (no program, restart or check)
+  3 no-op deploy vs `git --git-dir=ROOT/repo fetch` of the same mirror
+  4 code-only redeploy vs the post's script
+  5 cold deploy (requirements changed: new virtualenv + pip) vs the post's
+  6 prune of a 50,000-file release vs rm -rf of an identical tree
+  7 peak RSS of the deploy process itself (VmHWM at exit, under ptrace, so
+    git's and pip's memory is not counted)
+No timing is asserted: it exits non-zero only when something breaks.
+
+Environment:
+  DEPLOY              binary under test (default: ../deploy)
+  BENCH_RUNS          runs of the heavy figures: 1, 4, 5, 6 (default 5)
+  BENCH_FAST_RUNS     runs of the quick ones: 2, 3 (default 30)
+  BENCH_SWITCHES      switches per run of figure 1 (default 500)
+  BENCH_PRUNE_FILES   files in the pruned release (default 50000)
+  BENCH_PRUNE_FILE_SIZE  bytes per file in it (default 0, see prune_bench)
+  BENCH_PATH          PATH for everything run (default: the system's,
+                      /usr/local/bin:/usr/bin:/bin, without version-manager
+                      shims whose start-up would be timed on both sides)
+  BENCH_DIR           where the work folder goes (default: bench/work)
+  BENCH_KEEP=1        keep the work folder (it is kept anyway on failure)
+"""
+import ctypes
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+
+
+def env_int(name, default, low):
+	v = os.environ.get(name, "")
+	try:
+		n = int(v) if v else default
+	except ValueError:
+		sys.exit("bench: %s=%r is not a number" % (name, v))
+	return max(n, low)
+
+
+DEPLOY = os.path.abspath(os.environ.get("DEPLOY") or os.path.join(TOP, "deploy"))
+RUNS = env_int("BENCH_RUNS", 5, 1)
+FAST = env_int("BENCH_FAST_RUNS", 30, 3)
+SWITCHES = env_int("BENCH_SWITCHES", 500, 2) // 2 * 2
+PRUNE_FILES = env_int("BENCH_PRUNE_FILES", 50000, 100)
+PRUNE_FILE_SIZE = env_int("BENCH_PRUNE_FILE_SIZE", 0, 0)
+SYSPATH = os.environ.get("BENCH_PATH") or \
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+W = None	# the work folder
+ENV = None	# environment of everything the benchmark runs
+LOGS = None
+
+
+class Broken(Exception):
+	pass
+
+
+def say(*a):
+	print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- running
+
+def run(argv, cwd=None, env=None, log=None, check=True, capture=False):
+	"""Runs argv; output to LOGS/log (or captured).  Returns (rc, out)."""
+	logf = open(os.path.join(LOGS, log or "misc.log"), "ab")
+	logf.write(("$ %s\n" % " ".join(argv)).encode())
+	logf.flush()
+	try:
+		p = subprocess.run(argv, cwd=cwd, env=env or ENV,
+		    stdin=subprocess.DEVNULL,
+		    stdout=subprocess.PIPE if capture else logf,
+		    stderr=logf)
+	finally:
+		logf.close()
+	out = p.stdout.decode(errors="replace") if capture else ""
+	if check and p.returncode != 0:
+		raise Broken("%s exited %d (see %s)\n%s" % (" ".join(argv),
+		    p.returncode, os.path.join(LOGS, log or "misc.log"),
+		    tail(os.path.join(LOGS, log or "misc.log"))))
+	return p.returncode, out
+
+
+def tail(path, n=15):
+	try:
+		with open(path, errors="replace") as f:
+			return "".join("  | " + l for l in f.readlines()[-n:])
+	except OSError:
+		return ""
+
+
+def timed(argv, cwd=None, env=None, log=None, expect=0):
+	"""Wall time of one whole process (seconds), stdout+stderr to a log."""
+	path = os.path.join(LOGS, log or "misc.log")
+	with open(path, "ab") as logf:
+		logf.write(("$ %s\n" % " ".join(argv)).encode())
+		logf.flush()
+		t0 = time.perf_counter()
+		p = subprocess.Popen(argv, cwd=cwd, env=env or ENV,
+		    stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+		rc = p.wait()
+		t = time.perf_counter() - t0
+	if expect is not None and rc != expect:
+		raise Broken("%s exited %d, not %d (see %s)\n%s" % (" ".join(argv),
+		    rc, expect, path, tail(path)))
+	return t
+
+
+def spawn_timed(argv, env=None, expect=0):
+	"""Like timed(), lean: posix_spawn (vfork) and waitpid, output
+	dropped.  For the few-millisecond figures."""
+	log = os.path.join(LOGS, "quick.log")
+	fa = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+	    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+	    (os.POSIX_SPAWN_OPEN, 2, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+		0o644)]
+	t0 = time.perf_counter()
+	pid = os.posix_spawn(argv[0], argv, env or ENV, file_actions=fa)
+	_, st = os.waitpid(pid, 0)
+	t = time.perf_counter() - t0
+	rc = os.waitstatus_to_exitcode(st)
+	if expect is not None and rc != expect:
+		raise Broken("%s exited %d, not %d (its stderr: %s)\n%s" % (
+		    " ".join(argv), rc, expect, log, tail(log, 5)))
+	return t
+
+
+def deploy(root, *args, **kw):
+	return [DEPLOY, "-C", root] + list(args)
+
+
+# ---------------------------------------------------------------- peak RSS
+
+PTRACE_TRACEME, PTRACE_CONT, PTRACE_SETOPTIONS = 0, 7, 0x4200
+PTRACE_O_TRACEEXIT, PTRACE_O_EXITKILL, PTRACE_EVENT_EXIT = 0x40, 0x100000, 6
+
+
+def peak_rss(argv, expect=0):
+	"""VmHWM (KiB) of the process argv runs, read when it stops at its
+	exit under ptrace (PTRACE_O_TRACEEXIT): memory still mapped, children
+	not counted (wait4's ru_maxrss and /usr/bin/time's %M would count the
+	largest of git, pip and the tests).  Returns (kib, how)."""
+	libc = ctypes.CDLL(None, use_errno=True)
+	libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+	    ctypes.c_void_p]
+	libc.ptrace.restype = ctypes.c_long
+	null = os.open(os.devnull, os.O_RDWR)
+	pid = os.fork()
+	if pid == 0:
+		try:
+			os.dup2(null, 0)
+			os.dup2(null, 1)
+			os.dup2(null, 2)
+			if libc.ptrace(PTRACE_TRACEME, 0, None, None) != 0:
+				os._exit(126)
+			os.execve(argv[0], argv, ENV)
+		finally:
+			os._exit(127)
+	os.close(null)
+	_, st = os.waitpid(pid, 0)
+	if not os.WIFSTOPPED(st):	# could not trace: fall back to wait4
+		rc = os.waitstatus_to_exitcode(st)
+		if rc != 126:
+			raise Broken("%s exited %d under the RSS probe" % (argv, rc))
+		pid = os.posix_spawn(argv[0], argv, ENV, file_actions=[
+		    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+		    (os.POSIX_SPAWN_DUP2, 1, 2)])
+		_, st, ru = os.wait4(pid, 0)
+		return ru.ru_maxrss, "wait4, children included"
+	libc.ptrace(PTRACE_SETOPTIONS, pid, None,
+	    PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL)
+	libc.ptrace(PTRACE_CONT, pid, None, None)
+	hwm = None
+	while True:
+		_, st = os.waitpid(pid, 0)
+		if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+			break
+		sig = os.WSTOPSIG(st)
+		if sig == signal.SIGTRAP and (st >> 16) == PTRACE_EVENT_EXIT:
+			with open("/proc/%d/status" % pid) as f:
+				for line in f:
+					if line.startswith("VmHWM:"):
+						hwm = int(line.split()[1])
+			sig = 0
+		libc.ptrace(PTRACE_CONT, pid, None, ctypes.c_void_p(sig))
+	rc = os.waitstatus_to_exitcode(st)
+	if expect is not None and rc != expect:
+		raise Broken("%s exited %d under the RSS probe" % (" ".join(argv), rc))
+	if hwm is None:
+		raise Broken("no VmHWM for %s" % " ".join(argv))
+	return hwm, "VmHWM at exit"
+
+
+# ---------------------------------------------------------------- the app
+
+APP_INIT = '''"""exampleapp: the benchmark's web app."""
+import os
+
+import bd_webframework
+import bd_orm
+import bd_restframework
+import bd_httpclient
+import bd_celery
+import bd_settings
+
+from exampleapp import models, views
+
+DEPENDENCIES = (bd_webframework, bd_orm, bd_restframework, bd_httpclient,
+                bd_celery, bd_settings)
+
+
+def version():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(here, "VERSION")) as f:
+        return f.read().strip()
+
+
+def check():
+    for dep in DEPENDENCIES:
+        assert dep.__version__, dep
+    assert views.ROUTES and models.MODELS
+    assert version()
+'''
+
+MANAGE = '''#!/usr/bin/env python3
+"""The app's entry point.  usage: manage.py test"""
+import sys
+
+
+def test():
+    import exampleapp
+    exampleapp.check()
+    print("ok: exampleapp %s, %d dependencies"
+          % (exampleapp.version(), len(exampleapp.DEPENDENCIES)))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["test"]:
+        sys.exit("usage: manage.py test")
+    test()
+'''
+
+
+def make_app(app, pins):
+	os.makedirs(os.path.join(app, "exampleapp", "templates"))
+	os.makedirs(os.path.join(app, "exampleapp", "static"))
+	files = {
+	    "manage.py": MANAGE,
+	    "exampleapp/__init__.py": APP_INIT,
+	    "exampleapp/models.py": "MODELS = %r\n" % ["Model%d" % i
+		for i in range(12)],
+	    "exampleapp/views.py": "ROUTES = %r\n" % ["/route/%d" % i
+		for i in range(30)],
+	    "README.md": "# exampleapp\n\nThe deploy benchmark's app.\n",
+	    ".gitignore": "*.pyc\n__pycache__/\n",
+	}
+	for i in range(40):
+		files["exampleapp/mod_%02d.py" % i] = (
+		    '"""Part %d of the app."""\n\n\ndef handler_%d(request):\n'
+		    '    return {"part": %d, "path": request}\n' % (i, i, i)) * 8
+	for i in range(15):
+		files["exampleapp/templates/page_%02d.html" % i] = \
+		    "<html><body><h1>{{ title }}</h1>%s</body></html>\n" % (
+			"<p>{{ body }}</p>" * 20)
+	for i in range(5):
+		files["exampleapp/static/site_%d.css" % i] = \
+		    "body { margin: %dpx; }\n" % i * 50
+	files["requirements.txt"] = "".join(p + "\n" for p in pins)
+	for path, text in files.items():
+		with open(os.path.join(app, path), "w") as f:
+			f.write(text)
+	os.chmod(os.path.join(app, "manage.py"), 0o755)
+	run(["git", "init", "-q", app], log="app.log")
+	run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+	    log="app.log")
+	return commit(app, "v0")
+
+
+def commit(app, version, pins=None):
+	"""Writes VERSION (and requirements.txt from pins), commits; the sha."""
+	with open(os.path.join(app, "VERSION"), "w") as f:
+		f.write(version + "\n")
+	if pins is not None:
+		with open(os.path.join(app, "requirements.txt"), "w") as f:
+			f.write("".join(p + "\n" for p in pins))
+	run(["git", "-C", app, "add", "-A"], log="app.log")
+	run(["git", "-C", app, "commit", "-q", "-m", version], log="app.log")
+	_, out = run(["git", "-C", app, "rev-parse", "HEAD"], log="app.log",
+	    capture=True)
+	return out.strip()
+
+
+def pins_with_settings(pins, minor):
+	return [("bd-settings==1.0.%d" % minor) if p.startswith("bd-settings==")
+	    else p for p in pins]
+
+
+# ---------------------------------------------------------------- roots
+
+def current_of(root):
+	return os.path.basename(os.readlink(os.path.join(root, "current")))
+
+
+def expect_current(root, sha, who, version):
+	got = current_of(root)
+	if got != sha:
+		raise Broken("%s: current is %s, expected %s" % (who, got, sha))
+	with open(os.path.join(root, "current", "VERSION")) as f:
+		v = f.read().strip()
+	if v != version:
+		raise Broken("%s: current/VERSION says %r, expected %r" % (who, v,
+		    version))
+
+
+def setup_ours(root, url, conf):
+	run(deploy(root, "init", url), log="ours.log")
+	path = os.path.join(root, "shared", "deploy.conf")
+	with open(path, "w") as f:
+		f.write("# written by bench/bench.py\nrepo = %s\n%s" % (url, conf))
+	os.chmod(path, 0o644)
+
+
+def setup_post(root, url, sha):
+	"""The post's layout with a first release, made with the script's
+	own commands (its first step needs a current clone to update)."""
+	for d in ("releases", "shared"):
+		os.makedirs(os.path.join(root, d))
+	rel = os.path.join(root, "releases", sha)
+	run(["bash", "-c", 'set -e; git clone -q "$1" "$2"; cd "$2"; '
+	    'cd ..; virtualenv -q -p python3 "$3"; '
+	    'cd "$2"; . bin/activate; pip install -q -r requirements.txt; '
+	    'python manage.py test; ln -s "$2" "$4/current"',
+	    "setup", url, rel, sha, root], log="post.log")
+
+
+def post_script(root, url):
+	env = dict(ENV, ROOT=root, REPO=url,
+	    PIP_CACHE_DIR=os.path.join(W, "post-pip-cache"))
+	return ["bash", os.path.join(HERE, "post-deploy.sh")], env
+
+
+STEP_RE = re.compile(r"^\[\d+\] (\S+) (ok|skipped) ?([0-9.]+)?s?")
+
+
+def step_times(log, start):
+	"""{step: seconds} from deploy's '[N] NAME ok 1.23s' lines after offset."""
+	out = {}
+	with open(log, errors="replace") as f:
+		f.seek(start)
+		for line in f:
+			m = STEP_RE.match(line)
+			if m and m.group(2) == "ok" and m.group(3):
+				out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
+	return out
+
+
+# ---------------------------------------------------------------- figures
+
+def med(xs):
+	return statistics.median(xs)
+
+
+def spread(xs, unit=1.0, fmt="%.2f"):
+	return ("%s-%s" % (fmt % (min(xs) * unit), fmt % (max(xs) * unit)))
+
+
+def deploy_bench(url, app, pins, ours, post, res):
+	"""Figures 4 and 5: per run a code-only commit, then a commit that
+	bumps one pin; both sides deploy each, in alternating order."""
+	code_o, code_p, cold_o, cold_p = [], [], [], []
+	steps_code, steps_cold = [], []
+	olog = os.path.join(LOGS, "ours.log")
+	pargv, penv = post_script(post, url)
+	for r in range(RUNS):
+		for kind in ("code", "cold"):
+			if kind == "code":
+				ver = "code-%d" % r
+				sha = commit(app, ver)
+			else:
+				ver = "cold-%d" % r
+				sha = commit(app, ver, pins_with_settings(pins, r + 1))
+			off = os.path.getsize(olog)
+			sides = [("ours", lambda: timed(deploy(ours, "deploy"),
+			    log="ours.log")),
+			    ("post", lambda: timed(pargv, env=penv, log="post.log"))]
+			if r % 2:
+				sides.reverse()
+			t = {}
+			for name, fn in sides:
+				t[name] = fn()
+			expect_current(ours, sha, "deploy (%s run %d)" % (kind, r), ver)
+			expect_current(post, sha, "post's script (%s run %d)" % (kind, r),
+			    ver)
+			st = step_times(olog, off)
+			if kind == "code":
+				code_o.append(t["ours"])
+				code_p.append(t["post"])
+				steps_code.append(st)
+			else:
+				cold_o.append(t["ours"])
+				cold_p.append(t["post"])
+				steps_cold.append(st)
+			say("  run %d %-4s: deploy %6.2fs   post's script %6.2fs" % (r,
+			    kind, t["ours"], t["post"]))
+	res["code"] = (code_o, code_p, steps_code)
+	res["cold"] = (cold_o, cold_p, steps_cold)
+
+
+def noop_bench(ours, res):
+	"""Figure 3: deploy of what is current vs a bare fetch of its mirror."""
+	cur = current_of(ours)
+	d, g = [], []
+	fetch = ["/usr/bin/env", "git", "--git-dir=%s/repo" % ours, "fetch",
+	    "--quiet"]
+	dep = deploy(ours, "-q", "deploy")
+	for i in range(3):	# warm both
+		spawn_timed(dep)
+		spawn_timed(fetch)
+	for i in range(FAST):
+		if i % 2:
+			g.append(spawn_timed(fetch))
+			d.append(spawn_timed(dep))
+		else:
+			d.append(spawn_timed(dep))
+			g.append(spawn_timed(fetch))
+	if current_of(ours) != cur:
+		raise Broken("a no-op deploy changed current")
+	res["noop"] = (d, g)
+
+
+READER = r'''
+import os, signal, sys
+path = sys.argv[1]
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+n = fail = 0
+print("ready", flush=True)
+while not stop:
+    n += 1
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if not os.read(fd, 256):
+                fail += 1
+        finally:
+            os.close(fd)
+    except OSError:
+        fail += 1
+print(n, fail, flush=True)
+'''
+
+OURS_LOOP = r'''
+D=$1 R=$2 A=$3 B=$4 N=$5 i=0
+while [ $i -lt $N ]; do
+	"$D" -q -C "$R" activate "$A" || exit 1
+	"$D" -q -C "$R" activate "$B" || exit 1
+	i=$((i + 2))
+done
+'''
+
+# the post's switch, as its script does it: rm current && ln -s
+POST_LOOP = r'''
+R=$1 A=$2 B=$3 N=$4 i=0
+while [ $i -lt $N ]; do
+	rm $R/current && ln -s $R/releases/$A $R/current || exit 1
+	rm $R/current && ln -s $R/releases/$B $R/current || exit 1
+	i=$((i + 2))
+done
+'''
+
+
+def with_reader(root, loop_argv):
+	"""Runs the switch loop while a reader opens and reads current/VERSION
+	as fast as it can; returns (reads, failed reads, loop seconds)."""
+	rd = subprocess.Popen([sys.executable, "-c", READER,
+	    os.path.join(root, "current", "VERSION")], env=ENV,
+	    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+	if rd.stdout.readline().strip() != b"ready":
+		raise Broken("the reader did not start")
+	try:
+		t = timed(loop_argv, log="switch.log")
+	finally:
+		rd.send_signal(signal.SIGTERM)
+		out = rd.stdout.read().split()
+		rd.wait()
+	if len(out) != 2:
+		raise Broken("the reader printed %r" % out)
+	return int(out[0]), int(out[1]), t
+
+
+def list_marks(root):
+	_, out = run(deploy(root, "list"), capture=True, log="switch.log")
+	marks = {}
+	for line in out.splitlines():
+		f = line.split()
+		if len(f) >= 5:
+			marks[f[4]] = f[0]
+	return marks
+
+
+def switch_bench(ours, post, res):
+	"""Figures 1 and 2, on a copy of ours/ (so its history stays as a
+	deploy root's would) and on the post's root."""
+	sw = os.path.join(W, "switch")
+	os.mkdir(sw)
+	for e in os.listdir(ours):	# venvs are never written to again: links
+		run(["cp", "-al" if e == "venvs" else "-a", os.path.join(ours, e),
+		    sw], log="switch.log")
+	marks = list_marks(sw)
+	if "current" not in marks or "rollback" not in marks:
+		raise Broken("deploy list shows no current and rollback: %r" % marks)
+	b, a = marks["current"], marks["rollback"]
+	pb = current_of(post)
+	pa = sorted(x for x in os.listdir(os.path.join(post, "releases"))
+	    if x != pb)[0]
+	# figure 2 first, while the history is a deploy root's: rollback
+	# (b -> a) and activate b (a -> b), one process each
+	act, rb, true = [], [], []
+	tru = shutil.which("true", path=SYSPATH) or "/bin/true"
+	for i in range(3):
+		spawn_timed(deploy(sw, "-q", "rollback"))
+		spawn_timed(deploy(sw, "-q", "activate", b))
+	for i in range(FAST):
+		rb.append(spawn_timed(deploy(sw, "-q", "rollback")))
+		if current_of(sw) != a:
+			raise Broken("rollback went to %s, not %s" % (current_of(sw), a))
+		act.append(spawn_timed(deploy(sw, "-q", "activate", b)))
+		if current_of(sw) != b:
+			raise Broken("activate went to %s, not %s" % (current_of(sw), b))
+		true.append(spawn_timed([tru]))
+	res["activate"] = (act, rb, true)
+	res["rss"] = {"rollback": peak_rss(deploy(sw, "-q", "rollback")),
+	    "activate": peak_rss(deploy(sw, "-q", "activate", b))}
+
+	# figure 1: each loop ends where it began
+	ours_loop = ["sh", "-c", OURS_LOOP, "sh", DEPLOY, sw, a, b, str(SWITCHES)]
+	post_loop = ["sh", "-c", POST_LOOP, "sh", post, pa, pb, str(SWITCHES)]
+	o, p = [], []
+	for r in range(RUNS):
+		sides = [("ours", lambda: with_reader(sw, ours_loop)),
+		    ("post", lambda: with_reader(post, post_loop))]
+		if r % 2:
+			sides.reverse()
+		for name, fn in sides:
+			(o if name == "ours" else p).append(fn())
+		say("  run %d: failed reads: deploy %d of %d, post's rm+ln %d of %d"
+		    % (r, o[-1][1], o[-1][0], p[-1][1], p[-1][0]))
+	if current_of(sw) != b or current_of(post) != pb:
+		raise Broken("the switch loops did not end where they began")
+	res["switch"] = (o, p)
+
+	res["switch_root"] = (sw, a, b)
+
+
+def make_tree(dst, nfiles, size):
+	"""nfiles files of size bytes, 100 a folder, 25 folders a parent:
+	the shape of a vendored asset or node_modules tree."""
+	data = b"x" * size
+	made = 0
+	a = 0
+	while made < nfiles:
+		for b in range(25):
+			if made >= nfiles:
+				break
+			d = os.path.join(dst, "a%03d" % a, "b%02d" % b)
+			os.makedirs(d)
+			for f in range(min(100, nfiles - made)):
+				with open(os.path.join(d, "f%03d.js" % f), "wb") as fh:
+					if size:
+						fh.write(data)
+				made += 1
+		a += 1
+
+
+def count_files(top):
+	n = 0
+	for _, dirs, files in os.walk(top):
+		n += len(files)
+		n += sum(1 for d in dirs if os.path.islink(os.path.join(_, d)))
+	return n
+
+
+def prune_bench(url, app, res):
+	"""Figure 6.  A deploy root whose oldest release holds PRUNE_FILES
+	files; `deploy -k 2 prune` removes exactly that one, timed against
+	rm -rf of an identical copy beside it.
+
+	The files are empty by default (BENCH_PRUNE_FILE_SIZE): on a disk
+	mounted with `discard`, freeing 50,000 written data blocks costs up to
+	a minute of TRIM that falls alike on both sides and drowns what the
+	two removers do differently (walk, open, unlink)."""
+	pr = os.path.join(W, "prune")
+	setup_ours(pr, url, "requirements = bench-none.txt\nkeep = 10\n")
+	tpl = os.path.join(W, "tree-template")
+	rmdir = os.path.join(W, "rmrf")
+	os.makedirs(rmdir)
+	rels = []
+	for i in range(2):
+		sha = commit(app, "prune-base-%d" % i)
+		run(deploy(pr, "-k", "10", "deploy"), log="prune.log")
+		rels.append(sha)
+	inrel = count_files(os.path.join(pr, "releases", rels[0]))
+	make_tree(tpl, PRUNE_FILES - inrel, PRUNE_FILE_SIZE)
+	dp, rr = [], []
+	rss = None
+	for r in range(RUNS + 1):
+		old = rels[-2]
+		sha = commit(app, "prune-%d" % r)
+		run(deploy(pr, "-k", "10", "deploy"), log="prune.log")
+		rels.append(sha)
+		rel = os.path.join(pr, "releases", old)
+		copy = os.path.join(rmdir, old)
+		run(["cp", "-a", rel, copy], log="prune.log")
+		cps = [subprocess.Popen(["cp", "-a", tpl, os.path.join(d, "bulk")],
+		    env=ENV) for d in (rel, copy)]
+		if any(p.wait() for p in cps):
+			raise Broken("cp -a of the prune tree failed")
+		n = count_files(rel)
+		if n != PRUNE_FILES:
+			raise Broken("the release to prune holds %d files, not %d" % (n,
+			    PRUNE_FILES))
+		os.sync()
+		pargv = deploy(pr, "-q", "-k", "2", "prune")
+		if r == RUNS:	# one more, untimed: its peak RSS
+			rss = peak_rss(pargv)
+			run(["rm", "-rf", copy], log="prune.log")
+		else:
+			sides = [("ours", lambda: timed(pargv, log="prune.log")),
+			    ("rm", lambda: timed(["rm", "-rf", copy], log="prune.log"))]
+			if r % 2:
+				sides.reverse()
+			t = {}
+			for name, fn in sides:
+				t[name] = fn()
+			dp.append(t["ours"])
+			rr.append(t["rm"])
+			say("  run %d: deploy prune %.3fs   rm -rf %.3fs" % (r,
+			    t["ours"], t["rm"]))
+		left = sorted(os.listdir(os.path.join(pr, "releases")))
+		if os.path.exists(rel) or os.path.exists(copy) or \
+		    left != sorted(rels[-2:]):
+			raise Broken("prune left %s (expected %s)" % (left, rels[-2:]))
+	res["prune"] = (dp, rr, rss)
+
+
+def rss_bench(url, app, pins, ours, res):
+	"""Figure 7: the deploy process's own peak, on each kind of run."""
+	sw, a, b = res["switch_root"]
+	out = res["rss"]
+	out["activate after the switch runs"] = peak_rss(deploy(sw, "-q",
+	    "activate", a))
+	run(deploy(sw, "-q", "activate", b), log="switch.log")
+	out["no-op deploy"] = peak_rss(deploy(ours, "-q", "deploy"))
+	commit(app, "rss-code")
+	out["code-only deploy"] = peak_rss(deploy(ours, "-q", "deploy"))
+	commit(app, "rss-cold", pins_with_settings(pins, RUNS + 1))
+	out["cold deploy"] = peak_rss(deploy(ours, "-q", "deploy"))
+	out["prune %d files" % PRUNE_FILES] = res["prune"][2]
+	out["status"] = peak_rss(deploy(ours, "status"))
+
+
+# ---------------------------------------------------------------- report
+
+def machine():
+	cpu = "?"
+	try:
+		with open("/proc/cpuinfo") as f:
+			for line in f:
+				if line.startswith("model name"):
+					cpu = line.split(":", 1)[1].strip()
+					break
+	except OSError:
+		pass
+	mem = "?"
+	try:
+		with open("/proc/meminfo") as f:
+			mem = "%.0f GiB" % (int(f.readline().split()[1]) / 2**20)
+	except OSError:
+		pass
+	fs = "?"
+	try:
+		_, out = run(["df", "-T", W], capture=True, check=False)
+		fs = out.splitlines()[-1].split()[1]
+	except (Broken, IndexError, OSError):
+		pass
+
+	def ver(argv):
+		try:
+			_, o = run(argv, capture=True, check=False)
+			return o.strip().splitlines()[0]
+		except (IndexError, OSError):
+			return "?"
+	pip = "pip ?"
+	for v in sorted(os.listdir(os.path.join(W, "ours", "venvs"))):
+		pip = " ".join(ver([os.path.join(W, "ours", "venvs", v, "bin",
+		    "python"), "-m", "pip", "--version"]).split()[:2])
+	return ("%s; %d cores; %s; Linux %s\n"
+	    "%s; %s; %s; %s; roots on %s" % (cpu, os.cpu_count() or 0, mem,
+		platform.release(), ver(["python3", "--version"]),
+		ver(["git", "--version"]),
+		ver(["virtualenv", "--version"]).split(" from ")[0], pip, fs))
+
+
+def report(res, info):
+	rows = []
+
+	def row(n, what, ours, base, ratio, target, ok):
+		rows.append((n, what, ours, base, ratio, target,
+		    "pass" if ok else "MISS"))
+
+	o, p = res["switch"]
+	of = [x[1] for x in o]
+	pf = [x[1] for x in p]
+	row("1", "failed reads of current/VERSION, %d switches" % SWITCHES,
+	    "%d of %dk" % (med(of), med([x[0] for x in o]) // 1000),
+	    "%d of %dk" % (med(pf), med([x[0] for x in p]) // 1000),
+	    "-", "0", max(of) == 0)
+	act, rb, true = res["activate"]
+	row("2", "activate, whole process", "%.2f ms" % (med(act) * 1e3), "-", "-",
+	    "<= 5 ms", med(act) <= 0.005)
+	row("2", "rollback, whole process", "%.2f ms" % (med(rb) * 1e3), "-", "-",
+	    "<= 5 ms", med(rb) <= 0.005)
+	d, g = res["noop"]
+	r = med(d) / med(g)
+	row("3", "no-op deploy vs git fetch of its mirror",
+	    "%.1f ms" % (med(d) * 1e3), "%.1f ms" % (med(g) * 1e3),
+	    "%.2fx" % r, "<= 1.2x", r <= 1.2)
+	co, cp, _ = res["code"]
+	r = med(co) / med(cp)
+	row("4", "code-only redeploy vs post's script", "%.2f s" % med(co),
+	    "%.2f s" % med(cp), "%.2fx" % r, "<= 0.2x", r <= 0.2)
+	co, cp, _ = res["cold"]
+	r = med(co) / med(cp)
+	row("5", "cold deploy vs post's script", "%.2f s" % med(co),
+	    "%.2f s" % med(cp), "%.2fx" % r, "<= 1.0x", r <= 1.0)
+	dp, rr, _ = res["prune"]
+	r = med(dp) / med(rr)
+	row("6", "prune %d-file release vs rm -rf" % PRUNE_FILES,
+	    "%.3f s" % med(dp), "%.3f s" % med(rr), "%.2fx" % r, "<= 1.1x",
+	    r <= 1.1)
+	rss = res["rss"]
+	worst = max(rss, key=lambda k: rss[k][0])
+	row("7", "peak RSS of deploy (max: %s)" % worst,
+	    "%.2f MB" % (rss[worst][0] * 1024 / 1e6), "-", "-", "<= 2 MB",
+	    rss[worst][0] * 1024 <= 2e6)
+
+	hdr = ("#", "figure", "deploy", "baseline", "ratio", "target", "result")
+	w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(7)]
+	lines = ["deploy benchmark, %s" % time.strftime("%Y-%m-%d %H:%M"),
+	    info, ""]
+	fmt = "  ".join("%%-%ds" % x if i < 2 else "%%%ds" % x
+	    for i, x in enumerate(w))
+	lines.append(fmt % hdr)
+	lines.append(fmt % tuple("-" * x for x in w))
+	for x in rows:
+		lines.append(fmt % x)
+	lines.append("")
+	lines.append("medians; runs: %d heavy (1, 4-6), %d quick (2-3); ranges "
+	    "min-max:" % (RUNS, FAST))
+	lines.append("  1 failed reads, deploy: %s; post's rm+ln: %s; reads a "
+	    "run: %s; loop time a switch: deploy %.2f ms, rm+ln %.2f ms" % (
+		spread(of, fmt="%d"), spread(pf, fmt="%d"),
+		spread([x[0] for x in o + p], fmt="%d"),
+		med([x[2] for x in o]) / SWITCHES * 1e3,
+		med([x[2] for x in p]) / SWITCHES * 1e3))
+	lines.append("  2 activate %s ms, rollback %s ms (harness spawn+wait of "
+	    "/bin/true, included: %.2f ms)" % (spread(act, 1e3), spread(rb, 1e3),
+		med(true) * 1e3))
+	lines.append("  3 no-op deploy %s ms, git fetch %s ms" % (
+	    spread(d, 1e3, "%.1f"), spread(g, 1e3, "%.1f")))
+	for key, n in (("code", "4 code-only"), ("cold", "5 cold")):
+		co, cp, steps = res[key]
+		names = []
+		for s in steps:
+			names += [k for k in s if k not in names]
+		bd = ", ".join("%s %.2f" % (k, med([s.get(k, 0) for s in steps]))
+		    for k in names)
+		lines.append("  %s: deploy %s s, post's script %s s; deploy's steps "
+		    "(s): %s" % (n, spread(co), spread(cp), bd))
+	lines.append("  6 prune %s s, rm -rf %s s (files of %d bytes)" % (
+	    spread(dp, fmt="%.3f"), spread(rr, fmt="%.3f"), PRUNE_FILE_SIZE))
+	lines.append("  7 peak RSS (KiB, %s; 2 MB = 1953 KiB): %s" % (rss[worst][1],
+	    ", ".join("%s %d" % (k, v[0]) for k, v in rss.items())))
+	print("\n".join(lines), flush=True)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+	global W, ENV, LOGS
+	if not os.access(DEPLOY, os.X_OK):
+		sys.exit("bench: no deploy binary at %s (run make)" % DEPLOY)
+	for tool in ("git", "virtualenv", "bash", "python3", "cp", "rm"):
+		if shutil.which(tool, path=SYSPATH) is None:
+			sys.exit("bench: %s not found in %s" % (tool, SYSPATH))
+	os.umask(0o022)
+	base = os.environ.get("BENCH_DIR") or os.path.join(HERE, "work")
+	os.makedirs(base, exist_ok=True)
+	W = tempfile.mkdtemp(prefix="run.", dir=base)
+	LOGS = os.path.join(W, "logs")
+	os.makedirs(LOGS)
+	ENV = {k: v for k, v in os.environ.items()
+	    if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "DEPLOY_",
+		"GIT_", "LD_"))}
+	ENV.update(PATH=SYSPATH, LC_ALL="C",
+	    PIP_NO_INDEX="1", PIP_FIND_LINKS=os.path.join(W, "wheels"),
+	    PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
+	    GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
+	    GIT_COMMITTER_NAME="bench",
+	    GIT_COMMITTER_EMAIL="bench@example.invalid")
+	ok = False
+	t0 = time.time()
+	try:
+		res = {}
+		say("bench: work folder %s" % W)
+		say("bench: wheels")
+		_, out = run([sys.executable, os.path.join(HERE, "mkwheels.py"),
+		    os.path.join(W, "wheels"), str(RUNS + 1)], capture=True,
+		    log="wheels.log")
+		pins = out.split()
+		app = os.path.join(W, "app")
+		url = "file://" + app
+		sha = make_app(app, pins)
+		ours, post = os.path.join(W, "ours"), os.path.join(W, "post")
+		say("bench: first deploy of both roots")
+		setup_ours(ours, url, "test = python manage.py test\n")
+		run(deploy(ours, "deploy"), log="ours.log")
+		setup_post(post, url, sha)
+		expect_current(ours, sha, "first deploy", "v0")
+		expect_current(post, sha, "post's first release", "v0")
+		info = "%s\napp: %d wheels, %d modules installed; release checkout " \
+		    "%d files; remote %s" % (machine(), len(pins), sum(
+			1 for rt, _, fs in os.walk(os.path.join(ours, "venvs"))
+			for f in fs if f.endswith(".py") and "bd_" in rt),
+			count_files(os.path.join(ours, "releases", sha)), "file://")
+		say("bench: 4-5 code-only and cold deploys, %d runs" % RUNS)
+		deploy_bench(url, app, pins, ours, post, res)
+		say("bench: 3 no-op deploy vs git fetch, %d runs" % FAST)
+		noop_bench(ours, res)
+		say("bench: 1-2 switches, %d runs of %d" % (RUNS, SWITCHES))
+		switch_bench(ours, post, res)
+		say("bench: 6 prune of %d files, %d runs" % (PRUNE_FILES, RUNS))
+		prune_bench(url, app, res)
+		say("bench: 7 peak RSS")
+		rss_bench(url, app, pins, ours, res)
+		say("bench: done in %.0fs" % (time.time() - t0))
+		report(res, info)
+		ok = True
+	except Broken as e:
+		say("bench: BROKEN: %s" % e)
+	except KeyboardInterrupt:
+		say("bench: interrupted")
+	finally:
+		if ok and os.environ.get("BENCH_KEEP") != "1":
+			t1 = time.time()
+			subprocess.run(["chmod", "-R", "u+rwX", W])
+			subprocess.run(["rm", "-rf", W])
+			say("bench: removed the work folder in %.0fs" % (time.time() - t1))
+		else:
+			say("bench: kept %s (logs in %s)" % (W, LOGS))
+	return 0 if ok else 1
+
+
+if __name__ == "__main__":
+	sys.exit(main())

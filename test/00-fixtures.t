@@ -1,0 +1,67 @@
+#!/bin/sh
+# The harness itself, without deploy: the wheel installs with pip from
+# $T/wheels only, the app repo's test suite passes and can be made to fail,
+# supervisord runs the app from where `current` points, and the helpers see
+# it.  If this fails, failures in the other tests say nothing about deploy.
+. "$(dirname "$0")/lib.sh"
+
+make_app
+start_supervisord
+
+ok "the wheel was built" [ -f "$T/wheels/appdep-1.0-py3-none-any.whl" ]
+A=$(sha_of HEAD)
+like "$A" "????????????????????????????????????????" "the app repo has a commit"
+
+# a release by hand, as deploy would build it
+R=$ROOT/releases/$A
+mkdir -p "$ROOT/releases"
+run git clone -q "$APP" "$R"
+rc_is 0 "git clone of the app"
+run virtualenv -q -p python3 "$R/.venv"
+rc_is 0 "virtualenv"
+run "$R/.venv/bin/python" -m pip install -r "$R/requirements.txt"
+rc_is 0 "pip installs the wheel with no index"
+run "$R/.venv/bin/python" -c 'import appdep; print(appdep.VERSION)'
+is "$(out)" 1.0 "the wheel's module imports"
+
+cd "$R" || bail "no release"
+run env PATH="$R/.venv/bin:$PATH" DEPLOY_REVISION="$A" python check_app.py "$TESTRUNS"
+rc_is 0 "the app's test suite passes"
+is "$(testruns_of "$A")" 1 "check_app.py logs its run"
+touch FAIL_TESTS
+run env PATH="$R/.venv/bin:$PATH" python check_app.py
+rc_is 1 "the test suite fails while FAIL_TESTS exists"
+rm -f FAIL_TESTS
+cd "$T" || exit 1
+
+ln -s "releases/$A" "$ROOT/current"
+run sv start app
+rc_is 0 "supervisorctl start app"
+is "$(app_state)" RUNNING "the app is RUNNING"
+ok "the app runs from the release current points to" app_runs_from "$A"
+ok "the app wrote its state" wait_for 5 test -s "$APPSTATE"
+like "$(cat "$APPSTATE")" "* $R v1 1.0" "its state names its folder and versions"
+
+cd "$R" || exit 1
+run "$R/.venv/bin/python" health.py "$APPSTATE"
+rc_is 0 "health.py passes for the running release"
+cd "$T" || exit 1
+
+# a crashing app reaches FATAL quickly
+touch "$R/CRASH"
+run sv restart app
+ok "a crashing app ends FATAL or BACKOFF" wait_for 10 sh -c \
+	'[ "$(supervisorctl -c "$1" status app | awk "{print \$2}")" = FATAL ]' sh "$SVCONF"
+rm -f "$R/CRASH"
+
+# hang.sh leaves children that the helpers can find
+PIDS=$T/hang.pids
+DEPLOY_TEST_MARK=fixture "$R/hang.sh" "$PIDS" &
+wait_for 5 test -s "$PIDS"
+ok "hang.sh children carry the mark" [ "$(marked_pids fixture | wc -l)" -ge 3 ]
+for p in $(marked_pids fixture); do kill -9 "$p"; done
+wait
+ok "and are gone once killed" wait_for 5 sh -c '[ -z "$(grep -lzxF DEPLOY_TEST_MARK=fixture /proc/[0-9]*/environ 2>/dev/null)" ]'
+
+sv stop app >/dev/null
+done_testing

@@ -1,0 +1,144 @@
+#!/bin/sh
+# Hostile REF and REV arguments, as CI might pass them: words that git
+# would take as options, shell syntax that runs a payload if any shell ever
+# sees it, refs that do not exist, a sha not in the repo, an ambiguous
+# 7-digit REV, REVs shorter than 7.  Each gets exit 2, one clear error line
+# naming the argument, and changes nothing: not current, not releases/,
+# not the history, not the running app.
+. "$(dirname "$0")/lib.sh"
+. "$TESTDIR/hostile.sh"
+
+setup_root "keep = 10"
+A=$(sha_of HEAD)
+run_deploy deploy
+rc_is 0 "first deploy (A)"
+B=$(new_commit v2)	# what a deploy would take if a REF slipped through
+snapshot
+
+# bad DESC STATUS ARG CMD...: runs deploy CMD..., expects STATUS, one error
+# line quoting ARG, nothing changed, no payload run
+bad() {
+	_d=$1 _st=$2 _arg=$3
+	shift 3
+	run_deploy "$@"
+	refused "$_d" "$_st" "*'$(glob_quote "$_arg")'*"
+	not_pwned "$_d: no payload ran"
+}
+
+# every command that takes a REF or REV
+each_command() {
+	_ecd=$1 _ecref=$2
+	bad "deploy '$_ecd'" 2 "$_ecref" deploy "$_ecref"
+	bad "prepare '$_ecd'" 2 "$_ecref" prepare "$_ecref"
+	bad "activate '$_ecd'" 2 "$_ecref" activate "$_ecref"
+	bad "rollback '$_ecd'" 2 "$_ecref" rollback "$_ecref"
+}
+
+# ---- words starting with '-': git would take them as options
+each_command "--upload-pack=PAYLOAD" "--upload-pack=$PAYLOAD"
+each_command "--upload-pack=touch PWNED" "--upload-pack=touch $PWNED"
+each_command "-h" "-h"
+each_command "--output=FILE" "--output=$T/output-file"
+ok "--output did not write a file" absent "$T/output-file"
+each_command "-" "-"
+each_command "--end-of-options" "--end-of-options"
+# after deploy's own "--", the word is still a REF, not an option
+bad "-- deploy --upload-pack=PAYLOAD" 2 "--upload-pack=$PAYLOAD" \
+	-- deploy "--upload-pack=$PAYLOAD"
+# a config 'branch' is a REF too
+write_conf "branch = --upload-pack=$PAYLOAD"
+line=$(grep -n '^branch' "$ROOT/shared/deploy.conf" | cut -d: -f1)
+run_deploy deploy
+refused "branch = --upload-pack=PAYLOAD" 2 "*deploy.conf:$line:*branch*"
+not_pwned "branch = --upload-pack=PAYLOAD: no payload ran"
+write_conf "keep = 10"
+
+# ---- shell syntax: a shell that saw any of these would run PAYLOAD
+each_command "main;PAYLOAD" "main;$PAYLOAD"
+each_command "main; PAYLOAD" "main; $PAYLOAD"
+each_command "\$(PAYLOAD)" "\$($PAYLOAD)"
+each_command "\$(touch PWNED)" "\$(touch $PWNED)"
+each_command "\`PAYLOAD\`" "\`$PAYLOAD\`"
+each_command "main|PAYLOAD" "main|$PAYLOAD"
+each_command "main&&PAYLOAD" "main&&$PAYLOAD"
+each_command "main&PAYLOAD" "main&$PAYLOAD"
+each_command "main>FILE" "main>$T/redirected"
+ok "no shell redirected output to a file" absent "$T/redirected"
+nl='
+'
+each_command "main<newline>PAYLOAD" "main${nl}$PAYLOAD"
+each_command "<newline>PAYLOAD" "${nl}$PAYLOAD"
+each_command "main<tab>PAYLOAD" "main	$PAYLOAD"
+each_command "main<CR>PAYLOAD" "main$(printf '\r')$PAYLOAD"
+ok "no payload ran, for any REF" absent "$PWNED"
+
+# ---- refs that do not exist
+for ref in no-such-branch refs/heads/nope v9.9.9 "main~999" "main^{tree}" \
+    ../../etc/passwd "$(printf 'x%.0s' $(seq 300))"; do
+	short=$(printf %.40s "$ref")
+	bad "deploy of the missing ref '$short'" 2 "$ref" deploy "$ref"
+	bad "prepare of the missing ref '$short'" 2 "$ref" prepare "$ref"
+done
+
+# ---- a sha that is not in the repo
+SHA64=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+SHA40=$(printf %.40s "$SHA64")
+each_command "a random 64-hex sha" "$SHA64"
+each_command "a random 40-hex sha" "$SHA40"
+# B is a commit, but no release was built from it
+bad "activate B, a commit with no release" 2 "$B" activate "$B"
+bad "rollback B, a commit with no release" 2 "$B" rollback "$B"
+
+# ---- an ambiguous 7-digit prefix: two releases sharing 7 hex digits
+python3 "$TESTDIR/collide.py" "$APP" >"$T/collide" || bail "collide.py failed"
+CA=$(sed -n 1p "$T/collide")
+CB=$(sed -n 2p "$T/collide")
+P7=$(printf %.7s "$CA")
+is "$(printf %.7s "$CB")" "$P7" "collide.py made two commits sharing 7 digits"
+run_deploy deploy collide-a
+rc_is 0 "deploy the first of them"
+run_deploy deploy collide-b
+rc_is 0 "deploy the second of them"
+is "$(list_state "$CA") $(list_state "$CB")" "complete complete" \
+	"both are complete releases"
+snapshot
+bad "activate of the ambiguous prefix $P7" 2 "$P7" activate "$P7"
+like "$(err)" "*ambiguous*" "the error says it is ambiguous"
+bad "rollback to the ambiguous prefix $P7" 2 "$P7" rollback "$P7"
+like "$(err)" "*ambiguous*" "the error says it is ambiguous"
+bad "deploy of the ambiguous prefix $P7" 2 "$P7" deploy "$P7"
+# the longest common prefix of the two, when it is longer than 7
+n=7
+while [ "$(printf %.$((n + 1))s "$CA")" = "$(printf %.$((n + 1))s "$CB")" ]; do
+	n=$((n + 1))
+done
+PL=$(printf %.${n}s "$CA")
+bad "activate of their longest common prefix $PL" 2 "$PL" activate "$PL"
+
+# ---- prefixes shorter than 7
+for len in 6 4 1; do
+	p=$(printf %.${len}s "$A")
+	bad "activate of A's $len-digit prefix" 2 "$p" activate "$p"
+	like "$(err)" "*7*" "the error says a REV needs 7 digits"
+	bad "rollback to A's $len-digit prefix" 2 "$p" rollback "$p"
+done
+bad "activate of an empty REV" 2 "" activate ""
+bad "deploy of an empty REF" 2 "" deploy ""
+# not a sha at all: a REV is not a REF
+bad "activate main (a branch, not a REV)" 2 main activate main
+bad "activate A's prefix followed by junk" 2 "$(printf %.7s "$A")x" \
+	activate "$(printf %.7s "$A")x"
+bad "activate a REV longer than 64" 2 "${SHA64}a" activate "${SHA64}a"
+
+# ---- the same releases are reachable by unique prefixes: the refusals
+# above were about the input, not a REV matcher that never matches
+run_deploy activate "$(printf %.7s "$A")"
+rc_is 0 "activate A by a unique 7-digit prefix works"
+is "$(current_link)" "releases/$A" "and switches to A"
+U=$(printf %.$((n + 1))s "$CA")
+run_deploy activate "$U"
+rc_is 0 "activate the first collided release by its unique $((n + 1))-digit prefix"
+is "$(current_link)" "releases/$CA" "and switches to it"
+ok "no payload ran in the whole test" absent "$PWNED"
+
+done_testing

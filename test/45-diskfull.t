@@ -1,0 +1,100 @@
+#!/bin/sh
+# The root on a nearly full file system (a small tmpfs this test mounts):
+# a checkout that does not fit, a virtualenv that does not fit, and a file
+# system with no byte left.  Each build fails with exit 1, current and the
+# release it points to are intact, the app keeps running, the history
+# keeps every record, and once space is freed the same deploy works.
+. "$(dirname "$0")/lib.sh"
+. "$TESTDIR/hostile.sh"
+
+SMALL=$T/small
+mkdir "$SMALL"
+if [ "$(id -u)" -ne 0 ] ||
+    ! mount -t tmpfs -o size=64m,mode=0755 tmpfs "$SMALL" 2>"$T/mount.err"; then
+	echo "1..0 # SKIP cannot mount a tmpfs here: $(cat "$T/mount.err" 2>/dev/null)"
+	exit 0
+fi
+at_exit "umount '$SMALL' 2>/dev/null || umount -l '$SMALL'"
+at_exit "stop_supervisord"	# the app's cwd is on the tmpfs: stop it first
+ROOT=$SMALL/root
+
+setup_root
+A=$(sha_of HEAD)
+run_deploy deploy
+rc_is 0 "deploy A onto a 64 MiB tmpfs"
+
+# fill KIB: leaves about KIB KiB free on the tmpfs (0: none at all)
+fill() {
+	rm -f "$SMALL/filler" "$SMALL/filler2"
+	sync
+	_avail=$(df -k --output=avail "$SMALL" | tail -n 1 | tr -d ' ')
+	if [ $((_avail - $1)) -gt 0 ]; then
+		dd if=/dev/zero of="$SMALL/filler" bs=1024 count=$((_avail - $1)) \
+		    2>/dev/null
+	fi
+	if [ "$1" -eq 0 ]; then
+		dd if=/dev/zero of="$SMALL/filler2" bs=512 2>/dev/null
+	fi
+	diag "free on the tmpfs: $(df -k --output=avail "$SMALL" | tail -n 1 | tr -d ' ') KiB"
+}
+unfill() {
+	rm -f "$SMALL/filler" "$SMALL/filler2"
+}
+
+# full_case DESC SHA: a deploy of SHA on the full file system fails cleanly
+full_case() {
+	_cur=$(current_link)
+	_pid=$(app_pid)
+	tree_listing "$ROOT/$_cur" >"$T/cur.before"
+	cp "$ROOT/.deploy/history" "$T/history.before"
+	run_deploy deploy
+	rc_is 1 "$1: the deploy fails with exit 1"
+	grep_ok "$1: stderr says what failed" "$T/err" "FAILED|^deploy: "
+	is "$(current_link)" "$_cur" "$1: current still points to the same release"
+	tree_listing "$ROOT/$_cur" >"$T/cur.after"
+	if cmp -s "$T/cur.before" "$T/cur.after"; then
+		pass "$1: the current release is intact"
+	else
+		fail "$1: the current release is intact"
+		diff "$T/cur.before" "$T/cur.after" | head -n 20 | sed 's/^/#   /' >&2
+	fi
+	is "$(app_pid)" "$_pid" "$1: the app was not restarted"
+	ok "$1: the app still runs from current" app_runs_from "${_cur#releases/}"
+	ok "$1: no releases/<sha> of the failed build is left" absent "$ROOT/releases/$2"
+	is "$(list_state "$2")" "" "$1: list does not offer it"
+	_nb=$(wc -l <"$T/history.before")
+	if [ -s "$ROOT/.deploy/history" ] &&
+	    head -n "$_nb" "$ROOT/.deploy/history" | cmp -s - "$T/history.before"; then
+		pass "$1: the history kept every record"
+	else
+		fail "$1: the history kept every record"
+		diff "$T/history.before" "$ROOT/.deploy/history" | sed 's/^/#   /' >&2
+	fi
+	unfill
+	run_deploy deploy
+	rc_is 0 "$1: with space freed, the same deploy works"
+	is "$(current_link)" "releases/$2" "$1: and switches to it"
+	ok "$1: the app runs from it" app_runs_from "$2"
+}
+
+# ---- a checkout that does not fit: an 8 MiB file (tiny once compressed,
+# so that the fetch fits and the checkout does not)
+head -c 8388608 /dev/zero >"$APP/big.bin"
+B=$(new_commit big-file)
+fill 2048
+full_case "checkout of an 8 MiB file with 2 MiB free" "$B"
+ok "the big file is there after the retry" [ -s "$ROOT/releases/$B/big.bin" ]
+
+# ---- a virtualenv that does not fit (new requirements: a new venv)
+rm -f "$APP/big.bin"
+printf '# changed\nappdep==1.0\n' >"$APP/requirements.txt"
+C=$(new_commit new-requirements)
+fill 2048
+full_case "a new virtualenv with 2 MiB free" "$C"
+
+# ---- no byte left at all
+D=$(new_commit v4)
+fill 0
+full_case "a file system with no byte left" "$D"
+
+done_testing

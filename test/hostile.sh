@@ -1,0 +1,149 @@
+# hostile.sh -- sourced after lib.sh by test/4*.t: snapshots of a root,
+# payloads that leave a marker when anything executes them, and checks of
+# the "clear one-line error, nothing changed" contract.
+#
+# POSIX sh only, like lib.sh.
+
+# A payload: an executable that creates $PWNED when run.  Every hostile
+# input below names it in a way that a shell, or git taking the word as an
+# option, would run it.
+PWNED=$T/PWNED
+PAYLOAD=$T/payload.sh
+cat >"$PAYLOAD" <<EOF
+#!/bin/sh
+echo "payload ran: \$0 \$*" >>"$PWNED"
+EOF
+chmod +x "$PAYLOAD"
+
+# not_pwned DESC: nothing ran the payload
+not_pwned() {
+	if absent "$PWNED"; then
+		_tap 0 "$1"
+	else
+		_tap 1 "$1"
+		diag "the payload ran:"
+		sed 's/^/#   /' "$PWNED" >&2
+		show_run
+		rm -f "$PWNED"
+	fi
+}
+
+# root_state: what must not change when deploy refuses an input: where
+# current points, everything under releases/ (types, modes, sizes, mtimes,
+# link targets), the durable history, and the running app's pid.
+root_state() {
+	echo "current: $(current_link)"
+	echo "app pid: $(app_pid 2>/dev/null)"
+	echo "history:"
+	cat "$ROOT/.deploy/history" 2>/dev/null
+	echo "releases:"
+	tree_listing "$ROOT/releases"
+}
+
+# snapshot: remember root_state for unchanged
+snapshot() {
+	root_state >"$T/state.before"
+}
+
+# unchanged DESC: root_state is what snapshot saw
+unchanged() {
+	root_state >"$T/state.after"
+	if cmp -s "$T/state.before" "$T/state.after"; then
+		_tap 0 "$1: nothing changed"
+	else
+		_tap 1 "$1: nothing changed"
+		diff "$T/state.before" "$T/state.after" | head -n 40 |
+			sed 's/^/#   /' >&2
+		show_run
+	fi
+}
+
+# one_error DESC GLOB: stderr holds exactly one error line, "deploy: ...",
+# matching GLOB; any other stderr line is a step's "[N] NAME FAILED" report
+# (a refused REF is reported by its resolve step too).
+one_error() {
+	_nerr=$(grep -c '^deploy: ' "$T/err")
+	_nother=$(grep -Evc '^(deploy: |\[[0-9]+\] [a-z ]+ FAILED )' "$T/err")
+	_line=$(grep '^deploy: ' "$T/err" | head -n 1)
+	if [ "$_nerr" -eq 1 ] && [ "$_nother" -eq 0 ]; then
+		like "$_line" "$2" "$1"
+	else
+		_tap 1 "$1"
+		diag "expected one 'deploy: ...' line and nothing else; got" \
+		    "$_nerr error line(s) and $_nother other line(s)"
+		show_run
+	fi
+}
+
+# refused DESC STATUS GLOB: the last run exited STATUS with one clear error
+# matching GLOB, and changed nothing since snapshot
+refused() {
+	rc_is "$2" "$1: exit $2"
+	one_error "$1: one-line error naming it" "$3"
+	unchanged "$1"
+}
+
+# sorted_words WORD...: sorted, space-separated, like lib.sh's releases
+sorted_words() {
+	printf '%s\n' "$@" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# glob_quote STRING: STRING with the sh pattern characters * ? [ ] \
+# escaped, so that like() matches it literally
+glob_quote() {
+	printf '%s' "$1" | sed 's/[][*?\\]/\\&/g'
+}
+
+# vg_run ARGS...: the binary under valgrind on $ROOT; valgrind's logs in
+# $T/vg/, one per process (forks of deploy are checked too; what they exec
+# is not)
+vg_run() {
+	rm -rf "$T/vg"
+	mkdir -p "$T/vg"
+	run timeout -k 5 "$DEPLOY_TEST_LIMIT" env DEPLOY_TEST_MARK="$MARK" \
+	    valgrind -q --leak-check=full --error-exitcode=1 \
+	    --trace-children=no --child-silent-after-fork=no \
+	    --log-file="$T/vg/%p.log" "$DEPLOY" -C "$ROOT" "$@"
+}
+
+# vg_clean DESC: every valgrind log of the last vg_run is free of errors
+# and of definitely, indirectly or possibly lost blocks
+vg_clean() {
+	_bad=
+	for _f in "$T"/vg/*.log; do
+		[ -f "$_f" ] || continue
+		if grep -Eq 'ERROR SUMMARY: [1-9]|(definitely|indirectly|possibly) lost: [1-9]|Invalid|uninitialised|Mismatched' "$_f"; then
+			_bad="$_bad $_f"
+		fi
+	done
+	if [ -z "$_bad" ] && [ -n "$(ls "$T"/vg/*.log 2>/dev/null)" ]; then
+		_tap 0 "$1"
+	else
+		_tap 1 "$1"
+		[ -z "$_bad" ] && diag "no valgrind log in $T/vg"
+		for _f in $_bad; do
+			diag "$_f:"
+			head -n 120 "$_f" | sed 's/^/#   /' >&2
+		done
+	fi
+}
+
+# A private copy of the binary under test, so that a rebuild elsewhere
+# while this test runs cannot swap it in the middle.
+cp "$DEPLOY" "$T/deploy.bin" || bail "cannot copy $DEPLOY"
+DEPLOY=$T/deploy.bin
+
+# at_exit CMD: CMD runs at exit, before lib.sh's cleanup removes $T (e.g.
+# an umount); later ones first
+_at_exit=:
+at_exit() {
+	_at_exit="$1 || true; $_at_exit"
+}
+_hostile_exit() {
+	_hs=$?
+	set +e
+	eval "$_at_exit"
+	(exit $_hs)
+	cleanup
+}
+trap _hostile_exit EXIT

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Read ROOT/current/VERSION over and over until STOPFILE appears.
+
+usage: reader.py ROOT STOPFILE RESULTFILE
+
+Each read must find current resolving to a release that has its VERSION
+and its virtualenv's python.  Writes "READS FAILURES" and then the first
+failures, one a line, to RESULTFILE.  A missing current before the first
+successful read is not counted (the root may not be deployed yet).
+"""
+import os
+import sys
+import time
+
+
+def main():
+	root, stop, result = sys.argv[1:]
+	version = os.path.join(root, "current", "VERSION")
+	python = os.path.join(root, "current", ".venv", "bin", "python")
+	reads = 0
+	failures = []
+	nfail = 0
+	seen = False
+	while not os.path.exists(stop):
+		try:
+			with open(version) as f:
+				if not f.read().strip():
+					raise OSError("VERSION is empty")
+			if not os.path.exists(python):
+				raise OSError("no .venv/bin/python")
+			seen = True
+		except OSError as e:
+			if seen:
+				nfail += 1
+				if len(failures) < 20:
+					failures.append("%.3f %s -> %s: %s" % (time.time(),
+					    version, os.path.realpath(version), e))
+		reads += 1
+		time.sleep(0.0005)
+	with open(result + ".tmp", "w") as f:
+		f.write("%d %d\n" % (reads, nfail))
+		for line in failures:
+			f.write(line + "\n")
+	os.rename(result + ".tmp", result)
+
+
+if __name__ == "__main__":
+	main()
