@@ -1445,6 +1445,24 @@ child_env(const struct runopts *o)
 		putenv(*e);
 }
 
+/* A step's output goes to the log, the tail, and the capture or -v. */
+static void
+take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
+{
+	log_write(buf, k);
+	tail_add(buf, k);
+	if (o->out != NULL) {
+		if (k > o->outlen - 1 - *outn)
+			k = o->outlen - 1 - *outn;
+		memcpy(o->out + *outn, buf, k);
+		*outn += k;
+		o->out[*outn] = '\0';
+	} else if (vflag && !qflag) {
+		fwrite(buf, 1, k, stdout);
+		fflush(stdout);
+	}
+}
+
 static int
 run(char *const argv[], const struct runopts *o, struct result *res)
 {
@@ -1543,23 +1561,10 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 			n = poll(&pfd, 1, 100);
 			if (n > 0) {
 				ssize_t k = read(out[0], buf, sizeof(buf));
-				if (k <= 0) {
+				if (k <= 0)
 					eof = k == 0 || errno != EINTR;
-				} else {
-					log_write(buf, (size_t)k);
-					tail_add(buf, (size_t)k);
-					if (o->out != NULL) {
-						size_t c = (size_t)k;
-						if (c > o->outlen - 1 - outn)
-							c = o->outlen - 1 - outn;
-						memcpy(o->out + outn, buf, c);
-						outn += c;
-						o->out[outn] = '\0';
-					} else if (vflag && !qflag) {
-						fwrite(buf, 1, (size_t)k, stdout);
-						fflush(stdout);
-					}
-				}
+				else
+					take_output(o, &outn, buf, (size_t)k);
 			}
 		}
 		r = waitpid(pid, &st, WNOHANG);
@@ -1580,16 +1585,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 			ssize_t k = read(out[0], buf, sizeof(buf));
 			if (k <= 0)
 				break;
-			log_write(buf, (size_t)k);
-			tail_add(buf, (size_t)k);
-			if (o->out != NULL) {
-				size_t c = (size_t)k;
-				if (c > o->outlen - 1 - outn)
-					c = o->outlen - 1 - outn;
-				memcpy(o->out + outn, buf, c);
-				outn += c;
-				o->out[outn] = '\0';
-			}
+			take_output(o, &outn, buf, (size_t)k);
 		}
 	}
 	close(out[0]);

@@ -34,18 +34,19 @@ ok "the log of a pruned release goes with it" absent "$ROOT/.deploy/logs/$A.log"
 ok "the log of a kept release stays" [ -f "$ROOT/.deploy/logs/$D.log" ]
 
 # ---- current and rollback target are protected
+# three newer releases, prepared (complete) but not activated: current
+# stays D, the rollback target C
 write_conf "keep = 10" "link = config.ini"
 for v in v5 v6 v7; do
 	new_commit $v >/dev/null
-	run_deploy deploy
-	rc_is 0 "deploy $v"
+	run_deploy prepare
+	rc_is 0 "prepare $v"
 done
 E=$(sha_of HEAD~2)
 F=$(sha_of HEAD~1)
 G=$(sha_of HEAD)
-run_deploy activate "$D"
-rc_is 0 "activate D (an older release)"
-is "$(list_mark "$C")" rollback "C is now the rollback target"
+is "$(current_link)" "releases/$D" "current is still D"
+is "$(list_mark "$C")" rollback "C is the rollback target"
 
 # things deploy did not create
 echo "do not delete" >"$ROOT/releases/notes.txt"

@@ -7,14 +7,15 @@
 
 setup_root
 A=$(sha_of HEAD)
-run_deploy deploy
-rc_is 0 "deploy A"
+run_deploy prepare
+rc_is 0 "prepare A"
 B=$(new_commit v2)
-run_deploy deploy
-rc_is 0 "deploy B"
+run_deploy prepare
+rc_is 0 "prepare B"
 C=$(new_commit v3)
 run_deploy deploy
 rc_is 0 "deploy C"
+is "$(list_mark "$B")" rollback "B is the rollback target"
 D=$(new_commit v4)	# pushed, not deployed
 D7=$(printf %.7s "$D")
 

@@ -23,7 +23,7 @@ while True:
     open(sys.argv[2], "a").write("hit\n")
 EOF
 
-setup_root "reuse_venv = no"
+setup_root
 A=$(sha_of HEAD)
 run_deploy deploy
 rc_is 0 "first deploy"
@@ -44,6 +44,8 @@ after_signal() {
 # ---- SIGTERM while pip downloads
 python3 "$T/slowserver.py" "$T/slow.port" "$T/slow.hits" &
 wait_for 10 test -s "$T/slow.port" || bail "slow server did not start"
+# new requirements: a new virtualenv, so pip runs
+echo "# v2" >>"$APP/requirements.txt"
 B=$(new_commit v2)
 rm -f "$T/slow.hits"
 PIP_FIND_LINKS=http://127.0.0.1:$(cat "$T/slow.port")/ bg_deploy pipterm deploy
@@ -55,7 +57,7 @@ is "$bgrc" 143 "SIGTERM during pip: exit 143"
 after_signal "SIGTERM during pip" "$B" pipterm
 
 # ---- SIGTERM while the tests run
-write_conf "reuse_venv = no" "test = python check_app.py $TESTRUNS 60"
+write_conf "test = python check_app.py $TESTRUNS 60"
 rm -f "$TESTRUNS.started"
 bg_deploy testterm deploy
 ok "the test step starts" wait_for 60 test -s "$TESTRUNS.started"
@@ -99,7 +101,7 @@ no_marked_procs "no process of the killed deploy is left" testkill
 ok "no stale temp link" absent "$ROOT/.current.tmp"
 
 # ---- the lock is free and everything works again
-write_conf "reuse_venv = no"
+write_conf
 run_deploy deploy
 rc_is 0 "a deploy after all that exits 0"
 is "$(current_link)" "releases/$B" "current is the new release"

@@ -41,7 +41,9 @@ unfill() {
 	rm -f "$SMALL/filler" "$SMALL/filler2"
 }
 
-# full_case DESC SHA: a deploy of SHA on the full file system fails cleanly
+# full_case DESC SHA STEP: a deploy of SHA on the full file system fails
+# cleanly, in the step whose name matches the ERE STEP (-: any step, or
+# before the first)
 full_case() {
 	_cur=$(current_link)
 	_pid=$(app_pid)
@@ -49,7 +51,13 @@ full_case() {
 	cp "$ROOT/.deploy/history" "$T/history.before"
 	run_deploy deploy
 	rc_is 1 "$1: the deploy fails with exit 1"
-	grep_ok "$1: stderr says what failed" "$T/err" "FAILED|^deploy: "
+	if [ "$3" = - ]; then
+		grep_ok "$1: stderr says what failed" "$T/err" \
+			"^\[[0-9]+\] [a-z]+ FAILED|^deploy: .*: No space left"
+	else
+		grep_ok "$1: stderr says the $3 step failed" "$T/err" \
+			"^\[[0-9]+\] ($3) FAILED"
+	fi
 	is "$(current_link)" "$_cur" "$1: current still points to the same release"
 	tree_listing "$ROOT/$_cur" >"$T/cur.after"
 	if cmp -s "$T/cur.before" "$T/cur.after"; then
@@ -77,12 +85,13 @@ full_case() {
 	ok "$1: the app runs from it" app_runs_from "$2"
 }
 
-# ---- a checkout that does not fit: an 8 MiB file (tiny once compressed,
-# so that the fetch fits and the checkout does not)
-head -c 8388608 /dev/zero >"$APP/big.bin"
+# ---- a checkout that does not fit: an 8 MiB file of 'x', tiny once
+# compressed so that the fetch fits and the checkout does not (not zeros:
+# git writes those as holes)
+head -c 8388608 /dev/zero | tr '\0' x >"$APP/big.bin"
 B=$(new_commit big-file)
 fill 2048
-full_case "checkout of an 8 MiB file with 2 MiB free" "$B"
+full_case "checkout of an 8 MiB file with 2 MiB free" "$B" checkout
 ok "the big file is there after the retry" [ -s "$ROOT/releases/$B/big.bin" ]
 
 # ---- a virtualenv that does not fit (new requirements: a new venv)
@@ -90,11 +99,20 @@ rm -f "$APP/big.bin"
 printf '# changed\nappdep==1.0\n' >"$APP/requirements.txt"
 C=$(new_commit new-requirements)
 fill 2048
-full_case "a new virtualenv with 2 MiB free" "$C"
+full_case "a new virtualenv with 2 MiB free" "$C" "venv|pip"
 
 # ---- no byte left at all
 D=$(new_commit v4)
 fill 0
-full_case "a file system with no byte left" "$D"
+full_case "a file system with no byte left" "$D" "[a-z]+"
+
+# ---- no byte left, with the new commit already fetched into the mirror:
+# the build itself meets the full disk
+E=$(new_commit v5)
+git --git-dir="$ROOT/repo" fetch --quiet "$REMOTE" \
+	'+refs/heads/*:refs/heads/*' '+refs/tags/*:refs/tags/*' ||
+	bail "fetch into the mirror failed"
+fill 0
+full_case "no byte left, the commit already fetched" "$E" -
 
 done_testing

@@ -101,31 +101,69 @@ vg_run() {
 	rm -rf "$T/vg"
 	mkdir -p "$T/vg"
 	run timeout -k 5 "$DEPLOY_TEST_LIMIT" env DEPLOY_TEST_MARK="$MARK" \
-	    valgrind -q --leak-check=full --error-exitcode=1 \
+	    valgrind --leak-check=full --error-exitcode=1 \
 	    --trace-children=no --child-silent-after-fork=no \
 	    --log-file="$T/vg/%p.log" "$DEPLOY" -C "$ROOT" "$@"
 }
 
 # vg_clean DESC: every valgrind log of the last vg_run is free of errors
-# and of definitely, indirectly or possibly lost blocks
+# and of definitely, indirectly or possibly lost blocks.  On failure the
+# diagnostics show, per log, each error or loss record with its first
+# frames in deploy.c; the log of deploy itself (not one of its forks) first.
 vg_clean() {
 	_bad=
+	_main=
+	_pids=$(ls "$T"/vg/ 2>/dev/null | sed -n 's/\.log$//p')
 	for _f in "$T"/vg/*.log; do
 		[ -f "$_f" ] || continue
-		if grep -Eq 'ERROR SUMMARY: [1-9]|(definitely|indirectly|possibly) lost: [1-9]|Invalid|uninitialised|Mismatched' "$_f"; then
+		_pp=$(sed -n 's/^==[0-9]*== Parent PID: //p' "$_f")
+		case " $(echo $_pids) " in
+		*" $_pp "*) ;;
+		*) _main=$_f ;;
+		esac
+		# (a fork that exec'd something else ends its log without a
+		# summary: what it runs is not traced)
+		if grep -Eq 'ERROR SUMMARY: [1-9]|(definitely|indirectly|possibly) lost: [1-9]' "$_f"; then
 			_bad="$_bad $_f"
 		fi
 	done
-	if [ -z "$_bad" ] && [ -n "$(ls "$T"/vg/*.log 2>/dev/null)" ]; then
-		_tap 0 "$1"
-	else
-		_tap 1 "$1"
-		[ -z "$_bad" ] && diag "no valgrind log in $T/vg"
-		for _f in $_bad; do
-			diag "$_f:"
-			head -n 120 "$_f" | sed 's/^/#   /' >&2
-		done
+	if [ -n "$_main" ] && ! grep -q 'ERROR SUMMARY: ' "$_main"; then
+		_bad="$_bad $_main"
 	fi
+	if [ -z "$_bad" ] && [ -n "$_main" ]; then
+		_tap 0 "$1"
+		return
+	fi
+	_tap 1 "$1"
+	[ -z "$_main" ] && diag "no valgrind log in $T/vg"
+	for _f in $_bad; do
+		[ "$_f" = "$_main" ] || continue
+		diag "deploy itself (${_f##*/}):"
+		vg_summary "$_f"
+	done
+	_nf=0
+	for _f in $_bad; do
+		[ "$_f" = "$_main" ] && continue
+		_nf=$((_nf + 1))
+		[ $_nf -gt 1 ] && continue
+		diag "a process deploy forked (${_f##*/}):"
+		vg_summary "$_f"
+	done
+	[ $_nf -gt 1 ] && diag "... and $((_nf - 1)) more forked processes"
+}
+
+# vg_summary LOG: each error or loss record, with its frames in deploy.c
+vg_summary() {
+	awk '
+	/==[0-9]+== [A-Z][a-z]+ (read|write)|uninitialised|Conditional jump|Syscall param|Mismatched|lost in loss record|Invalid free/ {
+		sub(/^==[0-9]+== /, ""); print "#   " $0; n = 0; inrec = 1; next
+	}
+	inrec && /deploy\.c:/ && n < 4 {
+		sub(/^==[0-9]+== +/, ""); print "#       " $0; n++; next
+	}
+	/^==[0-9]+== $/ { inrec = 0 }
+	/LEAK SUMMARY|ERROR SUMMARY/ { sub(/^==[0-9]+== +/, ""); print "#   " $0 }
+	' "$1" >&2
 }
 
 # A private copy of the binary under test, so that a rebuild elsewhere

@@ -278,7 +278,7 @@ bg_deploy() {
 }
 
 bg_wait() {
-	wait "$bgpid"
+	wait "$bgpid" 2>/dev/null	# no "Killed" from the shell
 	bgrc=$?
 	{
 		echo "\$ (background, pid $bgpid) deploy"
@@ -541,13 +541,22 @@ sv_up() {
 	[ $? -ne 4 ] && [ -S "$T/supervisor.sock" ]
 }
 
+# app_status: "STATE PID" of the app as supervisord sees it, in one
+# supervisorctl call (each costs a python start-up); PID 0 when none
+app_status() {
+	sv status app 2>/dev/null | awk '
+		{ pid = 0 }
+		$3 == "pid" { pid = $4; sub(/,$/, "", pid) }
+		{ print $2, pid; exit }'
+}
+
 # app_state: RUNNING, STOPPED, FATAL, BACKOFF, ...
 app_state() {
-	sv status app 2>/dev/null | awk '{ print $2 }'
+	app_status | awk '{ print $1 }'
 }
 
 app_pid() {
-	_p=$(sv pid app 2>/dev/null)
+	_p=$(app_status | awk '{ print $2 }')
 	case $_p in
 	'' | 0 | *[!0-9]*) echo ;;
 	*) echo "$_p" ;;
@@ -560,9 +569,15 @@ app_cwd() {
 	[ -n "$_p" ] && readlink "/proc/$_p/cwd"
 }
 
-# app_runs_from SHA: the app is RUNNING, from releases/SHA
+# app_runs_from SHA: the app is RUNNING, from releases/SHA; says what it
+# saw when not
 app_runs_from() {
-	[ "$(app_state)" = RUNNING ] && [ "$(app_cwd)" = "$ROOT/releases/$1" ]
+	set -- "$1" $(app_status)
+	_cwd=
+	[ "${3:-0}" != 0 ] && _cwd=$(readlink "/proc/$3/cwd")
+	[ "${2:-}" = RUNNING ] && [ "$_cwd" = "$ROOT/releases/$1" ] && return 0
+	diag "app is ${2:-unknown} (pid ${3:-none}) in '$_cwd', not RUNNING in $ROOT/releases/$1"
+	return 1
 }
 
 # ---------------------------------------------------------------- the root
