@@ -588,8 +588,8 @@ releases_build(const struct event *ev, size_t nev, char *const *names,
 			case EV_ACTIVATE:
 				r[i].activated = ev[j].t;
 				break;
-			case EV_REMOVE:
-				r[i].state = R_FOREIGN;
+			case EV_REMOVE:	/* ours, being removed */
+				r[i].state = R_INCOMPLETE;
 				r[i].seq = -1;
 				r[i].completed = r[i].activated = 0;
 				break;
@@ -761,6 +761,25 @@ fmttime(long long t)
 	return buf;
 }
 
+/* Input echoed in a message stays on one line: control bytes as \\xNN. */
+static const char *
+printable(const char *s)
+{
+	static char buf[4][256];
+	static int k;
+	char *b = buf[k++ % 4];
+	size_t n = 0;
+
+	for (; *s && n < sizeof(buf[0]) - 5; s++) {
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			n += (size_t)snprintf(b + n, 5, "\\x%02x", (unsigned char)*s);
+		else
+			b[n++] = *s;
+	}
+	b[n] = '\0';
+	return b;
+}
+
 static int
 write_all(int fd, const char *p, size_t n)
 {
@@ -786,15 +805,30 @@ read_file_at(int dfd, const char *name, size_t max, size_t *len, struct stat *st
 	ssize_t r;
 	int fd;
 
-	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	struct stat sb;
+
+	/* O_NONBLOCK and a regular-file check: a FIFO must not hang us */
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1)
 		return NULL;
-	if (st != NULL && fstat(fd, st) == -1) {
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		if (!S_ISREG(sb.st_mode))
+			errno = EINVAL;
 		close(fd);
 		return NULL;
 	}
-	buf = xrealloc(NULL, max + 2);
+	if (st != NULL)
+		*st = sb;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	size_t cap = 4096;
+
+	buf = xrealloc(NULL, cap + 1);
 	while (n <= max) {
-		r = read(fd, buf + n, max + 1 - n);
+		if (n == cap) {
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		r = read(fd, buf + n, cap - n);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -1102,12 +1136,51 @@ frame_free(struct frame *f)
 }
 
 /*
+ * Whether anything is mounted at or below path (a bind mount of the same
+ * file system has the same st_dev, so st_dev alone cannot tell). Linux
+ * lists mounts in /proc/self/mountinfo; elsewhere st_dev is the guard.
+ */
+static int
+mounted_under(const char *path)
+{
+	char line[8192], mp[PATH_MAX], *p, *q;
+	size_t n = strlen(path);
+	int found = 0, f;
+	FILE *fp;
+
+	if ((fp = fopen("/proc/self/mountinfo", "re")) == NULL &&
+	    (fp = fopen("/proc/self/mountinfo", "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp) != NULL) {
+		/* the fifth field, with spaces and such as \\ooo */
+		for (p = line, f = 1; f < 5 && p != NULL; f++)
+			if ((p = strchr(p, ' ')) != NULL)
+				p++;
+		if (p == NULL)
+			continue;
+		for (q = mp; *p && *p != ' ' && q < mp + sizeof(mp) - 1; p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
+			    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+				*q++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 +
+				    (p[3] - '0'));
+				p += 3;
+			} else
+				*q++ = *p;
+		}
+		*q = '\0';
+		found = strncmp(mp, path, n) == 0 && (mp[n] == '/' || mp[n] == '\0');
+	}
+	fclose(fp);
+	return found;
+}
+
+/*
  * Removes dfd/name and all below it, holding one descriptor at a time so
  * that any depth works; climbs back with ".." and checks it is the folder
  * it came from. Never crosses into another file system.
  */
 static int
-remove_tree(int dfd, const char *name)
+remove_tree(int dfd, const char *name, const char *where)
 {
 	struct frame *st = NULL;
 	size_t depth = 0;
@@ -1122,6 +1195,11 @@ remove_tree(int dfd, const char *name)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISDIR(sb.st_mode))
 		return unlinkat(dfd, name, 0);
+	if (where != NULL && mounted_under(where)) {
+		warnx("%s has a file system mounted in it: not removing it; "
+		    "unmount it first", where);
+		return -1;
+	}
 	if ((fd = open_dir_at(dfd, name)) == -1 || fstat(fd, &sb) == -1)
 		return -1;
 	dev = sb.st_dev;
@@ -1188,6 +1266,17 @@ remove_tree(int dfd, const char *name)
 		close(fd);
 	free(st);
 	return errs ? -1 : 0;
+}
+
+/* remove_tree of ROOT/dir/name, dfd being that dir */
+static int
+remove_in(int dfd, const char *dir, const char *name)
+{
+	char *where = fmtpath("%s/%s/%s", root, dir, name);
+	int r = remove_tree(dfd, name, where);
+
+	free(where);
+	return r;
 }
 
 /* ---- children: own process group, timeout, output to the log ---- */
@@ -1870,7 +1959,7 @@ cleanup(void)
 		say("removed %s left by an interrupted switch", TMPLINK);
 	unlinkat(statefd, "index", 0);
 	unlinkat(statefd, "history.tmp", 0);
-	remove_tree(statefd, "repo.tmp");
+	remove_in(statefd, STATE, "repo.tmp");
 	history_load();
 	scan_releases();
 	read_pending();
@@ -1888,8 +1977,11 @@ cleanup(void)
 		if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC | O_NOFOLLOW)) == -1)
 			break;
-		if (remove_tree(fd, rel[i].name) == 0)
+		if (remove_in(fd, "releases", rel[i].name) == 0) {
 			say("removed incomplete release %s", rel[i].name);
+			history_forget(rel[i].name);
+			history_save();
+		}
 		else
 			warnx("cannot remove incomplete release %s/releases/%s",
 			    root, rel[i].name);
@@ -1906,7 +1998,7 @@ cleanup(void)
 	while ((d = readdir(dp)) != NULL) {
 		if (d->d_name[0] == '.' || venv_done(dirfd(dp), d->d_name))
 			continue;
-		if (remove_tree(dirfd(dp), d->d_name) == 0)
+		if (remove_in(dirfd(dp), "venvs", d->d_name) == 0)
 			say("removed incomplete virtualenv venvs/%s", d->d_name);
 	}
 	closedir(dp);
@@ -1924,13 +2016,15 @@ load_config(const char *path)
 	int fd;
 
 	config_init(&cfg);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/* O_NONBLOCK: a FIFO in its place must not hang a cron job */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		die(EXIT_USAGE, "%s: %s%s", path, strerror(errno), errno == ENOENT ?
 		    " (run 'deploy init URL' first)" : "");
 	if (fstat(fd, &st) == -1)
 		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		die(EXIT_USAGE, "%s: not a regular file", path);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
 		    "(chmod go-w %s)", path, path);
@@ -2062,7 +2156,8 @@ resolve(const char *ref, char *sha)
 
 	if (!ref_ok(ref))
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
-		    "with '-', or holds spaces or control characters)", ref);
+		    "with '-', or holds spaces or control characters)",
+		    printable(ref));
 	spec = fmtpath("%s^{commit}", ref);
 	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
 	    spec, (char *)NULL);
@@ -2075,7 +2170,7 @@ resolve(const char *ref, char *sha)
 			exit(128 + r.signo);
 		step_fail("resolve", "not found", 0);
 		die(EXIT_USAGE, "ref '%s': no such branch, tag or commit in %s",
-		    ref, cfg.repo);
+		    printable(ref), cfg.repo);
 	}
 	out[strcspn(out, "\n")] = '\0';
 	if (!is_sha(out))
@@ -2248,14 +2343,14 @@ static void fail_build(const char *sha, int status);
 static void
 step_venv_pip(const char *sha, const char *rdir)
 {
-	char *reqpath, *buf = NULL, key[17], *vpath, *link, **argv, *py;
+	char *reqpath, *buf = NULL, key[17], *vpath, *lnk, *dot, **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	unsigned long long h = 1469598103934665603ULL;
 	char *extra[3] = { NULL, NULL, NULL };
 	struct result r;
 	struct stat st;
 	size_t len = 0;
-	int shared, vfd, ne = 0;
+	int shared, vfd = -1, ne = 0;
 
 	reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
 	if (stat(reqpath, &st) == 0)
@@ -2272,29 +2367,29 @@ step_venv_pip(const char *sha, const char *rdir)
 		extra[ne++] = xstrdup("PIP_DISABLE_PIP_VERSION_CHECK=1");
 	o.extra = extra;
 	o.record = 1;
+	vpath = shared ? fmtpath("%s/venvs/%s", root, key) :
+	    fmtpath("%s/.venv", rdir);
 
 	if (shared) {
 		mkdirat(rootfd, "venvs", 0755);
 		if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC | O_NOFOLLOW)) == -1)
 			die(EXIT_FAILED, "%s/venvs: %s", root, strerror(errno));
-		vpath = fmtpath("%s/venvs/%s", root, key);
-		link = fmtpath("../../venvs/%s", key);
-		if (symlinkat(link, AT_FDCWD, fmtpath("%s/.venv", rdir)) == -1) {
-			warnx("%s/.venv: %s", rdir, strerror(errno));
+		lnk = fmtpath("../../venvs/%s", key);
+		dot = fmtpath("%s/.venv", rdir);
+		if (symlink(lnk, dot) == -1) {
+			warnx("%s: %s", dot, strerror(errno));
 			fail_build(sha, EXIT_FAILED);
 		}
+		free(lnk);
+		free(dot);
 		if (venv_done(vfd, key)) {
-			close(vfd);
 			step_skip("venv", "reused venvs/");
 			logf_("reusing %s\n", vpath);
 			step_skip("pip", "requirements unchanged");
-			return;
+			goto done;
 		}
-		remove_tree(vfd, key);	/* a broken one is never reused */
-		close(vfd);
-	} else {
-		vpath = fmtpath("%s/.venv", rdir);
+		remove_in(vfd, "venvs", key);	/* a broken one is never reused */
 	}
 	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
 	if (run_step("venv", argv, &o, &r) == -1)
@@ -2305,17 +2400,22 @@ step_venv_pip(const char *sha, const char *rdir)
 		snprintf(why, sizeof(why), "no %s", cfg.requirements);
 		step_skip("pip", why);
 	} else {
-		py = fmtpath("%s/bin/python", vpath);
 		argv = words_plus("x", "-m", "pip", "install", "-r", reqpath,
 		    (char *)NULL);
 		free(argv[0]);
-		argv[0] = py;
+		argv[0] = fmtpath("%s/bin/python", vpath);	/* the venv's own */
 		if (run_step("pip", argv, &o, &r) == -1)
 			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
 		free_words(argv);
 	}
 	if (shared)
 		mark_venv_done(key);
+done:
+	if (vfd != -1)
+		close(vfd);
+	free(extra[0]);
+	free(extra[1]);
+	free(vpath);
 	free(buf);
 	free(reqpath);
 }
@@ -2366,7 +2466,7 @@ step_link(const char *sha, const char *rdir)
 			int pfd;
 			*base++ = '\0';
 			if ((pfd = open(par, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-				remove_tree(pfd, base);
+				remove_tree(pfd, base, dst);
 				close(pfd);
 			}
 			free(par);
@@ -2401,9 +2501,13 @@ fail_build(const char *sha, int status)
 {
 	int fd = rdir_fd();
 
-	if (remove_tree(fd, sha) == -1)
+	if (remove_in(fd, "releases", sha) == -1)
 		warnx("could not remove all of %s/releases/%s: the next run "
 		    "will try again", root, sha);
+	else {
+		history_forget(sha);
+		history_save();
+	}
 	close(fd);
 	if (status == EXIT_FAILED)
 		warnx("deploy of %.12s failed before the switch; current is "
@@ -2436,17 +2540,21 @@ open_log(const char *sha, int truncate)
 static void
 build_release(const char *sha)
 {
-	char *rdir = fmtpath("%s/releases/%s", root, sha), *idx, **argv;
+	char *rdir = fmtpath("%s/releases/%s", root, sha), *idx, **argv, *wt;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	char *extra[2] = { NULL, NULL };
+	struct stat st;
 	struct result r;
 	int fd;
 
 	open_log(sha, 1);
+	fd = rdir_fd();
+	if (fstatat(fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		die(EXIT_FAILED, "%s exists, but deploy did not build it: move "
+		    "it out of releases/ and deploy again", rdir);
 	/* say it is ours before it exists, so a crash can be cleaned up */
 	if (history_add(EV_BUILD, sha) == -1)
 		exit(EXIT_FAILED);
-	fd = rdir_fd();
 	if (mkdirat(fd, sha, 0755) == -1)
 		die(EXIT_FAILED, "%s: %s", rdir, strerror(errno));
 	close(fd);
@@ -2458,12 +2566,15 @@ build_release(const char *sha)
 	o.record = 1;
 	o.env = ENV_NONE;
 	o.dir = root;
-	argv = words_plus("git", gitdir(), fmtpath("--work-tree=%s", rdir),
-	    "read-tree", "--reset", "-u", sha, (char *)NULL);
+	wt = fmtpath("--work-tree=%s", rdir);
+	argv = words_plus("git", gitdir(), wt, "read-tree", "--reset", "-u",
+	    sha, (char *)NULL);
 	if (run_step("checkout", argv, &o, &r) == -1)
 		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
 	unlink(idx);
 	free_words(argv);
+	free(wt);
+	free(extra[0]);
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
 
@@ -2691,6 +2802,60 @@ step_check(const char *sha)
 	return ok;
 }
 
+/*
+ * Logs of builds that failed have no release to go with: the newest keep
+ * of them stay for diagnosis, older ones go.
+ */
+struct orphan {
+	char		 name[80];
+	long long	 mtime;
+};
+
+static int
+orphan_cmp(const void *a, const void *b)
+{
+	const struct orphan *x = a, *y = b;
+
+	return x->mtime > y->mtime ? -1 : x->mtime < y->mtime;
+}
+
+static void
+prune_logs(void)
+{
+	struct orphan *o = NULL;
+	size_t n = 0, i;
+	struct dirent *d;
+	struct stat st;
+	char sha[80];
+	int fd;
+	DIR *dp;
+
+	if ((fd = openat(statefd, "logs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1 || (dp = fdopendir(fd)) == NULL)
+		return;
+	scan_releases();
+	while ((d = readdir(dp)) != NULL) {
+		size_t len = strlen(d->d_name);
+
+		if (len < 5 || len >= sizeof(sha) ||
+		    strcmp(d->d_name + len - 4, ".log") != 0)
+			continue;
+		memcpy(sha, d->d_name, len - 4);
+		sha[len - 4] = '\0';
+		if (!is_sha(sha) || release_find(rel, nrel, sha) >= 0 ||
+		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		o = xrealloc(o, (n + 1) * sizeof(*o));
+		snprintf(o[n].name, sizeof(o[n].name), "%s", d->d_name);
+		o[n++].mtime = (long long)st.st_mtime;
+	}
+	qsort(o, n, sizeof(*o), orphan_cmp);
+	for (i = (size_t)cfg.keep; i < n; i++)
+		unlinkat(dirfd(dp), o[i].name, 0);
+	closedir(dp);
+	free(o);
+}
+
 /* 8. prune: oldest complete releases beyond keep, and failed ones */
 static void
 do_prune(int asstep)
@@ -2714,14 +2879,16 @@ do_prune(int asstep)
 			    rel[i].name);
 			continue;
 		}
-		/* forget it first: a half-deleted release must not look complete */
-		history_forget(rel[i].name);
-		if (history_save() == -1)
+		/* say so first: a half-deleted release must not look
+		 * complete, and the next run finishes the job */
+		if (history_add(EV_REMOVE, rel[i].name) == -1)
 			break;
-		if (remove_tree(fd, rel[i].name) == -1)
+		if (remove_in(fd, "releases", rel[i].name) == -1)
 			warnx("could not remove all of %s/releases/%s: the next "
 			    "run will try again", root, rel[i].name);
 		else {
+			history_forget(rel[i].name);
+			history_save();
 			char *lg = fmtpath("logs/%s.log", rel[i].name);
 			unlinkat(statefd, lg, 0);
 			free(lg);
@@ -2762,7 +2929,7 @@ do_prune(int asstep)
 			lk = fmtpath("%s/.deploy-complete", d->d_name);
 			unlinkat(dirfd(dp), lk, 0);
 			free(lk);
-			if (remove_tree(dirfd(dp), d->d_name) == 0) {
+			if (remove_in(dirfd(dp), "venvs", d->d_name) == 0) {
 				logf_("removed venvs/%s\n", d->d_name);
 				if (!asstep)
 					say("removed unused virtualenv venvs/%s",
@@ -2772,6 +2939,8 @@ do_prune(int asstep)
 		if (dp != NULL)
 			closedir(dp);
 	}
+	if (!nflag)
+		prune_logs();
 	if (asstep)
 		step_ok("prune");
 	else if (n == 0)
@@ -2874,6 +3043,7 @@ open_root(int create)
 		say("created %s", root);
 	if (realpath(root, real) == NULL)
 		die(EXIT_USAGE, "deploy root %s: %s", root, strerror(errno));
+	free(root);
 	root = xstrdup(real);
 	if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
@@ -2916,9 +3086,11 @@ cmd_init(int argc, char **argv)
 	if (argc < 2 || argc > 3)
 		die(EXIT_USAGE, "usage: deploy init URL [BRANCH]");
 	if (argv[1][0] == '-' || argv[1][0] == '\0')
-		die(EXIT_USAGE, "URL '%s' must not start with '-'", argv[1]);
+		die(EXIT_USAGE, "URL '%s' must not start with '-'",
+		    printable(argv[1]));
 	if (argc == 3 && !ref_ok(argv[2]))
-		die(EXIT_USAGE, "branch '%s': not a usable ref", argv[2]);
+		die(EXIT_USAGE, "branch '%s': not a usable ref",
+		    printable(argv[2]));
 	if (nflag) {
 		say("would create %s with releases/, shared/, repo/ (mirror of "
 		    "%s) and shared/deploy.conf", root, argv[1]);
@@ -2943,7 +3115,7 @@ cmd_init(int argc, char **argv)
 		say("repo/ already there; left as it is");
 	else {
 		tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
-		remove_tree(statefd, "repo.tmp");
+		remove_in(statefd, STATE, "repo.tmp");
 		{
 			char *av[] = { "git", "clone", "--mirror", "--quiet",
 			    "--", argv[1], tmp, NULL };
@@ -2951,7 +3123,7 @@ cmd_init(int argc, char **argv)
 			cfg.timeout = 1800;
 			o.timeout = 1800;
 			if (run_step("clone", av, &o, &r) == -1) {
-				remove_tree(statefd, "repo.tmp");
+				remove_in(statefd, STATE, "repo.tmp");
 				exit(r.signo ? 128 + r.signo : EXIT_FAILED);
 			}
 		}
@@ -2997,7 +3169,8 @@ cmd_deploy(const char *ref, int prepare_only)
 		say("would fetch %s into %s/repo", cfg.repo, root);
 		ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
 		if (!ref_ok(ref))
-			die(EXIT_USAGE, "ref '%s': not a usable ref", ref);
+			die(EXIT_USAGE, "ref '%s': not a usable ref",
+			    printable(ref));
 		if (ls_remote(ref, sha) == 0)
 			say("%s is %s on the remote", ref, sha);
 		else {
@@ -3046,7 +3219,7 @@ cmd_deploy(const char *ref, int prepare_only)
 			exit(EXIT_FAILED);
 		{
 			int fd = rdir_fd();
-			if (remove_tree(fd, sha) == -1)
+			if (remove_in(fd, "releases", sha) == -1)
 				die(EXIT_FAILED, "cannot remove %s/releases/%s",
 				    root, sha);
 			close(fd);
@@ -3075,12 +3248,13 @@ find_rev(const char *rev)
 
 	if (i == -3)
 		die(EXIT_USAGE, "REV '%s': give a full sha or a prefix of at "
-		    "least 7 hex digits", rev);
+		    "least 7 hex digits", printable(rev));
 	if (i == -2)
-		die(EXIT_USAGE, "REV '%s' is ambiguous: give more digits", rev);
+		die(EXIT_USAGE, "REV '%s' is ambiguous: give more digits",
+		    printable(rev));
 	if (i == -1)
 		die(EXIT_USAGE, "REV '%s': no complete release has it "
-		    "('deploy list' shows them)", rev);
+		    "('deploy list' shows them)", printable(rev));
 	if (rel[i].state == R_FAILED)
 		die(EXIT_USAGE, "release %s failed after its switch; "
 		    "'deploy deploy %s' rebuilds it", rel[i].name, rel[i].name);
@@ -3289,7 +3463,9 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 			usage(EXIT_USAGE);
 			break;
 		default:
-			warnx("unknown option -%c", optopt);
+			warnx("unknown option '%s'", printable(optind < argc &&
+			    argv[optind][0] == '-' && strchr(argv[optind], optopt) ?
+			    argv[optind] : argv[optind - 1]));
 			usage(EXIT_USAGE);
 		}
 	}
@@ -3307,8 +3483,11 @@ main(int argc, char *argv[])
 	argc -= optind;
 	argv += optind;
 	cmd = argc > 0 ? argv[0] : "deploy";
-	if (argc > 1) {
-		/* options may follow the command too: deploy prune -k 2 */
+	if (argc > 1 && (strcmp(cmd, "prune") == 0 || strcmp(cmd, "list") == 0 ||
+	    strcmp(cmd, "status") == 0)) {
+		/* options may follow a command that takes no REF or REV, as in
+		 * "deploy prune -k 2"; after any other, a word starting with
+		 * '-' is a REF or REV, and refused as one */
 		optind = 1;
 		parse_opts(argc, argv, &copt, &conf);
 		argv[optind - 1] = argv[0];
@@ -3325,7 +3504,7 @@ main(int argc, char *argv[])
 	    strcmp(cmd, "activate") != 0 && strcmp(cmd, "rollback") != 0 &&
 	    strcmp(cmd, "list") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "prune") != 0) {
-		warnx("unknown command '%s'", cmd);
+		warnx("unknown command '%s'", printable(cmd));
 		usage(EXIT_USAGE);
 	}
 	open_root(0);
@@ -3343,7 +3522,7 @@ main(int argc, char *argv[])
 		if (argc == 2 && !ref_ok(argv[1]))
 			die(EXIT_USAGE, "ref '%s': not a usable ref (empty, "
 			    "starts with '-', or holds spaces or control "
-			    "characters)", argv[1]);
+			    "characters)", printable(argv[1]));
 		st = cmd_deploy(argc == 2 ? argv[1] : NULL,
 		    strcmp(cmd, "prepare") == 0);
 	} else if (strcmp(cmd, "activate") == 0) {

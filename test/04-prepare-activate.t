@@ -89,7 +89,7 @@ rc_is 2 "activate without REV exits 2"
 unchanged "and changes nothing"
 
 # two releases sharing their first 7 digits
-set -- $(python3 "$TESTDIR/collide.py" "$APP")
+set -- $("$PY" "$TESTDIR/collide.py" "$APP")
 X=$1
 Y=$2
 is "$(printf %.7s "$X")" "$(printf %.7s "$Y")" "made two commits with a common 7-digit prefix"

@@ -24,12 +24,9 @@ run ./deploy status
 rc_is 0 "./deploy status from inside shared/"
 grep_ok "finds the same root" "$T/out" "^current: $A "
 
-ln -s "$ROOT/shared" "$T/shortcut"
-cd / || exit 1
-run "$T/shortcut/deploy" status
-rc_is 0 "started through a symlinked folder named otherwise"
-# not asserted further: whether a link's name or its target counts is the
-# implementation's choice
+# (started through a symlink to shared/ under another name: whether the
+# link's name or its target counts is the implementation's choice; not
+# tested)
 
 # DEPLOY_ROOT
 cd "$T" || exit 1

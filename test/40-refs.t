@@ -139,6 +139,26 @@ U=$(printf %.$((n + 1))s "$CA")
 run_deploy activate "$U"
 rc_is 0 "activate the first collided release by its unique $((n + 1))-digit prefix"
 is "$(current_link)" "releases/$CA" "and switches to it"
+
+# ---- a REF that is one of deploy's own options: since options may follow
+# the command, `deploy deploy "$REF"` from CI must not turn a REF into an
+# option (a dry run, another root, another config: all "succeed" without
+# deploying the REF).  The form with "--" must refuse it as a REF.
+mkdir -p "$T/elsewhere"
+cp "$ROOT/shared/deploy.conf" "$T/evil.conf"
+sed -i "s|^test = .*|test = $PAYLOAD|" "$T/evil.conf"
+i=0
+for ref in -n -q -v -h -k2 -w0 "-C$T/elsewhere" "-c$T/evil.conf"; do
+	i=$((i + 1))
+	new_commit "option-$i" >/dev/null	# something a deploy would take
+	snapshot
+	bad "deploy '$ref' (a word that is an option of deploy)" 2 "$ref" \
+		deploy "$ref"
+	snapshot
+	bad "deploy -- '$ref'" 2 "$ref" deploy -- "$ref"
+	snapshot
+	bad "activate '$ref'" 2 "$ref" activate "$ref"
+done
 ok "no payload ran in the whole test" absent "$PWNED"
 
 done_testing

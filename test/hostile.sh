@@ -60,10 +60,11 @@ unchanged() {
 
 # one_error DESC GLOB: stderr holds exactly one error line, "deploy: ...",
 # matching GLOB; any other stderr line is a step's "[N] NAME FAILED" report
-# (a refused REF is reported by its resolve step too).
+# (a refused REF is reported by its resolve step too) or the usage text
+# that may follow a usage error.
 one_error() {
 	_nerr=$(grep -c '^deploy: ' "$T/err")
-	_nother=$(grep -Evc '^(deploy: |\[[0-9]+\] [a-z ]+ FAILED )' "$T/err")
+	_nother=$(grep -Evc '^(deploy: |\[[0-9]+\] [a-z ]+ FAILED |usage: deploy |commands: |          )' "$T/err")
 	_line=$(grep '^deploy: ' "$T/err" | head -n 1)
 	if [ "$_nerr" -eq 1 ] && [ "$_nother" -eq 0 ]; then
 		like "$_line" "$2" "$1"

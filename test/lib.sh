@@ -54,6 +54,10 @@ export PIP_NO_INDEX PIP_FIND_LINKS PIP_DISABLE_PIP_VERSION_CHECK PIP_NO_INPUT
 LC_ALL=C
 export LC_ALL
 
+# the python3 on PATH, resolved once: a pyenv shim costs a second a call
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+[ -x "${PY:-}" ] || PY=python3
+
 # ---------------------------------------------------------------- cleanup
 
 stop_supervisord() {
@@ -353,8 +357,22 @@ ps_of() {
 	ps -o pid,ppid,pgid,stat,etime,args -p "$(echo "$@" | tr ' ' ,)" 2>/dev/null
 }
 
-# no_marked_procs DESC MARK: asserts nothing with that mark still runs
+# marked_gone MARK: waits up to 3 s for every process with that mark to
+# end (a dying deploy's helpers may take a moment); fails if some remain
+marked_gone() {
+	_i=0
+	while [ -n "$(marked_pids "$1")" ]; do
+		[ $_i -ge 30 ] && return 1
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 0
+}
+
+# no_marked_procs DESC MARK: asserts nothing with that mark still runs,
+# allowing 3 s for processes that are on their way out
 no_marked_procs() {
+	marked_gone "$2"
 	_left=$(marked_pids "$2" | tr '\n' ' ')
 	if [ -z "$_left" ]; then
 		_tap 0 "$1"
@@ -372,7 +390,7 @@ no_marked_procs() {
 # VERSION and requirements.txt naming the wheel appdep==1.0.
 make_app() {
 	mkdir -p "$T/wheels"
-	python3 "$TESTDIR/mkwheel.py" "$T/wheels" appdep 1.0 >/dev/null ||
+	"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 1.0 >/dev/null ||
 		bail "mkwheel.py failed"
 	git init -q "$APP" || bail "git init failed"
 	git -C "$APP" symbolic-ref HEAD refs/heads/main
@@ -541,13 +559,11 @@ sv_up() {
 	[ $? -ne 4 ] && [ -S "$T/supervisor.sock" ]
 }
 
-# app_status: "STATE PID" of the app as supervisord sees it, in one
-# supervisorctl call (each costs a python start-up); PID 0 when none
+# app_status: "STATE PID" of the app as supervisord sees it (PID 0 when
+# none): the XML-RPC call supervisorctl status makes, at a third of the
+# cost of starting supervisorctl
 app_status() {
-	sv status app 2>/dev/null | awk '
-		{ pid = 0 }
-		$3 == "pid" { pid = $4; sub(/,$/, "", pid) }
-		{ print $2, pid; exit }'
+	"$PY" "$TESTDIR/svstate.py" "$T/supervisor.sock" app
 }
 
 # app_state: RUNNING, STOPPED, FATAL, BACKOFF, ...
@@ -555,12 +571,16 @@ app_state() {
 	app_status | awk '{ print $1 }'
 }
 
+# app_pid: the app's pid, or nothing.  The app is supervisord's only
+# child; asking /proc is much cheaper than a supervisorctl start-up, and
+# app_runs_from still asks supervisord itself.
 app_pid() {
-	_p=$(app_status | awk '{ print $2 }')
-	case $_p in
-	'' | 0 | *[!0-9]*) echo ;;
-	*) echo "$_p" ;;
-	esac
+	_sv=$(cat "$T/supervisord.pid" 2>/dev/null)
+	[ -n "$_sv" ] || return 0
+	for _c in $(pgrep -P "$_sv"); do
+		alive "$_c" && echo "$_c" && return 0
+	done
+	return 0
 }
 
 # app_cwd: the folder the running app works in, symlinks resolved

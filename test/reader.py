@@ -36,7 +36,7 @@ def main():
 					failures.append("%.3f %s -> %s: %s" % (time.time(),
 					    version, os.path.realpath(version), e))
 		reads += 1
-		time.sleep(0.001)
+		time.sleep(0.002)
 	with open(result + ".tmp", "w") as f:
 		f.write("%d %d\n" % (reads, nfail))
 		for line in failures:
