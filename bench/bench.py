@@ -11,10 +11,13 @@ What it builds, under a fresh folder in bench/work/:
               packs as they would from a server): manage.py (`manage.py
               test` is the test command), an app package, VERSION and
               requirements.txt pinning every wheel
-  ours/       a deploy root: `deploy init`, test = python manage.py test
+  ours/       a deploy root: `deploy init`, test = python manage.py test,
+              keep = 100 (see deploy_bench), no program/restart/check
   post/       a root for bench/post-deploy.sh (the post's script)
-  switch/     a copy of ours/ for the switch figures
+  trash/      the post's old releases, moved out untimed (see deploy_bench)
+  switch/     a copy of ours/ for the switch figures (venvs hard-linked)
   prune/      a deploy root holding the 50,000-file releases
+  logs/       every command's output
 
 Figures, each the median of runs interleaved with its baseline (the order
 flips every run, so drift and noise from other work fall on both sides):
@@ -87,8 +90,11 @@ class Broken(Exception):
 	pass
 
 
+T0 = time.time()
+
+
 def say(*a):
-	print(*a, file=sys.stderr, flush=True)
+	print("[%4.0fs]" % (time.time() - T0), *a, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- running
@@ -157,7 +163,7 @@ def spawn_timed(argv, env=None, expect=0):
 	return t
 
 
-def deploy(root, *args, **kw):
+def deploy(root, *args):
 	return [DEPLOY, "-C", root] + list(args)
 
 
@@ -469,8 +475,8 @@ def noop_bench(ours, res):
 	"""Figure 3: deploy of what is current vs a bare fetch of its mirror."""
 	cur = current_of(ours)
 	d, g = [], []
-	fetch = ["/usr/bin/env", "git", "--git-dir=%s/repo" % ours, "fetch",
-	    "--quiet"]
+	fetch = [shutil.which("git", path=SYSPATH), "--git-dir=%s/repo" % ours,
+	    "fetch"]
 	dep = deploy(ours, "-q", "deploy")
 	for i in range(3):	# warm both
 		spawn_timed(dep)
@@ -759,6 +765,14 @@ def machine():
 		ver(["virtualenv", "--version"]).split(" from ")[0], pip, fs))
 
 
+def loadavg():
+	try:
+		with open("/proc/loadavg") as f:
+			return " ".join(f.read().split()[:3])
+	except OSError:
+		return "?"
+
+
 def report(res, info):
 	rows = []
 
@@ -804,8 +818,9 @@ def report(res, info):
 
 	hdr = ("#", "figure", "deploy", "baseline", "ratio", "target", "result")
 	w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(7)]
-	lines = ["deploy benchmark, %s" % time.strftime("%Y-%m-%d %H:%M"),
-	    info, ""]
+	lines = ["deploy benchmark, %s, %.0f s; load average %s at the start, "
+	    "%s at the end" % (time.strftime("%Y-%m-%d %H:%M"),
+		time.time() - res["t0"], res["load0"], loadavg()), info, ""]
 	fmt = "  ".join("%%-%ds" % x if i < 2 else "%%%ds" % x
 	    for i, x in enumerate(w))
 	lines.append(fmt % hdr)
@@ -821,9 +836,11 @@ def report(res, info):
 		spread([x[0] for x in o + p], fmt="%d"),
 		med([x[2] for x in o]) / SWITCHES * 1e3,
 		med([x[2] for x in p]) / SWITCHES * 1e3))
-	lines.append("  2 activate %s ms, rollback %s ms (harness spawn+wait of "
-	    "/bin/true, included: %.2f ms)" % (spread(act, 1e3), spread(rb, 1e3),
-		med(true) * 1e3))
+	lines.append("  2 activate %s ms, rollback %s ms; the harness's spawn+wait "
+	    "of /bin/true, included in both: %s ms, median %.2f (so deploy's own "
+	    "share: activate %.2f ms, rollback %.2f ms)" % (spread(act, 1e3),
+		spread(rb, 1e3), spread(true, 1e3), med(true) * 1e3,
+		(med(act) - med(true)) * 1e3, (med(rb) - med(true)) * 1e3))
 	lines.append("  3 no-op deploy %s ms, git fetch %s ms" % (
 	    spread(d, 1e3, "%.1f"), spread(g, 1e3, "%.1f")))
 	for key, n in (("code", "4 code-only"), ("cold", "5 cold")):
@@ -850,7 +867,7 @@ def report(res, info):
 # ---------------------------------------------------------------- main
 
 def main():
-	global W, ENV, LOGS
+	global W, ENV, LOGS, DEPLOY
 	if not os.access(DEPLOY, os.X_OK):
 		sys.exit("bench: no deploy binary at %s (run make)" % DEPLOY)
 	for tool in ("git", "virtualenv", "bash", "python3", "cp", "rm"):
@@ -862,6 +879,10 @@ def main():
 	W = tempfile.mkdtemp(prefix="run.", dir=base)
 	LOGS = os.path.join(W, "logs")
 	os.makedirs(LOGS)
+	# a copy, so that a rebuild of ./deploy during the run changes nothing
+	os.makedirs(os.path.join(W, "bin"))
+	shutil.copy2(DEPLOY, os.path.join(W, "bin", "deploy"))
+	DEPLOY = os.path.join(W, "bin", "deploy")
 	ENV = {k: v for k, v in os.environ.items()
 	    if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "DEPLOY_",
 		"GIT_", "LD_"))}
@@ -874,7 +895,7 @@ def main():
 	ok = False
 	t0 = time.time()
 	try:
-		res = {}
+		res = {"t0": t0, "load0": loadavg()}
 		say("bench: work folder %s" % W)
 		say("bench: wheels")
 		_, out = run([sys.executable, os.path.join(HERE, "mkwheels.py"),
