@@ -765,7 +765,7 @@ fmttime(long long t)
 static const char *
 printable(const char *s)
 {
-	static char buf[4][256];
+	static char buf[4][1100];
 	static int k;
 	char *b = buf[k++ % 4];
 	size_t n = 0;
@@ -3506,6 +3506,11 @@ main(int argc, char *argv[])
 	    strcmp(cmd, "prune") != 0) {
 		warnx("unknown command '%s'", printable(cmd));
 		usage(EXIT_USAGE);
+	}
+	if (argc > 1 && strcmp(argv[1], "--") == 0) {	/* deploy deploy -- REF */
+		argv[1] = argv[0];
+		argc--;
+		argv++;
 	}
 	open_root(0);
 	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {

@@ -16,16 +16,17 @@ B=$(new_commit v2)	# what a deploy would take if a REF slipped through
 snapshot
 
 # bad DESC STATUS ARG CMD...: runs deploy CMD..., expects STATUS, one error
-# line quoting ARG, nothing changed, no payload run
+# line quoting ARG (as $SHOWN when set: control bytes are shown as \xNN),
+# nothing changed, no payload run
 bad() {
-	_d=$1 _st=$2 _arg=$3
+	_d=$1 _st=$2 _arg=${SHOWN:-$3}
 	shift 3
 	run_deploy "$@"
 	refused "$_d" "$_st" "*'$(glob_quote "$_arg")'*"
 	not_pwned "$_d: no payload ran"
 }
 
-# every command that takes a REF or REV
+# every command that takes a REF or REV; SHOWN=how the error quotes it
 each_command() {
 	_ecd=$1 _ecref=$2
 	bad "deploy '$_ecd'" 2 "$_ecref" deploy "$_ecref"
@@ -66,10 +67,12 @@ each_command "main>FILE" "main>$T/redirected"
 ok "no shell redirected output to a file" absent "$T/redirected"
 nl='
 '
-each_command "main<newline>PAYLOAD" "main${nl}$PAYLOAD"
-each_command "<newline>PAYLOAD" "${nl}$PAYLOAD"
-each_command "main<tab>PAYLOAD" "main	$PAYLOAD"
-each_command "main<CR>PAYLOAD" "main$(printf '\r')$PAYLOAD"
+SHOWN="main\\x0a$PAYLOAD" each_command "main<newline>PAYLOAD" "main${nl}$PAYLOAD"
+SHOWN="\\x0a$PAYLOAD" each_command "<newline>PAYLOAD" "${nl}$PAYLOAD"
+SHOWN="main\\x09$PAYLOAD" each_command "main<tab>PAYLOAD" "main	$PAYLOAD"
+SHOWN="main\\x0d$PAYLOAD" each_command "main<CR>PAYLOAD" \
+    "main$(printf '\r')$PAYLOAD"
+unset SHOWN
 ok "no payload ran, for any REF" absent "$PWNED"
 
 # ---- refs that do not exist
