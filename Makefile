@@ -21,7 +21,7 @@ test: deploy test/unit
 # the whole suite again, built with AddressSanitizer and UBSan
 test-asan:
 	$(MAKE) clean
-	$(MAKE) CC=clang CFLAGS="$(SANFLAGS)" LDFLAGS="-fsanitize=address,undefined" test
+	ASAN_OPTIONS=detect_leaks=0 DEPLOY_SANITIZED=1 $(MAKE) CC=clang CFLAGS="$(SANFLAGS)" LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) clean
 
 fuzz: test/fuzz.c deploy.c deploy.h

@@ -2849,7 +2849,8 @@ prune_logs(void)
 		snprintf(o[n].name, sizeof(o[n].name), "%s", d->d_name);
 		o[n++].mtime = (long long)st.st_mtime;
 	}
-	qsort(o, n, sizeof(*o), orphan_cmp);
+	if (n > 1)
+		qsort(o, n, sizeof(*o), orphan_cmp);
 	for (i = (size_t)cfg.keep; i < n; i++)
 		unlinkat(dirfd(dp), o[i].name, 0);
 	closedir(dp);

@@ -21,7 +21,7 @@ rc_is 1 "a hanging test step fails the deploy: exit 1"
 ok "it was stopped within timeout + grace ($((t1 - t0)) ms)" [ $((t1 - t0)) -lt 20000 ]
 ok "not before the timeout" [ $((t1 - t0)) -ge 2000 ]
 grep_ok "stderr names the test step" "$T/err" "^\[[0-9]+\] test FAILED"
-grep_ok "and the timeout" "$T/err" "test FAILED.*(time|[0-9]+ ?s)"
+grep_ok "and the timeout" "$T/err" "test FAILED.*time"
 ok "the test suite had started its children" [ "$(wc -l <"$T/hang.pids")" -eq 3 ]
 left=
 for p in $(cat "$T/hang.pids"); do

@@ -11,6 +11,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
 	echo "1..0 # SKIP valgrind is not installed"
 	exit 0
 fi
+if [ -n "${DEPLOY_SANITIZED:-}" ]; then
+	echo "1..0 # SKIP an ASan build cannot run under valgrind"
+	exit 0
+fi
 # valgrind is slow to start; the restart and check steps are not
 : "${DEPLOY_TEST_LIMIT:=600}"
 
