@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
 
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -913,15 +914,68 @@ history_save(void)
 	return 0;
 }
 
+/*
+ * Appends one event and fsyncs it: one write and one fsync, where a
+ * rewrite would cost two of each; prune compacts the file. A torn last
+ * line (a crash mid-write) is ended first, so it stays one bad line.
+ */
 static int
 history_add(int type, const char *sha)
 {
+	char line[128], last = '\n';
+	struct stat st;
+	int fd, n;
+
 	hist = xrealloc(hist, (nhist + 1) * sizeof(*hist));
 	hist[nhist].t = (long long)time(NULL);
 	hist[nhist].type = type;
 	snprintf(hist[nhist].sha, sizeof(hist[nhist].sha), "%s", sha);
+	n = snprintf(line + 1, sizeof(line) - 1, "%lld %s %s\n", hist[nhist].t,
+	    event_name(type), hist[nhist].sha);
 	nhist++;
-	return history_save();
+	if ((fd = openat(statefd, "history", O_RDWR | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return history_save();	/* the first event makes the file */
+	line[0] = '\n';
+	if (fstat(fd, &st) == -1 || (st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) != 1) ||
+	    write_all(fd, line + (last == '\n'), (size_t)n + (last != '\n')) == -1 ||
+	    fsync(fd) == -1) {
+		warnx("cannot write %s/%s/history: %s", root, STATE,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Keeps what decides a release's state: one activate per release, and
+ * nothing of releases that are gone. */
+static void
+history_compact(void)
+{
+	size_t i, j, k;
+	struct stat st;
+	char path[80];
+
+	for (i = j = 0; i < nhist; i++) {
+		snprintf(path, sizeof(path), "releases/%s", hist[i].sha);
+		if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (hist[i].type == EV_ACTIVATE) {
+			for (k = i + 1; k < nhist; k++)
+				if (hist[k].type == EV_ACTIVATE &&
+				    strcmp(hist[k].sha, hist[i].sha) == 0)
+					break;
+			if (k < nhist)
+				continue;
+		}
+		hist[j++] = hist[i];
+	}
+	if (j != nhist) {
+		nhist = j;
+		history_save();
+	}
 }
 
 /* Drops every event of sha, so that the history does not grow forever. */
@@ -1422,7 +1476,7 @@ record_step(pid_t pgid)
 static int
 start_guard(pid_t pgid)
 {
-	int p[2], fd;
+	int p[2];
 	ssize_t k;
 	pid_t pid;
 	char c;
@@ -1439,9 +1493,7 @@ start_guard(pid_t pgid)
 		signal(SIGINT, SIG_IGN);
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
-		for (fd = 0; fd < 1024; fd++)
-			if (fd != p[0])
-				close(fd);
+		close(p[1]);
 		do
 			k = read(p[0], &c, 1);
 		while (k == -1 && errno == EINTR);
@@ -1555,7 +1607,7 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 static int
 run(char *const argv[], const struct runopts *o, struct result *res)
 {
-	int out[2], ep[2], guard, st = 0, eof = 0, n, nap = 1;
+	int out[2], ep[2], guard, st = 0, eof = 0, n;
 	size_t outn = 0;
 	pid_t pid, r;
 	double end;
@@ -1593,6 +1645,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGALRM, SIG_DFL);
 		if ((devnull = open("/dev/null", O_RDONLY)) != -1) {
 			dup2(devnull, 0);
 			if (devnull != 0)
@@ -1656,15 +1709,19 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 					take_output(o, &outn, buf, (size_t)k);
 			}
 		}
-		r = waitpid(pid, &st, WNOHANG);
+		if (eof && end) {
+			/* output is done: wait for the exit itself, with an
+			 * alarm for the timeout (a signal ends the wait too) */
+			double left = end - now();
+			alarm(left < 1 ? 1 : (unsigned)left + 1);
+		}
+		r = waitpid(pid, &st, eof ? 0 : WNOHANG);
+		if (eof && end)
+			alarm(0);
 		if (r == pid)
 			break;
 		if (r == -1 && errno != EINTR)
 			break;
-		if (eof && r == 0) {
-			poll(NULL, 0, nap);
-			nap = nap < 50 ? nap * 2 : 50;
-		}
 	}
 	/* nothing the step started may outlive it */
 	kill(-pid, SIGKILL);
@@ -1811,6 +1868,12 @@ onsig(int s)
 }
 
 static void
+onalarm(int s)
+{
+	(void)s;	/* only to interrupt waitpid */
+}
+
+static void
 signals(void)
 {
 	struct sigaction sa;
@@ -1821,6 +1884,8 @@ signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = onalarm;
+	sigaction(SIGALRM, &sa, NULL);
 	/* ssh dropped: a closed stdout must not stop a deploy half-way */
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -1921,8 +1986,16 @@ set_pending(const char *sha, const char *prev)
 		return;
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s\n", sha, prev[0] ? prev : "-");
-	if (replace_file_at(statefd, "pending", buf, (size_t)n) == -1)
-		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+	/* no fsync: it must outlive our process; after a power cut,
+	 * supervisord starts current anyway */
+	{
+		int fd = openat(statefd, "pending", O_WRONLY | O_CREAT |
+		    O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+		if (fd == -1 || write_all(fd, buf, (size_t)n) == -1 ||
+		    close(fd) == -1)
+			warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+	}
 }
 
 static void
@@ -2137,12 +2210,108 @@ step_fetch(void)
 		free(tmp);
 		return;
 	}
+	/* the mirror's housekeeping waits for prune, off the no-op path */
 	argv = words_plus("git", gitdir(), "fetch", "--prune", "--quiet",
-	    "--end-of-options", cfg.repo, "+refs/heads/*:refs/heads/*",
+	    "--no-auto-maintenance", "--end-of-options", cfg.repo, "+refs/heads/*:refs/heads/*",
 	    "+refs/tags/*:refs/tags/*", (char *)NULL);
 	if (run_step("fetch", argv, &o, &r) == -1)
 		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
 	free_words(argv);
+}
+
+/*
+ * A branch name git's rules would make a path of: no "..", no part that
+ * starts with '.' or ends in ".lock", none of ~^:?*[\\ or "@{".
+ */
+static int
+plain_branch(const char *r)
+{
+	const char *p;
+
+	if (strstr(r, "..") || strstr(r, "//") || strstr(r, "@{") ||
+	    strstr(r, "/.") || strstr(r, ".lock") || *r == '.' || *r == '/' ||
+	    r[strlen(r) - 1] == '/' || strpbrk(r, "~^:?*[\\") != NULL)
+		return 0;
+	for (p = r; *p; p++)
+		if (!isdigit((unsigned char)*p) && (*p < 'a' || *p > 'f'))
+			return 1;
+	return 0;	/* all hex: git may read it as an object name */
+}
+
+/* The sha of a full refname in the mirror, loose or packed; 0 when found. */
+static int
+read_ref(int gfd, const char *name, char *sha)
+{
+	char *buf, *line, *save, *sp;
+	size_t len;
+	int found = -1;
+
+	if ((buf = read_file_at(gfd, name, 200, &len, NULL)) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		if (is_sha(buf)) {
+			copy_sha(sha, buf);
+			found = 0;
+		}
+		free(buf);
+		return found;	/* a loose ref wins; a symref is not for here */
+	}
+	if ((buf = read_file_at(gfd, "packed-refs", 256 << 20, &len, NULL)) == NULL)
+		return -1;
+	for (line = strtok_r(buf, "\n", &save); line != NULL && found;
+	    line = strtok_r(NULL, "\n", &save))
+		if ((sp = strchr(line, ' ')) != NULL && strcmp(sp + 1, name) == 0) {
+			*sp = '\0';
+			if (is_sha(line)) {
+				copy_sha(sha, line);
+				found = 0;
+			}
+		}
+	free(buf);
+	return found;
+}
+
+/*
+ * REF without a git process, where that is unambiguous: HEAD, or a branch
+ * that no tag and no other ref git looks at first shares a name with.
+ * Anything else is git's to resolve. 0 when resolved.
+ */
+static int
+resolve_local(const char *ref, char *sha)
+{
+	char *head = NULL, *name = NULL, *alt, tmp[65];
+	struct stat st;
+	const char *try[] = { "%s", "refs/%s", "refs/tags/%s" };
+	int gfd, r = -1;
+	size_t len, i;
+
+	if ((gfd = openat(rootfd, "repo", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return -1;
+	if (strcmp(ref, "HEAD") == 0) {
+		if ((head = read_file_at(gfd, "HEAD", 300, &len, NULL)) != NULL &&
+		    strncmp(head, "ref: refs/heads/", 16) == 0) {
+			head[strcspn(head, "\n")] = '\0';
+			if (plain_branch(head + 16))
+				name = xstrdup(head + 5);
+		}
+	} else if (plain_branch(ref)) {
+		name = fmtpath("refs/heads/%s", ref);
+		for (i = 0; i < sizeof(try) / sizeof(try[0]); i++) {
+			alt = fmtpath(try[i], ref);
+			if (read_ref(gfd, alt, tmp) == 0 ||
+			    fstatat(gfd, alt, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+				free(name);
+				name = NULL;
+			}
+			free(alt);
+		}
+	}
+	if (name != NULL)
+		r = read_ref(gfd, name, sha);
+	free(name);
+	free(head);
+	close(gfd);
+	return r;
 }
 
 /* 2. resolve: REF to a full object id, checked before it is a path */
@@ -2158,13 +2327,17 @@ resolve(const char *ref, char *sha)
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
 		    "with '-', or holds spaces or control characters)",
 		    printable(ref));
+	step_begin("resolve");
+	if (resolve_local(ref, sha) == 0) {
+		step_ok("resolve");
+		return;
+	}
 	spec = fmtpath("%s^{commit}", ref);
 	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
 	    spec, (char *)NULL);
 	o.out = out;
 	o.outlen = sizeof(out);
 	out[0] = '\0';
-	step_begin("resolve");
 	if (run(argv, &o, &r) == -1) {
 		if (r.signo)
 			exit(128 + r.signo);
@@ -2940,8 +3113,21 @@ do_prune(int asstep)
 		if (dp != NULL)
 			closedir(dp);
 	}
-	if (!nflag)
+	if (!nflag) {
+		history_compact();
 		prune_logs();
+		if (asstep) {
+			struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+			struct result r;
+			char **argv = words_plus("git", gitdir(), "gc", "--auto",
+			    "--quiet", (char *)NULL);
+
+			if (run(argv, &o, &r) == -1)
+				warnx("git gc --auto in %s/repo: %s", root,
+				    why_failed(&r, "git", o.timeout));
+			free_words(argv);
+		}
+	}
 	if (asstep)
 		step_ok("prune");
 	else if (n == 0)
