@@ -1968,6 +1968,64 @@ end_stale_step(void)
 static int venv_done(int vfd, const char *key);
 
 /*
+ * A git killed in the mirror leaves its *.lock files, and every later
+ * fetch fails on them. Under our lock no git runs there: remove them.
+ */
+static int
+unlock_refs(int dfd, int depth)
+{
+	struct dirent *d;
+	struct stat st;
+	size_t n;
+	int fd, count = 0;
+	DIR *dp;
+
+	if (depth > 32 || (fd = dup(dfd)) == -1)
+		return 0;
+	if ((dp = fdopendir(fd)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.' || fstatat(dfd, d->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		n = strlen(d->d_name);
+		if (S_ISREG(st.st_mode) && n > 5 &&
+		    strcmp(d->d_name + n - 5, ".lock") == 0)
+			count += unlinkat(dfd, d->d_name, 0) == 0;
+		else if (S_ISDIR(st.st_mode) && depth > 0 &&
+		    (fd = openat(dfd, d->d_name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) != -1) {
+			count += unlock_refs(fd, depth + 1);
+			close(fd);
+		}
+	}
+	closedir(dp);
+	return count;
+}
+
+static void
+unlock_mirror(void)
+{
+	int gfd, rfd, n;
+
+	if ((gfd = openat(rootfd, "repo", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return;
+	n = unlock_refs(gfd, 0);	/* packed-refs.lock, HEAD.lock, ... */
+	if ((rfd = openat(gfd, "refs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) != -1) {
+		n += unlock_refs(rfd, 1);
+		close(rfd);
+	}
+	close(gfd);
+	if (n > 0)
+		say("removed %d stale lock file%s in repo/ left by a killed git",
+		    n, n == 1 ? "" : "s");
+}
+
+/*
  * .deploy/pending names a switched release whose restart and check have
  * not finished: a run killed there leaves it, and the next run redoes
  * them even when there is otherwise nothing to do.
@@ -2028,6 +2086,7 @@ cleanup(void)
 	struct dirent *d;
 
 	end_stale_step();
+	unlock_mirror();
 	if (unlinkat(rootfd, TMPLINK, 0) == 0)
 		say("removed %s left by an interrupted switch", TMPLINK);
 	unlinkat(statefd, "index", 0);

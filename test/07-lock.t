@@ -10,7 +10,7 @@ run_deploy deploy
 rc_is 0 "first deploy"
 
 # a test suite that takes a while, so the lock is held long enough
-write_conf "test = python check_app.py $TESTRUNS 6"
+write_conf "test = python check_app.py $TESTRUNS 10"
 B=$(new_commit v2)
 C=$(new_commit v3)
 rm -f "$TESTRUNS.started"
