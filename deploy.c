@@ -883,7 +883,7 @@ history_load(void)
 	if (statefd == -1 || (buf = read_file_at(statefd, "history", 64 << 20,
 	    &len, NULL)) == NULL) {
 		if (statefd != -1 && errno != ENOENT)
-			die(EXIT_STUCK, "%s/%s/history: %s", root, STATE,
+			die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s/history: %s", root, STATE,
 			    strerror(errno));
 		return;
 	}
@@ -1080,10 +1080,10 @@ scan_releases(void)
 	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
 		if (errno == ENOENT)
 			return;
-		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
 	}
 	if ((dp = fdopendir(fd)) == NULL)
-		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
 	while ((d = readdir(dp)) != NULL) {
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
@@ -1623,13 +1623,13 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 		logf_("\n");
 	}
 	if (pipe(out) == -1 || pipe(ep) == -1)
-		die(EXIT_STUCK, "pipe: %s", strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "pipe: %s", strerror(errno));
 	fcntl(out[0], F_SETFD, FD_CLOEXEC);
 	fcntl(ep[0], F_SETFD, FD_CLOEXEC);
 	fcntl(ep[1], F_SETFD, FD_CLOEXEC);
 	fflush(NULL);
 	if ((pid = fork()) == -1)
-		die(EXIT_STUCK, "fork: %s", strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		int devnull;
 		pid_t parent = getppid();
@@ -1902,7 +1902,7 @@ lock_root(const char *what)
 
 	if ((lockfd = openat(statefd, "lock", O_RDWR | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0644)) == -1)
-		die(EXIT_STUCK, "%s/%s/lock: %s", root, STATE, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s/lock: %s", root, STATE, strerror(errno));
 	for (;;) {
 		memset(&fl, 0, sizeof(fl));
 		fl.l_type = F_WRLCK;
@@ -1910,7 +1910,7 @@ lock_root(const char *what)
 		if (fcntl(lockfd, F_SETLK, &fl) == 0)
 			break;
 		if (errno != EACCES && errno != EAGAIN)
-			die(EXIT_STUCK, "lock %s/%s/lock: %s", root, STATE,
+			die(late ? EXIT_STUCK : EXIT_FAILED, "lock %s/%s/lock: %s", root, STATE,
 			    strerror(errno));
 		if (now() < end && !gotsig) {
 			poll(NULL, 0, 100);
@@ -1966,6 +1966,7 @@ end_stale_step(void)
 }
 
 static int venv_done(int vfd, const char *key);
+static void need_current_sane(void);
 
 /*
  * A git killed in the mirror leaves its *.lock files, and every later
@@ -2087,6 +2088,7 @@ cleanup(void)
 
 	end_stale_step();
 	unlock_mirror();
+	need_current_sane();	/* read again: it may have moved while we waited */
 	if (unlinkat(rootfd, TMPLINK, 0) == 0)
 		say("removed %s left by an interrupted switch", TMPLINK);
 	unlinkat(statefd, "index", 0);
@@ -2256,6 +2258,7 @@ step_fetch(void)
 	struct result r;
 	char **argv;
 
+	o.record = 1;	/* a killed fetch's helpers are ended by the next run */
 	if (fstatat(rootfd, "repo", &st, 0) == -1) {
 		char *tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
 		char *av[] = { "git", "clone", "--mirror", "--quiet", "--",
@@ -2652,6 +2655,46 @@ done:
 	free(reqpath);
 }
 
+/*
+ * Puts a link to target at rdir/path: the parents are made or entered
+ * with O_NOFOLLOW (a symlink from the checkout must not lead us out of the
+ * release), and what the checkout put at path is replaced.
+ */
+static int
+link_one(const char *rdir, const char *path, const char *target)
+{
+	char *copy = xstrdup(path), *part, *next, *where;
+	struct stat st;
+	int fd, nfd, r = -1;
+
+	if ((fd = open(rdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		free(copy);
+		return -1;
+	}
+	for (part = copy; (next = strchr(part, '/')) != NULL; part = next + 1) {
+		*next = '\0';
+		if (mkdirat(fd, part, 0755) == -1 && errno != EEXIST)
+			goto out;
+		if ((nfd = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1)
+			goto out;	/* ELOOP/ENOTDIR: a symlink or a file */
+		close(fd);
+		fd = nfd;
+	}
+	if (fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		where = fmtpath("%s/%s", rdir, path);
+		r = remove_tree(fd, part, where);
+		free(where);
+		if (r == -1)
+			goto out;
+	}
+	r = symlinkat(target, fd, part);
+out:
+	close(fd);
+	free(copy);
+	return r;
+}
+
 /* links shared/<path> into the release at the same relative path */
 static void
 step_link(const char *sha, const char *rdir)
@@ -2678,13 +2721,6 @@ step_link(const char *sha, const char *rdir)
 		}
 		free(src);
 		dst = fmtpath("%s/%s", rdir, *p);
-		/* make the parents; replace what the checkout put there */
-		for (slash = dst + strlen(rdir) + 1; (slash = strchr(slash, '/'));
-		    slash++) {
-			*slash = '\0';
-			mkdir(dst, 0755);
-			*slash = '/';
-		}
 		for (depth = 1, slash = *p; (slash = strchr(slash, '/')); slash++)
 			depth++;
 		target = xrealloc(NULL, (size_t)depth * 3 + 16 + strlen(*p));
@@ -2693,17 +2729,7 @@ step_link(const char *sha, const char *rdir)
 			strcat(target, "../");
 		strcat(target, "../shared/");
 		strcat(target, *p);
-		if (lstat(dst, &st) == 0) {
-			char *par = xstrdup(dst), *base = strrchr(par, '/');
-			int pfd;
-			*base++ = '\0';
-			if ((pfd = open(par, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-				remove_tree(pfd, base, dst);
-				close(pfd);
-			}
-			free(par);
-		}
-		if (symlink(target, dst) == -1) {
+		if (link_one(rdir, *p, target) == -1) {
 			char why[PATH_MAX + 64];
 			snprintf(why, sizeof(why), "%s: %s", dst, strerror(errno));
 			step_fail("link", why, 0);
@@ -2724,7 +2750,7 @@ rdir_fd(void)
 	    O_NOFOLLOW);
 
 	if (fd == -1)
-		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
 	return fd;
 }
 
@@ -2850,7 +2876,15 @@ static int
 switch_current(const char *sha)
 {
 	char *target = fmtpath("releases/%s", sha);
+	struct stat st;
 
+	if (fstatat(rootfd, target, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISDIR(st.st_mode)) {
+		warnx("%s/%s is not a release folder: not switching to it", root,
+		    target);
+		free(target);
+		return -1;
+	}
 	unlinkat(rootfd, TMPLINK, 0);
 	if (symlinkat(target, rootfd, TMPLINK) == -1) {
 		warnx("%s/%s: %s", root, TMPLINK, strerror(errno));
@@ -3304,10 +3338,10 @@ need_state(void)
 	if (statefd != -1)
 		return;
 	if (mkdirat(rootfd, STATE, 0755) == -1 && errno != EEXIST)
-		die(EXIT_STUCK, "%s/%s: %s", root, STATE, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, STATE, strerror(errno));
 	if ((statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) == -1)
-		die(EXIT_STUCK, "%s/%s: %s", root, STATE, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, STATE, strerror(errno));
 }
 
 static void
@@ -3350,13 +3384,13 @@ cmd_init(int argc, char **argv)
 	else if (errno == EEXIST)
 		say("releases/ already there");
 	else
-		die(EXIT_STUCK, "%s/releases: %s", root, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
 	if (mkdirat(rootfd, "shared", 0755) == 0)
 		say("created shared/");
 	else if (errno == EEXIST)
 		say("shared/ already there");
 	else
-		die(EXIT_STUCK, "%s/shared: %s", root, strerror(errno));
+		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/shared: %s", root, strerror(errno));
 	if (fstatat(rootfd, "repo", &st, AT_SYMLINK_NOFOLLOW) == 0)
 		say("repo/ already there; left as it is");
 	else {
@@ -3374,7 +3408,7 @@ cmd_init(int argc, char **argv)
 			}
 		}
 		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
-			die(EXIT_STUCK, "rename to %s/repo: %s", root,
+			die(late ? EXIT_STUCK : EXIT_FAILED, "rename to %s/repo: %s", root,
 			    strerror(errno));
 		fsync(rootfd);
 		say("created repo/ (a mirror of %s)", argv[1]);
@@ -3393,7 +3427,7 @@ cmd_init(int argc, char **argv)
 		    O_CLOEXEC | O_NOFOLLOW, 0644)) == -1 ||
 		    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1 ||
 		    close(fd) == -1)
-			die(EXIT_STUCK, "%s/%s: %s", root, conf, strerror(errno));
+			die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, conf, strerror(errno));
 		say("created shared/deploy.conf: edit it, then run deploy");
 		free(text);
 	}
@@ -3460,16 +3494,17 @@ cmd_deploy(const char *ref, int prepare_only)
 	if (i >= 0 && rel[i].state == R_FAILED) {
 		say("release %.12s failed after an earlier switch: rebuilding it",
 		    sha);
-		history_forget(sha);
-		if (history_save() == -1)
+		if (history_add(EV_REMOVE, sha) == -1)
 			exit(EXIT_FAILED);
 		{
 			int fd = rdir_fd();
 			if (remove_in(fd, "releases", sha) == -1)
-				die(EXIT_FAILED, "cannot remove %s/releases/%s",
-				    root, sha);
+				die(EXIT_FAILED, "cannot remove %s/releases/%s; "
+				    "the next run will try again", root, sha);
 			close(fd);
 		}
+		history_forget(sha);
+		history_save();
 		i = -1;
 	}
 	if (i < 0 || rel[i].state != R_COMPLETE)
