@@ -152,7 +152,7 @@ split_words(const char *s, char *err, size_t errlen)
 		}
 		inword = 1;
 		if (*s == '\'' || *s == '"')
-			q = *s;
+			q = (unsigned char)*s;
 		else if (*s == '\\') {
 			if (s[1] == '\0') {
 				snprintf(err, errlen, "trailing backslash");
@@ -680,6 +680,8 @@ static char **envvars;		/* from envfile */
 static volatile sig_atomic_t gotsig;
 static int stepno;
 static int late;		/* after the switch: signals wait */
+/* a failure is "a person must look" only once current has moved */
+#define FAIL_STATUS	(late ? EXIT_STUCK : EXIT_FAILED)
 
 static void
 vmsg(FILE *f, const char *fmt, va_list ap)
@@ -699,6 +701,10 @@ warnx(const char *fmt, ...)
 	vmsg(stderr, fmt, ap);
 	va_end(ap);
 }
+
+#ifdef __GNUC__
+static void die(int, const char *, ...) __attribute__((noreturn));
+#endif
 
 static void
 die(int status, const char *fmt, ...)
@@ -799,7 +805,8 @@ write_all(int fd, const char *p, size_t n)
 }
 
 static char *
-read_file_at(int dfd, const char *name, size_t max, size_t *len, struct stat *st)
+read_file_at(int dfd, const char *name, size_t max, size_t *len,
+    struct stat *st)
 {
 	char *buf;
 	size_t n = 0;
@@ -883,7 +890,7 @@ history_load(void)
 	if (statefd == -1 || (buf = read_file_at(statefd, "history", 64 << 20,
 	    &len, NULL)) == NULL) {
 		if (statefd != -1 && errno != ENOENT)
-			die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s/history: %s", root, STATE,
+			die(FAIL_STATUS, "%s/%s/history: %s", root, STATE,
 			    strerror(errno));
 		return;
 	}
@@ -1080,10 +1087,10 @@ scan_releases(void)
 	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
 		if (errno == ENOENT)
 			return;
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
+		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
 	}
 	if ((dp = fdopendir(fd)) == NULL)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
+		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
 	while ((d = readdir(dp)) != NULL) {
 		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 			continue;
@@ -1615,6 +1622,8 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	struct pollfd pfd;
 
 	memset(res, 0, sizeof(*res));
+	if (argv[0] == NULL)
+		die(FAIL_STATUS, "empty command");
 	{
 		char *const *a;
 		logf_("$");
@@ -1623,13 +1632,13 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 		logf_("\n");
 	}
 	if (pipe(out) == -1 || pipe(ep) == -1)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "pipe: %s", strerror(errno));
+		die(FAIL_STATUS, "pipe: %s", strerror(errno));
 	fcntl(out[0], F_SETFD, FD_CLOEXEC);
 	fcntl(ep[0], F_SETFD, FD_CLOEXEC);
 	fcntl(ep[1], F_SETFD, FD_CLOEXEC);
 	fflush(NULL);
 	if ((pid = fork()) == -1)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "fork: %s", strerror(errno));
+		die(FAIL_STATUS, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		int devnull;
 		pid_t parent = getppid();
@@ -1902,7 +1911,7 @@ lock_root(const char *what)
 
 	if ((lockfd = openat(statefd, "lock", O_RDWR | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0644)) == -1)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s/lock: %s", root, STATE, strerror(errno));
+		die(FAIL_STATUS, "%s/%s/lock: %s", root, STATE, strerror(errno));
 	for (;;) {
 		memset(&fl, 0, sizeof(fl));
 		fl.l_type = F_WRLCK;
@@ -1910,7 +1919,7 @@ lock_root(const char *what)
 		if (fcntl(lockfd, F_SETLK, &fl) == 0)
 			break;
 		if (errno != EACCES && errno != EAGAIN)
-			die(late ? EXIT_STUCK : EXIT_FAILED, "lock %s/%s/lock: %s", root, STATE,
+			die(FAIL_STATUS, "lock %s/%s/lock: %s", root, STATE,
 			    strerror(errno));
 		if (now() < end && !gotsig) {
 			poll(NULL, 0, 100);
@@ -2274,7 +2283,8 @@ step_fetch(void)
 	}
 	/* the mirror's housekeeping waits for prune, off the no-op path */
 	argv = words_plus("git", gitdir(), "fetch", "--prune", "--quiet",
-	    "--no-auto-maintenance", "--end-of-options", cfg.repo, "+refs/heads/*:refs/heads/*",
+	    "--no-auto-maintenance", "--end-of-options", cfg.repo,
+	    "+refs/heads/*:refs/heads/*",
 	    "+refs/tags/*:refs/tags/*", (char *)NULL);
 	if (run_step("fetch", argv, &o, &r) == -1)
 		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
@@ -2750,7 +2760,7 @@ rdir_fd(void)
 	    O_NOFOLLOW);
 
 	if (fd == -1)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
+		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
 	return fd;
 }
 
@@ -3338,10 +3348,10 @@ need_state(void)
 	if (statefd != -1)
 		return;
 	if (mkdirat(rootfd, STATE, 0755) == -1 && errno != EEXIST)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, STATE, strerror(errno));
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
 	if ((statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) == -1)
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, STATE, strerror(errno));
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
 }
 
 static void
@@ -3384,13 +3394,13 @@ cmd_init(int argc, char **argv)
 	else if (errno == EEXIST)
 		say("releases/ already there");
 	else
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/releases: %s", root, strerror(errno));
+		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
 	if (mkdirat(rootfd, "shared", 0755) == 0)
 		say("created shared/");
 	else if (errno == EEXIST)
 		say("shared/ already there");
 	else
-		die(late ? EXIT_STUCK : EXIT_FAILED, "%s/shared: %s", root, strerror(errno));
+		die(FAIL_STATUS, "%s/shared: %s", root, strerror(errno));
 	if (fstatat(rootfd, "repo", &st, AT_SYMLINK_NOFOLLOW) == 0)
 		say("repo/ already there; left as it is");
 	else {
@@ -3408,7 +3418,7 @@ cmd_init(int argc, char **argv)
 			}
 		}
 		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
-			die(late ? EXIT_STUCK : EXIT_FAILED, "rename to %s/repo: %s", root,
+			die(FAIL_STATUS, "rename to %s/repo: %s", root,
 			    strerror(errno));
 		fsync(rootfd);
 		say("created repo/ (a mirror of %s)", argv[1]);
@@ -3427,7 +3437,7 @@ cmd_init(int argc, char **argv)
 		    O_CLOEXEC | O_NOFOLLOW, 0644)) == -1 ||
 		    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1 ||
 		    close(fd) == -1)
-			die(late ? EXIT_STUCK : EXIT_FAILED, "%s/%s: %s", root, conf, strerror(errno));
+			die(FAIL_STATUS, "%s/%s: %s", root, conf, strerror(errno));
 		say("created shared/deploy.conf: edit it, then run deploy");
 		free(text);
 	}
