@@ -2104,6 +2104,8 @@ cleanup(void)
 	unlinkat(statefd, "history.tmp", 0);
 	remove_in(statefd, STATE, "repo.tmp");
 	history_load();
+	if (nhist > 512)	/* activations alone never prune: bound it here */
+		history_compact();
 	scan_releases();
 	read_pending();
 	cur = cur_index();
