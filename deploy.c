@@ -2154,7 +2154,8 @@ cleanup(void)
 static void
 load_config(const char *path)
 {
-	char err[ERRLEN + PATH_MAX], *buf, *vcmd;
+	char err[ERRLEN + PATH_MAX], *buf;
+	const char *vcmd;
 	struct stat st;
 	size_t len;
 	ssize_t n;
@@ -2260,6 +2261,29 @@ gitdir(void)
 	return g;
 }
 
+/* The bare mirror in repo/: cloned under a temp name, then renamed in. */
+static void
+clone_mirror(const char *url, struct runopts *o)
+{
+	char *tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
+	char **av = words_plus("git", "clone", "--mirror", "--quiet", "--",
+	    url, tmp, (char *)NULL);
+	struct result r;
+
+	remove_in(statefd, STATE, "repo.tmp");
+	if (run_step("clone", av, o, &r) == -1) {
+		remove_in(statefd, STATE, "repo.tmp");
+		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+	}
+	if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
+		die(FAIL_STATUS, "rename %s to %s/repo: %s", tmp, root,
+		    strerror(errno));
+	if (fsync(rootfd) == -1)
+		warnx("fsync %s: %s", root, strerror(errno));
+	free_words(av);
+	free(tmp);
+}
+
 /* 1. fetch: every fetch happens in the mirror, never in a release */
 static void
 step_fetch(void)
@@ -2271,16 +2295,7 @@ step_fetch(void)
 
 	o.record = 1;	/* a killed fetch's helpers are ended by the next run */
 	if (fstatat(rootfd, "repo", &st, 0) == -1) {
-		char *tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
-		char *av[] = { "git", "clone", "--mirror", "--quiet", "--",
-		    cfg.repo, tmp, NULL };
-
-		if (run_step("clone", av, &o, &r) == -1)
-			exit(r.signo ? 128 + r.signo : EXIT_FAILED);
-		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
-			die(EXIT_FAILED, "rename %s to %s/repo: %s", tmp, root,
-			    strerror(errno));
-		free(tmp);
+		clone_mirror(cfg.repo, &o);
 		return;
 	}
 	/* the mirror's housekeeping waits for prune, off the no-op path */
@@ -2527,7 +2542,8 @@ reqs_shareable(const char *buf)
 static void
 python_id(unsigned long long *h)
 {
-	char **w = words(cfg.virtualenv), **p, *name = "python3";
+	char **w = words(cfg.virtualenv), **p;
+	const char *name = "python3";
 	char *path = getenv("PATH"), *copy, *dir, *save, *f, real[PATH_MAX];
 	struct stat st;
 
@@ -3369,9 +3385,8 @@ need_current_sane(void)
 static int
 cmd_init(int argc, char **argv)
 {
-	char *conf, *tmp;
+	char *conf;
 	struct stat st;
-	struct result r;
 	struct runopts o;
 	int fd;
 
@@ -3406,25 +3421,10 @@ cmd_init(int argc, char **argv)
 	if (fstatat(rootfd, "repo", &st, AT_SYMLINK_NOFOLLOW) == 0)
 		say("repo/ already there; left as it is");
 	else {
-		tmp = fmtpath("%s/%s/repo.tmp", root, STATE);
-		remove_in(statefd, STATE, "repo.tmp");
-		{
-			char *av[] = { "git", "clone", "--mirror", "--quiet",
-			    "--", argv[1], tmp, NULL };
-			o = opts(root, ENV_NONE, NULL, NULL);
-			cfg.timeout = 1800;
-			o.timeout = 1800;
-			if (run_step("clone", av, &o, &r) == -1) {
-				remove_in(statefd, STATE, "repo.tmp");
-				exit(r.signo ? 128 + r.signo : EXIT_FAILED);
-			}
-		}
-		if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
-			die(FAIL_STATUS, "rename to %s/repo: %s", root,
-			    strerror(errno));
-		fsync(rootfd);
+		cfg.timeout = 1800;
+		o = opts(root, ENV_NONE, NULL, NULL);
+		clone_mirror(argv[1], &o);
 		say("created repo/ (a mirror of %s)", argv[1]);
-		free(tmp);
 	}
 	conf = fmtpath("shared/deploy.conf");
 	if (fstatat(rootfd, conf, &st, AT_SYMLINK_NOFOLLOW) == 0)
