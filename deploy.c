@@ -1070,6 +1070,18 @@ read_current(char *why, size_t wl)
 	return CUR_OK;
 }
 
+/* ROOT/releases, never through a link; -1 only when absent and absent_ok */
+static int
+releases_fd(int absent_ok)
+{
+	int fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW);
+
+	if (fd == -1 && !(absent_ok && errno == ENOENT))
+		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
+	return fd;
+}
+
 static void
 scan_releases(void)
 {
@@ -1083,12 +1095,8 @@ scan_releases(void)
 	free(rel);
 	rel = NULL;
 	nrel = 0;
-	if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		if (errno == ENOENT)
-			return;
-		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
-	}
+	if ((fd = releases_fd(1)) == -1)
+		return;
 	if ((dp = fdopendir(fd)) == NULL)
 		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
 	while ((d = readdir(dp)) != NULL) {
@@ -1975,6 +1983,7 @@ end_stale_step(void)
 }
 
 static int venv_done(int vfd, const char *key);
+static int finish_pending(void);
 static void need_current_sane(void);
 
 /*
@@ -2035,104 +2044,14 @@ unlock_mirror(void)
 		    n, n == 1 ? "" : "s");
 }
 
-/*
- * .deploy/pending names a switched release whose restart and check have
- * not finished: a run killed there leaves it, and the next run redoes
- * them even when there is otherwise nothing to do.
- */
-static char pending[65], pendprev[65];
-
+/* Virtualenvs a killed run left half built: never reused, so removed. */
 static void
-set_pending(const char *sha, const char *prev)
+remove_incomplete_venvs(void)
 {
-	char buf[160];
-	int n;
-
-	if (sha == NULL) {
-		unlinkat(statefd, "pending", 0);
-		pending[0] = '\0';
-		return;
-	}
-	n = snprintf(buf, sizeof(buf), "%s %s\n", sha, prev[0] ? prev : "-");
-	/* no fsync: it must outlive our process; after a power cut,
-	 * supervisord starts current anyway */
-	{
-		int fd = openat(statefd, "pending", O_WRONLY | O_CREAT |
-		    O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-
-		if (fd == -1 || write_all(fd, buf, (size_t)n) == -1 ||
-		    close(fd) == -1)
-			warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
-	}
-}
-
-static void
-read_pending(void)
-{
-	char *buf, a[80], b[80];
-	size_t len;
-
-	pending[0] = pendprev[0] = '\0';
-	if ((buf = read_file_at(statefd, "pending", 200, &len, NULL)) == NULL)
-		return;
-	if (sscanf(buf, "%79s %79s", a, b) == 2 && is_sha(a) &&
-	    strcmp(a, cursha) == 0) {
-		copy_sha(pending, a);
-		copy_sha(pendprev, is_sha(b) ? b : "");
-		say("the last run stopped before %.12s was restarted and "
-		    "checked: doing that now", a);
-	} else
-		unlinkat(statefd, "pending", 0);
-	free(buf);
-}
-
-static void
-cleanup(void)
-{
-	long cur;
-	size_t i;
-	int fd;
-	DIR *dp;
 	struct dirent *d;
+	DIR *dp;
+	int fd;
 
-	end_stale_step();
-	unlock_mirror();
-	need_current_sane();	/* read again: it may have moved while we waited */
-	if (unlinkat(rootfd, TMPLINK, 0) == 0)
-		say("removed %s left by an interrupted switch", TMPLINK);
-	unlinkat(statefd, "index", 0);
-	unlinkat(statefd, "history.tmp", 0);
-	remove_in(statefd, STATE, "repo.tmp");
-	history_load();
-	if (nhist > 512)	/* activations alone never prune: bound it here */
-		history_compact();
-	scan_releases();
-	read_pending();
-	cur = cur_index();
-	if (cur >= 0 && rel[cur].state == R_FOREIGN) {
-		/* a live release we did not build (a migrated root) */
-		say("adopting the current release %s", cursha);
-		history_add(EV_COMPLETE, cursha);
-		scan_releases();
-	}
-	for (i = 0; i < nrel; i++) {
-		if (rel[i].state != R_INCOMPLETE || strcmp(rel[i].name, cursha) == 0)
-			continue;
-
-		if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC | O_NOFOLLOW)) == -1)
-			break;
-		if (remove_in(fd, "releases", rel[i].name) == 0) {
-			say("removed incomplete release %s", rel[i].name);
-			history_forget(rel[i].name);
-			history_save();
-		}
-		else
-			warnx("cannot remove incomplete release %s/releases/%s",
-			    root, rel[i].name);
-		close(fd);
-	}
-	scan_releases();
 	if ((fd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 	    O_NOFOLLOW)) == -1)
 		return;
@@ -2147,6 +2066,56 @@ cleanup(void)
 			say("removed incomplete virtualenv venvs/%s", d->d_name);
 	}
 	closedir(dp);
+}
+
+/*
+ * Under the lock, before anything else: end what a killed run left
+ * running, remove what it left half made, and finish a switch it left
+ * unfinished. Returns that finish's status (EXIT_OK when none).
+ */
+static int
+cleanup(void)
+{
+	long cur;
+	size_t i;
+	int fd;
+
+	end_stale_step();
+	unlock_mirror();
+	need_current_sane();	/* read again: it may have moved while we waited */
+	if (unlinkat(rootfd, TMPLINK, 0) == 0)
+		say("removed %s left by an interrupted switch", TMPLINK);
+	unlinkat(statefd, "index", 0);
+	unlinkat(statefd, "history.tmp", 0);
+	remove_in(statefd, STATE, "repo.tmp");
+	history_load();
+	if (nhist > 512)	/* activations alone never prune: bound it here */
+		history_compact();
+	scan_releases();
+	cur = cur_index();
+	if (cur >= 0 && rel[cur].state == R_FOREIGN) {
+		/* a live release we did not build (a migrated root) */
+		say("adopting the current release %s", cursha);
+		history_add(EV_COMPLETE, cursha);
+		scan_releases();
+	}
+	fd = releases_fd(1);
+	for (i = 0; fd != -1 && i < nrel; i++) {
+		if (rel[i].state != R_INCOMPLETE || strcmp(rel[i].name, cursha) == 0)
+			continue;
+		if (remove_in(fd, "releases", rel[i].name) == 0) {
+			say("removed incomplete release %s", rel[i].name);
+			history_forget(rel[i].name);
+			history_save();
+		} else
+			warnx("cannot remove incomplete release %s/releases/%s",
+			    root, rel[i].name);
+	}
+	if (fd != -1)
+		close(fd);
+	scan_releases();
+	remove_incomplete_venvs();
+	return finish_pending();
 }
 
 /* ---- configuration and environment ---- */
@@ -2771,21 +2740,10 @@ step_link(const char *sha, const char *rdir)
 	step_ok("link");
 }
 
-static int
-rdir_fd(void)
-{
-	int fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    O_NOFOLLOW);
-
-	if (fd == -1)
-		die(FAIL_STATUS, "%s/releases: %s", root, strerror(errno));
-	return fd;
-}
-
 static void
 fail_build(const char *sha, int status)
 {
-	int fd = rdir_fd();
+	int fd = releases_fd(0);
 
 	if (remove_in(fd, "releases", sha) == -1)
 		warnx("could not remove all of %s/releases/%s: the next run "
@@ -2834,7 +2792,7 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
-	fd = rdir_fd();
+	fd = releases_fd(0);
 	if (fstatat(fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		die(EXIT_FAILED, "%s exists, but deploy did not build it: move "
 		    "it out of releases/ and deploy again", rdir);
@@ -3049,7 +3007,8 @@ step_restart(const char *sha)
 	return 0;
 }
 
-/* 7. check: again and again until it passes or check_timeout ends */
+/* 7. check: again and again until it passes or check_timeout ends;
+ * 0 passed, -1 failed, 1 interrupted by a signal */
 static int
 step_check(const char *sha)
 {
@@ -3084,11 +3043,14 @@ step_check(const char *sha)
 	}
 	if (ok == 0)
 		step_ok("check");
-	else {
+	else if (gotsig) {
+		/* not a verdict on the release: the next run checks again */
+		step_fail("check", "interrupted by a signal", 0);
+		ok = 1;
+	} else {
 		char why[300];
-		snprintf(why, sizeof(why), "%s, %d tries in %lds", gotsig ?
-		    "interrupted" : why_failed(&r, argv[0], o.timeout), tries,
-		    cfg.check_timeout);
+		snprintf(why, sizeof(why), "%s, %d tries in %lds",
+		    why_failed(&r, argv[0], o.timeout), tries, cfg.check_timeout);
 		step_fail("check", why, 1);
 	}
 	free_words(argv);
@@ -3165,7 +3127,7 @@ do_prune(int asstep)
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
 	n = prune_select(rel, nrel, cfg.keep, cur, rb);
-	fd = rdir_fd();
+	fd = releases_fd(0);
 	for (i = 0; i < nrel; i++) {
 		if (!rel[i].mark)
 			continue;
@@ -3255,89 +3217,243 @@ do_prune(int asstep)
 		say("nothing to prune (keep = %ld)", cfg.keep);
 }
 
-/* After the switch: restart and check, or switch back. Returns status. */
+/*
+ * ---- finishing a switch: one state machine over .deploy/pending ----
+ *
+ * Once current has moved, .deploy/pending ("STATE SHA PREV PRUNE") says
+ * how far the run got, and every command that takes the lock first drives
+ * it to the end, so that a killed run is finished by the next one:
+ *
+ *   switched   current is SHA: restart it         -> restarted, or back
+ *   restarted  check SHA                          -> checked, or back
+ *   checked    SHA runs: prune if the deploy asked -> done
+ *   back       SHA failed (recorded so): switch current to PREV and
+ *              restart it                         -> done, exit 4; exit 5
+ *              when there is no PREV or it will not run either
+ *   done       pending removed
+ *
+ * A signal stops the machine between states, with pending kept and exit
+ * 128+N (current is fully switched; the next run goes on from there). A
+ * step that ran to its end and failed is never taken for an interruption:
+ * the switch back runs, and 4 or 5 wins over 128+N.
+ */
+enum { P_NONE, P_SWITCHED, P_RESTARTED, P_CHECKED, P_BACK };
+
+static const char *pnames[] = { "none", "switched", "restarted", "checked",
+    "back" };
+
+struct pending {
+	int	state;
+	char	sha[65];
+	char	prev[65];	/* "" when there is nothing to go back to */
+	int	prune;
+};
+
+/*
+ * A small file that must outlive our process, not the machine: a temp
+ * name and a rename, so a kill never leaves half of it; no fsync.
+ */
 static int
-go_live(const char *sha, const char *prev)
+put_state_file(const char *name, const char *buf, size_t n)
 {
-	late = 1;
-	if (step_restart(sha) == 0 && (gotsig || step_check(sha) == 0)) {
-		late = 0;
-		return EXIT_OK;
+	char tmp[64];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	unlinkat(statefd, tmp, 0);
+	if ((fd = openat(statefd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	if (write_all(fd, buf, n) == -1 || close(fd) == -1 ||
+	    renameat(statefd, tmp, statefd, name) == -1) {
+		unlinkat(statefd, tmp, 0);
+		return -1;
 	}
-	history_add(EV_FAILED, sha);
-	if (prev[0] == '\0') {
+	return 0;
+}
+
+/* Moves the machine to p->state and writes it down; done removes it. */
+static void
+pending_set(struct pending *p, int state)
+{
+	char buf[200];
+	int n;
+
+	p->state = state;
+	if (state == P_NONE) {
+		if (unlinkat(statefd, "pending", 0) == -1 && errno != ENOENT)
+			warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
+	    p->prev[0] ? p->prev : "-", p->prune ? "prune" : "-");
+	if (put_state_file("pending", buf, (size_t)n) == -1)
+		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+}
+
+/*
+ * What a killed run left. A record that no longer fits current (a
+ * switch that never happened, a hand-made change) is dropped.
+ */
+static void
+pending_read(struct pending *p)
+{
+	char *buf, st[16], a[80], b[80], c[16];
+	size_t len;
+	int i, ok;
+
+	memset(p, 0, sizeof(*p));
+	if ((buf = read_file_at(statefd, "pending", 300, &len, NULL)) == NULL)
+		return;
+	ok = sscanf(buf, "%15s %79s %79s %15s", st, a, b, c) == 4 && is_sha(a);
+	free(buf);
+	for (i = P_SWITCHED; ok && i <= P_BACK; i++)
+		if (strcmp(st, pnames[i]) == 0)
+			break;
+	if (!ok || i > P_BACK || (i != P_BACK && strcmp(a, cursha) != 0) ||
+	    (i == P_BACK && strcmp(a, cursha) != 0 && strcmp(b, cursha) != 0)) {
+		unlinkat(statefd, "pending", 0);
+		return;
+	}
+	p->state = i;
+	copy_sha(p->sha, a);
+	copy_sha(p->prev, is_sha(b) ? b : "");
+	p->prune = strcmp(c, "prune") == 0;
+}
+
+static int
+release_state(const char *sha)
+{
+	long i;
+
+	scan_releases();
+	i = release_find(rel, nrel, sha);
+	return i < 0 ? R_FOREIGN : rel[i].state;
+}
+
+/* back: the release failed; put the previous one back and restart it */
+static int
+switch_back(struct pending *p)
+{
+	if (release_state(p->sha) != R_FAILED)
+		history_add(EV_FAILED, p->sha);
+	if (p->prev[0] == '\0') {
 		warnx("release %s failed its restart or check, and there is no "
 		    "release to go back to: current still points to it. Fix the "
-		    "app and deploy again, or stop program %s by hand.", sha,
+		    "app and deploy again, or stop program %s by hand.", p->sha,
 		    cfg.program ? cfg.program : "(restart)");
 		return EXIT_STUCK;
 	}
-	warnx("release %.12s failed after the switch; switching back to %.12s",
-	    sha, prev);
-	open_log(prev, 0);
-	step_begin("switch back");
-	if (switch_current(prev) == -1) {
-		warnx("could not switch back: current still points to the "
-		    "failed release %s; run 'deploy activate %s'", sha, prev);
-		return EXIT_STUCK;
-	}
-	history_add(EV_ACTIVATE, prev);
-	step_ok("switch back");
-	if (step_restart(prev) == -1) {
+	if (strcmp(cursha, p->prev) != 0) {
+		warnx("release %.12s failed after the switch; switching back "
+		    "to %.12s", p->sha, p->prev);
+		open_log(p->prev, 0);
+		step_begin("switch back");
+		if (switch_current(p->prev) == -1) {
+			step_fail("switch back", "could not replace current", 0);
+			warnx("could not switch back: current still points to "
+			    "the failed release %s; run 'deploy activate %s'",
+			    p->sha, p->prev);
+			return EXIT_STUCK;
+		}
+		history_add(EV_ACTIVATE, p->prev);
+		step_ok("switch back");
+	} else
+		open_log(p->prev, 0);
+	if (step_restart(p->prev) == -1) {
 		warnx("switched back to %s, but it does not run either: look "
-		    "at program %s now", prev, cfg.program ? cfg.program :
+		    "at program %s now", p->prev, cfg.program ? cfg.program :
 		    "(restart)");
 		return EXIT_STUCK;
 	}
-	late = 0;
 	return EXIT_SWITCHED_BACK;
 }
 
-/* switch to a complete release, restart, check; prune when asked */
+/* Runs the machine from p->state to done, or to a signal. */
 static int
-activate_release(const char *sha, int prune)
+finish_switch(struct pending *p)
 {
-	char prev[65];
-	int st;
+	int st = EXIT_OK;
 
-	snprintf(prev, sizeof(prev), "%s", cursha);
-	open_log(sha, 0);
-	step_begin("switch");
 	late = 1;
-	set_pending(sha, prev);
-	if (switch_current(sha) == -1) {
-		step_fail("switch", "could not replace current", 0);
-		set_pending(NULL, NULL);
-		return EXIT_FAILED;
+	while (p->state != P_NONE) {
+		if (gotsig && p->state != P_BACK)
+			return 128 + gotsig;	/* pending kept */
+		switch (p->state) {
+		case P_SWITCHED:
+			pending_set(p, step_restart(p->sha) == 0 ? P_RESTARTED :
+			    P_BACK);
+			break;
+		case P_RESTARTED:
+			st = step_check(p->sha);
+			if (st == -1)
+				pending_set(p, P_BACK);
+			else if (st == 0)
+				pending_set(p, P_CHECKED);
+			st = EXIT_OK;	/* 1: interrupted, pending kept */
+			break;
+		case P_CHECKED:
+			/* a failed release that passes again is complete again */
+			if (release_state(p->sha) == R_FAILED)
+				history_add(EV_COMPLETE, p->sha);
+			if (p->prune)
+				do_prune(1);
+			pending_set(p, P_NONE);
+			break;
+		case P_BACK:
+			st = switch_back(p);
+			pending_set(p, P_NONE);
+			break;
+		}
 	}
-	history_add(EV_ACTIVATE, sha);
-	step_ok("switch");
-	st = go_live(sha, prev);
-	if (!gotsig)	/* else the check did not run: the next run does it */
-		set_pending(NULL, NULL);
-	if (st == EXIT_OK && prune && !gotsig)
-		do_prune(1);
-	if (gotsig)
-		return 128 + gotsig;
+	late = 0;
 	return st;
 }
 
-/* current is sha already: nothing to do, unless a killed run left it
- * switched but not yet restarted and checked */
+/* What a killed run left switched but unfinished, finished first. */
 static int
-resume_or_noop(const char *sha)
+finish_pending(void)
 {
-	int st;
+	struct pending p;
 
-	if (strcmp(pending, sha) != 0) {
-		say("%s is already current: nothing to do", sha);
+	pending_read(&p);
+	if (p.state == P_NONE)
 		return EXIT_OK;
-	}
+	say("the last run stopped after switching to %.12s (%s): finishing "
+	    "it now", p.sha, pnames[p.state]);
+	open_log(p.sha, 0);
+	return finish_switch(&p);
+}
+
+/*
+ * switch current to a complete release, then restart, check and prune
+ * (when asked) through the machine; prev "" means nothing to go back to
+ */
+static int
+activate_release(const char *sha, const char *prev, int prune)
+{
+	struct pending p;
+
+	memset(&p, 0, sizeof(p));
+	copy_sha(p.sha, sha);
+	copy_sha(p.prev, prev);
+	p.prune = prune;
 	open_log(sha, 0);
-	st = go_live(sha, pendprev);
-	if (!gotsig)
-		set_pending(NULL, NULL);
-	return gotsig ? 128 + gotsig : st;
+	if (strcmp(cursha, sha) != 0) {
+		step_begin("switch");
+		/* written first: a kill right after the rename is finished by
+		 * the next run; one before it is dropped (current differs) */
+		pending_set(&p, P_SWITCHED);
+		if (switch_current(sha) == -1) {
+			step_fail("switch", "could not replace current", 0);
+			pending_set(&p, P_NONE);
+			return EXIT_FAILED;
+		}
+		history_add(EV_ACTIVATE, sha);
+		step_ok("switch");
+	} else
+		pending_set(&p, P_SWITCHED);
+	return finish_switch(&p);
 }
 
 /* ---- the commands ---- */
@@ -3452,6 +3568,7 @@ cmd_deploy(const char *ref, int prepare_only)
 {
 	char sha[65];
 	long i;
+	int st;
 
 	need_current_sane();
 	if (nflag) {
@@ -3484,8 +3601,8 @@ cmd_deploy(const char *ref, int prepare_only)
 	}
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
-	cleanup();
-	need_current_sane();
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
 	step_fetch();
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
@@ -3494,14 +3611,9 @@ cmd_deploy(const char *ref, int prepare_only)
 	i = release_find(rel, nrel, sha);
 	if (i >= 0 && rel[i].state == R_FAILED && strcmp(sha, cursha) == 0) {
 		/* live, so never removed: give it another restart and check */
-		int st;
-
 		say("%.12s is current but failed its last restart or check: "
 		    "restarting and checking it again", sha);
-		open_log(sha, 0);
-		if ((st = go_live(sha, "")) == EXIT_OK && !gotsig)
-			history_add(EV_COMPLETE, sha);
-		return gotsig ? 128 + gotsig : st;
+		return activate_release(sha, "", 1);
 	}
 	if (i >= 0 && rel[i].state == R_FAILED) {
 		say("release %.12s failed after an earlier switch: rebuilding it",
@@ -3509,7 +3621,7 @@ cmd_deploy(const char *ref, int prepare_only)
 		if (history_add(EV_REMOVE, sha) == -1)
 			exit(EXIT_FAILED);
 		{
-			int fd = rdir_fd();
+			int fd = releases_fd(0);
 			if (remove_in(fd, "releases", sha) == -1)
 				die(EXIT_FAILED, "cannot remove %s/releases/%s; "
 				    "the next run will try again", root, sha);
@@ -3529,9 +3641,11 @@ cmd_deploy(const char *ref, int prepare_only)
 		printf("%s\n", sha);
 		return EXIT_OK;
 	}
-	if (strcmp(sha, cursha) == 0)
-		return resume_or_noop(sha);
-	return activate_release(sha, 1);
+	if (strcmp(sha, cursha) == 0) {
+		say("%s is already current: nothing to do", sha);
+		return EXIT_OK;
+	}
+	return activate_release(sha, cursha, 1);
 }
 
 static long
@@ -3559,12 +3673,14 @@ cmd_activate(const char *rev, int rollback)
 {
 	char sha[65];
 	long i, cur;
+	int st;
 
 	need_current_sane();
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
-		cleanup();
+		if ((st = cleanup()) != EXIT_OK)
+			return st;
 	} else {
 		history_load();
 		scan_releases();
@@ -3576,14 +3692,16 @@ cmd_activate(const char *rev, int rollback)
 		die(EXIT_USAGE, "nothing to roll back to: no complete release "
 		    "was completed before the current one ('deploy list')");
 	copy_sha(sha, rel[i].name);
-	if (strcmp(sha, cursha) == 0 && !nflag)
-		return resume_or_noop(sha);
+	if (strcmp(sha, cursha) == 0 && !nflag) {
+		say("%s is already current: nothing to do", sha);
+		return EXIT_OK;
+	}
 	if (nflag) {
 		say("would switch current from %s to %s, restart and check",
 		    cursha[0] ? cursha : "nothing", sha);
 		return EXIT_OK;
 	}
-	return activate_release(sha, 0);
+	return activate_release(sha, cursha, 0);
 }
 
 static int
@@ -3655,6 +3773,8 @@ cmd_status(void)
 static int
 cmd_prune(void)
 {
+	int st;
+
 	need_current_sane();
 	if (nflag) {
 		history_load();
@@ -3664,7 +3784,8 @@ cmd_prune(void)
 	}
 	need_state();
 	lock_root("prune");
-	cleanup();
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
 	do_prune(0);
 	return EXIT_OK;
 }

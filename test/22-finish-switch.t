@@ -1,0 +1,173 @@
+#!/bin/sh
+# Finishing a switch: a run killed or signalled after it moved current is
+# finished by the next command that takes the lock, from where it stopped
+# (restart, check, prune, or the switch back), and the exit status says
+# what happened: 4 and 5 win over 128+N, a signal during the check is not
+# a verdict on the release.
+. "$(dirname "$0")/lib.sh"
+
+make_app
+# A restart command that can be slowed down, so that a test can stop deploy
+# while it runs. It starts slowly only for a release without CRASH (so the
+# failing release fails at once and the switch back's restart is the slow
+# one). It runs in the release.
+cat >"$T/slowrestart.sh" <<EOF
+#!/bin/sh
+echo "\$(pwd)" >>"$T/restarts"
+if [ ! -e CRASH ] && [ -s "$T/restart.delay" ]; then
+	touch "$T/restart.go"
+	sleep "\$(cat "$T/restart.delay")"
+fi
+exec supervisorctl -c "$SVCONF" restart app
+EOF
+# A check that can be slowed down the same way; its slow try fails (an
+# app not quite up yet), so only a later try can pass.
+cat >"$T/slowcheck.sh" <<EOF
+#!/bin/sh
+if [ -s "$T/check.delay" ]; then
+	touch "$T/check.go"
+	sleep "\$(cat "$T/check.delay")"
+	rm -f "$T/check.delay"
+	echo "slowcheck: not up yet"
+	exit 1
+fi
+exec python health.py "$APPSTATE"
+EOF
+setup_root "restart = sh $T/slowrestart.sh" "check = sh $T/slowcheck.sh" \
+    "check_timeout = 10" "keep = 2"
+
+# slow_restart SECONDS / slow_check SECONDS: 0 for full speed
+slow_restart() {
+	if [ "$1" = 0 ]; then rm -f "$T/restart.delay"; else echo "$1" >"$T/restart.delay"; fi
+	rm -f "$T/restart.go"
+}
+slow_check() {
+	if [ "$1" = 0 ]; then rm -f "$T/check.delay"; else echo "$1" >"$T/check.delay"; fi
+	rm -f "$T/check.go"
+}
+
+crash_commit() {
+	touch "$APP/CRASH"
+	new_commit "$1"
+	rm "$APP/CRASH"
+}
+
+# ---- 13: SIGTERM during a first deploy's failing restart: 5, not 143
+Z=$(crash_commit crash-first)
+slow_restart 0
+bg_deploy first deploy
+ok "the first deploy reaches its restart" wait_for 60 test -s "$T/restarts"
+kill -TERM "$bgpid"
+bg_wait
+is "$bgrc" 5 "SIGTERM during a failing first restart: exit 5, not 143"
+[ "$bgrc" = 5 ] || show_bg
+is "$(list_state "$Z")" failed "the release is recorded failed"
+
+A=$(new_commit v1)
+run_deploy deploy
+rc_is 0 "a good release after it: exit 0"
+ok "the app runs from it" app_runs_from "$A"
+
+# ---- 13: SIGTERM during a failing restart with a release to go back to
+F=$(crash_commit crash-two)
+slow_restart 2
+rm -f "$T/restarts"
+bg_deploy second deploy
+ok "the deploy reaches the failing restart" wait_for 60 test -s "$T/restarts"
+kill -TERM "$bgpid"
+bg_wait
+is "$bgrc" 4 "SIGTERM during a failing restart: the switch back runs, exit 4, not 143"
+[ "$bgrc" = 4 ] || show_bg
+is "$(current_link)" "releases/$A" "current is back on the previous release"
+ok "which runs" app_runs_from "$A"
+ok "nothing is left pending" absent "$ROOT/.deploy/pending"
+
+# ---- 3: killed while restarting the previous release in the switch back
+G=$(crash_commit crash-three)
+slow_restart 3
+bg_deploy killback deploy
+ok "the switch back's restart starts" wait_for 60 test -e "$T/restart.go"
+kill -9 "$bgpid"
+bg_wait
+slow_restart 0
+is "$(current_link)" "releases/$A" "killed there: current is the previous release"
+isnt "$(app_state)" RUNNING "and the app is down (its restart never ran)"
+run_deploy activate "$A"
+rc_is 4 "the next command finishes the switch back first and says so (exit 4)"
+ok "the previous release runs again" app_runs_from "$A"
+like "$(out)" "*finishing*" "it says it finishes the interrupted run"
+is "$(list_state "$G")" failed "the failed release is recorded failed"
+ok "nothing is left pending" absent "$ROOT/.deploy/pending"
+
+# ---- 3: killed between recording the failure and the switch back: the
+# second symlinkat(2) deploy makes in its own process is the switch back's
+# temp link (the first is the switch's; the venv link is a symlink(2))
+H=$(crash_commit crash-four)
+run timeout 120 env DEPLOY_TEST_MARK=inject strace -o /dev/null \
+    -e trace=symlinkat -e inject=symlinkat:signal=KILL:when=2 \
+    "$DEPLOY" -C "$ROOT" deploy
+is "$rc" 137 "deploy is killed (by strace) at the switch back's temp link"
+is "$(current_link)" "releases/$H" "killed before the switch back: current is still the failed release"
+grep_ok "the history says it failed" "$ROOT/.deploy/history" " failed $H\$"
+run_deploy deploy
+rc_is 4 "the next deploy switches back (exit 4), not 'nothing to go back to' (5)"
+is "$(current_link)" "releases/$A" "current is the previous release"
+ok "which runs" app_runs_from "$A"
+grep_nok "it never says there is nothing to go back to" "$T/err" "no release to go back to"
+
+# ---- 4: resuming a killed deploy finishes it, prune included
+B=$(new_commit v2)
+run_deploy deploy
+rc_is 0 "v2 deployed"
+C=$(new_commit v3)
+slow_restart 3
+bg_deploy killrestart deploy
+ok "its restart starts" wait_for 60 test -e "$T/restart.go"
+kill -9 "$bgpid"
+bg_wait
+slow_restart 0
+is "$(current_link)" "releases/$C" "killed after the switch: current is the new release"
+ok "the old one still runs (its restart was killed)" app_runs_from "$B"
+run_deploy deploy
+rc_is 0 "the next deploy finishes it: exit 0"
+ok "the new release runs" app_runs_from "$C"
+ok "and it was pruned: keep = 2 leaves current and the rollback target" \
+    absent "$ROOT/releases/$A"
+is "$(list_state "$B")" complete "the rollback target stays"
+
+# ---- 4: other commands that take the lock finish it too
+D=$(new_commit v4)
+slow_restart 3
+bg_deploy killprune deploy
+ok "its restart starts" wait_for 60 test -e "$T/restart.go"
+kill -9 "$bgpid"
+bg_wait
+slow_restart 0
+ok "the old one still runs" app_runs_from "$C"
+run_deploy prune
+rc_is 0 "prune finishes the interrupted deploy first: exit 0"
+ok "the new release runs" app_runs_from "$D"
+grep_ok "its check ran" "$ROOT/.deploy/logs/$D.log" "check ok"
+
+# ---- 7: a signal during the check does not mark a good release failed
+# (the check's try that the signal interrupts fails, as a first try often
+# does while the app starts)
+E=$(new_commit v5)
+slow_check 2
+bg_deploy checkterm deploy
+ok "the check starts" wait_for 60 test -e "$T/check.go"
+kill -TERM "$bgpid"
+bg_wait
+slow_check 0
+is "$bgrc" 143 "SIGTERM during the check: exit 143"
+[ "$bgrc" = 143 ] || show_bg
+is "$(current_link)" "releases/$E" "current stays on the new release (fully switched)"
+is "$(list_state "$E")" complete "the release is not recorded failed"
+ok "the switch is left pending for the next run" test -s "$ROOT/.deploy/pending"
+run_deploy deploy
+rc_is 0 "the next run checks it and is done: exit 0"
+ok "the new release runs" app_runs_from "$E"
+grep_ok "the check passed" "$T/out" "check ok"
+ok "nothing is left pending" absent "$ROOT/.deploy/pending"
+
+done_testing
