@@ -1369,29 +1369,50 @@ tail_add(const char *p, size_t n)
 	taillen += n;
 }
 
+/*
+ * The last lines of a step's output on stderr, a run of identical lines
+ * (a check that failed twenty times) shown once with its count.
+ */
 static void
 tail_show(int lines)
 {
-	size_t i = taillen, start;
-	int seen = 0;
+	size_t i = taillen, start, b, len, plen = 0;
+	const char *line, *nl, *prev = NULL;
+	int seen = 0, rep = 0;
 
 	while (i > 0 && (tail[i - 1] == '\n'))
 		i--;
-	start = i;
-	while (start > 0 && seen < lines) {
-		start--;
-		if (tail[start] == '\n' && ++seen == lines) {
-			start++;
-			break;
+	/* back over whole lines until `lines` runs of equal lines are in */
+	for (start = i; start > 0 && seen < lines; start = b) {
+		if (start < i)
+			start--;	/* the newline ending the line before */
+		for (b = start; b > 0 && tail[b - 1] != '\n'; b--)
+			;
+		if (prev == NULL || start - b != plen ||
+		    memcmp(tail + b, prev, plen) != 0)
+			seen++;
+		prev = tail + b;
+		plen = start - b;
+	}
+	prev = NULL;
+	for (line = tail + start; line < tail + i; line += len + 1) {
+		nl = memchr(line, '\n', (size_t)(tail + i - line));
+		len = nl != NULL ? (size_t)(nl - line) : (size_t)(tail + i - line);
+		if (prev != NULL && len == plen && memcmp(line, prev, len) == 0) {
+			rep++;
+			continue;
 		}
+		if (rep > 0)
+			fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
+			    rep == 1 ? "" : "s");
+		rep = 0;
+		fprintf(stderr, "  | %.*s\n", (int)len, line);
+		prev = line;
+		plen = len;
 	}
-	fputs("  | ", stderr);
-	for (; start < i; start++) {
-		fputc(tail[start], stderr);
-		if (tail[start] == '\n')
-			fputs("  | ", stderr);
-	}
-	fputc('\n', stderr);
+	if (rep > 0)
+		fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
+		    rep == 1 ? "" : "s");
 	fflush(stderr);
 }
 
@@ -1909,13 +1930,36 @@ signals(void)
 
 /* ---- the lock ---- */
 
+/* "pid P (COMMAND, since LOCAL TIME)" of the lock's holder */
+static const char *
+lock_holder(void)
+{
+	static char desc[160];
+	char buf[256], what[64] = "?";
+	long long t = 0;
+	struct flock fl;
+	int n;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(lockfd, F_GETLK, &fl) == -1)
+		fl.l_pid = 0;
+	n = (int)pread(lockfd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	sscanf(buf, "pid %*s started %lld %63s", &t, what);
+	snprintf(desc, sizeof(desc), "pid %ld (%s, since %s)", (long)fl.l_pid,
+	    what, fmttime(t));
+	return desc;
+}
+
 static void
 lock_root(const char *what)
 {
 	struct flock fl;
 	double end = now() + wflag;
 	char buf[256];
-	int n;
+	int n, said = 0;
 
 	if ((lockfd = openat(statefd, "lock", O_RDWR | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0644)) == -1)
@@ -1930,20 +1974,16 @@ lock_root(const char *what)
 			die(FAIL_STATUS, "lock %s/%s/lock: %s", root, STATE,
 			    strerror(errno));
 		if (now() < end && !gotsig) {
+			if (!said++)
+				say("waiting up to %lds for the deploy that holds "
+				    "the lock on %s: %s", wflag, root, lock_holder());
 			poll(NULL, 0, 100);
 			continue;
 		}
 		if (gotsig)
 			exit(128 + gotsig);
-		memset(&fl, 0, sizeof(fl));
-		fl.l_type = F_WRLCK;
-		fl.l_whence = SEEK_SET;
-		fcntl(lockfd, F_GETLK, &fl);
-		n = (int)pread(lockfd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		die(EXIT_LOCKED, "another deploy holds the lock on %s: pid %ld "
-		    "(%s)%s", root, (long)fl.l_pid, buf, wflag ? "" :
+		die(EXIT_LOCKED, "another deploy holds the lock on %s: %s%s", root,
+		    lock_holder(), wflag ? "; gave up waiting" :
 		    "; use -w SECONDS to wait for it");
 	}
 	n = snprintf(buf, sizeof(buf), "pid %ld started %lld %s\n",
@@ -2228,6 +2268,173 @@ gitdir(void)
 	if (g == NULL)
 		g = fmtpath("--git-dir=%s/repo", root);
 	return g;
+}
+
+/*
+ * ---- preflight: setup mistakes caught before anything is fetched ----
+ *
+ * Cheap checks of what a deploy will need, so that a misspelled program or
+ * a missing command is refused (exit 2, nothing changed) instead of
+ * costing a built release that then fails its restart. With -n each one
+ * is reported.
+ */
+
+/* The executable a command word names: a path, or looked up on PATH. */
+static int
+path_lookup(const char *name, char *out, size_t outlen)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save, *f;
+	int found = 0;
+
+	if (strchr(name, '/') != NULL) {
+		snprintf(out, outlen, "%s", name);
+		return access(name, X_OK) == 0 ? 0 : -1;
+	}
+	copy = xstrdup(path ? path : "/usr/bin:/bin");
+	for (dir = strtok_r(copy, ":", &save); dir && !found;
+	    dir = strtok_r(NULL, ":", &save)) {
+		struct stat st;
+
+		f = fmtpath("%s/%s", *dir ? dir : ".", name);
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(f, X_OK) == 0) {
+			snprintf(out, outlen, "%s", f);
+			found = 1;
+		}
+		free(f);
+	}
+	free(copy);
+	return found ? 0 : -1;
+}
+
+static int preflight_failed;
+
+static void
+preflight_result(const char *what, const char *why)
+{
+	if (why == NULL) {
+		if (nflag)
+			say("preflight: %s: ok", what);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s: %s; nothing was changed", what, why);
+	warnx("preflight: %s: %s", what, why);
+	preflight_failed = 1;
+}
+
+static void
+preflight_command(const char *key, const char *cmd)
+{
+	char **w = words(cmd), found[PATH_MAX], what[64], why[PATH_MAX + 64];
+
+	snprintf(what, sizeof(what), "%s command", key);
+	why[0] = '\0';
+	if (strchr(w[0], '/') != NULL && w[0][0] != '/')
+		;	/* relative to the release: not there yet */
+	else if (path_lookup(w[0], found, sizeof(found)) == -1 &&
+	    strchr(w[0], '/') != NULL)
+		snprintf(why, sizeof(why), "'%s' is not an executable file",
+		    printable(w[0]));
+	else if (strchr(w[0], '/') == NULL && path_lookup(w[0], found,
+	    sizeof(found)) == -1)
+		snprintf(why, sizeof(why), "'%s' is not on PATH (install it, "
+		    "or set %s in deploy.conf)", printable(w[0]), key);
+	preflight_result(what, why[0] ? why : NULL);
+	free_words(w);
+}
+
+static void
+preflight_links(void)
+{
+	char **w, **p, why[PATH_MAX + 64];
+	struct stat st;
+
+	if (cfg.link == NULL)
+		return;
+	w = words(cfg.link);
+	for (p = w; *p; p++) {
+		char *src = fmtpath("shared/%s", *p);
+
+		if (fstatat(rootfd, src, &st, 0) == -1) {
+			snprintf(why, sizeof(why), "%s/%s: %s", root, src,
+			    strerror(errno));
+			preflight_result("link", why);
+		} else
+			preflight_result("link", NULL);
+		free(src);
+	}
+	free_words(w);
+}
+
+/*
+ * supervisorctl reaches its server, and the program (every process of a
+ * group) is known to it; STOPPED or FATAL is fine for a first deploy.
+ */
+static void
+preflight_program(void)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
+	char out[8192], *line, *save, name[256], why[600], first[200] = "";
+	char what[300], **argv;
+	size_t plen = strlen(cfg.program);
+	int matched = 0, unknown = 0;
+	struct result r;
+
+	snprintf(what, sizeof(what), "program %s", cfg.program);
+	if (plen > 2 && strcmp(cfg.program + plen - 2, ":*") == 0)
+		plen -= 1;	/* "web:*" matches "web:web_00" */
+	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 30;
+	out[0] = '\0';
+	run(argv, &o, &r);	/* non-zero for a process not running */
+	free_words(argv);
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (first[0] == '\0')
+			snprintf(first, sizeof(first), "%s", line);
+		if (sscanf(line, "%255s", name) != 1 ||
+		    !(strncmp(name, cfg.program, plen) == 0 &&
+		    (name[plen] == '\0' || name[plen] == ':' ||
+		    name[plen - 1] == ':')))
+			continue;
+		matched++;
+		if (strstr(line, "no such process") || strstr(line, "no such group"))
+			unknown++;
+	}
+	if (r.execerr)
+		snprintf(why, sizeof(why), "cannot run %s: %s", cfg.supervisorctl,
+		    strerror(r.execerr));
+	else if (matched == 0)
+		snprintf(why, sizeof(why), "'%s status' cannot reach "
+		    "supervisord: %s", cfg.supervisorctl, first[0] ? printable(first) :
+		    "no answer");
+	else if (unknown)
+		snprintf(why, sizeof(why), "supervisord does not know it (add a "
+		    "[program:%.*s] section with autostart=false, then "
+		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
+		    ":"), cfg.program);
+	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
+}
+
+/* build: what the build needs; live: what the switch needs */
+static void
+preflight(int build, int live)
+{
+	if (build) {
+		preflight_command("virtualenv", cfg.virtualenv);
+		preflight_links();
+	}
+	if (live && cfg.program != NULL) {
+		preflight_command("supervisorctl", cfg.supervisorctl);
+		if (!preflight_failed)
+			preflight_program();
+	}
+	if (live && cfg.restart != NULL)
+		preflight_command("restart", cfg.restart);
 }
 
 /* The bare mirror in repo/: cloned under a temp name, then renamed in. */
@@ -2780,6 +2987,24 @@ open_log(const char *sha, int truncate)
 	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
 }
 
+/* REVISION: the full sha, for the app to read (as Capistrano has it) */
+static void
+write_revision(const char *sha, const char *rdir)
+{
+	char *p = fmtpath("%s/REVISION", rdir), *line = fmtpath("%s\n", sha);
+	int fd;
+
+	unlink(p);	/* whatever the checkout put there, even a link */
+	if ((fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0644)) == -1 || write_all(fd, line, strlen(line)) == -1 ||
+	    close(fd) == -1) {
+		warnx("%s: %s", p, strerror(errno));
+		fail_build(sha, EXIT_FAILED);
+	}
+	free(line);
+	free(p);
+}
+
 /* 3-4. build releases/<sha> at its final path, then record it complete */
 static void
 build_release(const char *sha)
@@ -2821,6 +3046,7 @@ build_release(const char *sha)
 	free(extra[0]);
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
+	write_revision(sha, rdir);
 
 	step_venv_pip(sha, rdir);
 	if (gotsig)
@@ -3331,6 +3557,54 @@ release_state(const char *sha)
 	return i < 0 ? R_FOREIGN : rel[i].state;
 }
 
+static int
+tail_has_text(void)
+{
+	size_t i;
+
+	for (i = 0; i < taillen; i++)
+		if (!isspace((unsigned char)tail[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * After a failed restart or check, the cause is usually in the program's
+ * own output, which supervisord keeps: say where, and show its end.
+ */
+static void
+show_program_output(void)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
+	const char *chan[] = { "stderr", "stdout" };
+	char **argv;
+	struct result r;
+	size_t i;
+
+	if (cfg.program == NULL || strchr(cfg.program, ':') != NULL) {
+		if (cfg.program != NULL)
+			warnx("the output of each process: supervisorctl tail "
+			    "GROUP:PROCESS stderr");
+		return;
+	}
+	o.timeout = 30;
+	for (i = 0; i < 2; i++) {
+		argv = words_plus(cfg.supervisorctl, "tail", "-1600",
+		    cfg.program, chan[i], (char *)NULL);
+		taillen = 0;
+		if (run(argv, &o, &r) == 0 && tail_has_text()) {
+			warnx("the end of program %s's output (supervisorctl "
+			    "tail %s %s):", cfg.program, cfg.program, chan[i]);
+			tail_show(10);
+			free_words(argv);
+			return;
+		}
+		free_words(argv);
+	}
+	warnx("program %s's own output (supervisorctl tail %s stderr) is "
+	    "empty", cfg.program, cfg.program);
+}
+
 /* back: the release failed; put the previous one back and restart it */
 static int
 switch_back(struct pending *p)
@@ -3381,14 +3655,19 @@ finish_switch(struct pending *p)
 			return 128 + gotsig;	/* pending kept */
 		switch (p->state) {
 		case P_SWITCHED:
-			pending_set(p, step_restart(p->sha) == 0 ? P_RESTARTED :
-			    P_BACK);
+			if (step_restart(p->sha) == 0)
+				pending_set(p, P_RESTARTED);
+			else {
+				pending_set(p, P_BACK);
+				show_program_output();
+			}
 			break;
 		case P_RESTARTED:
 			st = step_check(p->sha);
-			if (st == -1)
+			if (st == -1) {
 				pending_set(p, P_BACK);
-			else if (st == 0)
+				show_program_output();
+			} else if (st == 0)
 				pending_set(p, P_CHECKED);
 			st = EXIT_OK;	/* 1: interrupted, pending kept */
 			break;
@@ -3498,13 +3777,74 @@ need_current_sane(void)
 		die(EXIT_USAGE, "%s", why);
 }
 
+/* Every key, commented out, with its default and what it means. */
+static const char conf_template[] =
+"# deploy(1) configuration: key = value; '#' starts a comment line.\n"
+"# Commands are split into words as sh does (quotes, backslash) and run\n"
+"# without a shell, in the release, with its .venv/bin first on PATH.\n"
+"repo = %s\n"
+"%s%s%s"
+"# branch = (the remote's HEAD)  # branch, tag or commit deployed by default\n"
+"# keep = 5                  # complete releases kept by prune (at least 2)\n"
+"# virtualenv = virtualenv -p python3  # makes a venv; its path is appended\n"
+"#                           # (python3 -m venv where virtualenv is missing)\n"
+"# requirements = requirements.txt  # pip installs it; skipped when absent\n"
+"# reuse_venv = yes          # share a venv between releases with the same\n"
+"#                           # requirements (never with local paths)\n"
+"# build =                   # run after pip, before the tests\n"
+"# test = python -m pytest   # the app's tests; none: the step is skipped\n"
+"# program = app             # supervisord program (or group:*) restarted\n"
+"#                           # after the switch; none: no restart\n"
+"# supervisorctl = supervisorctl  # e.g. supervisorctl -c /etc/supervisor/supervisord.conf\n"
+"# restart =                 # a command used instead of supervisorctl restart\n"
+"# check =                   # health check after the restart, retried until\n"
+"#                           # it passes or check_timeout ends\n"
+"# check_timeout = 30        # seconds\n"
+"# link =                    # paths under shared/ linked into each release\n"
+"# envfile =                 # KEY=VALUE file under shared/ for build, test\n"
+"#                           # and check\n"
+"# timeout = 1800            # seconds one step may run; 0 for none\n";
+
+/* shared/deploy.conf: written when absent, else only compared */
+static void
+init_config(const char *url, const char *branch)
+{
+	const char *conf = "shared/deploy.conf";
+	char *text, *buf, err[ERRLEN];
+	struct config old;
+	struct stat st;
+	size_t len;
+	int fd;
+
+	if (fstatat(rootfd, conf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		config_init(&old);
+		if ((buf = read_file_at(rootfd, conf, CONF_MAX, &len, NULL)) !=
+		    NULL && config_parse(&old, buf, len, conf, err,
+		    sizeof(err)) == 0 && strcmp(old.repo, url) != 0)
+			say("shared/deploy.conf already there; left as it is: "
+			    "it still names repo = %s, not %s (edit it to "
+			    "deploy from %s)", old.repo, url, url);
+		else
+			say("shared/deploy.conf already there; left as it is");
+		free(buf);
+		config_free(&old);
+		return;
+	}
+	text = fmtpath(conf_template, url, branch ? "branch = " : "",
+	    branch ? branch : "", branch ? "\n" : "");
+	if ((fd = openat(rootfd, conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1 || write_all(fd, text, strlen(text)) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1)
+		die(FAIL_STATUS, "%s/%s: %s", root, conf, strerror(errno));
+	say("created shared/deploy.conf: edit it, then run deploy");
+	free(text);
+}
+
 static int
 cmd_init(int argc, char **argv)
 {
-	char *conf;
 	struct stat st;
 	struct runopts o;
-	int fd;
 
 	if (argc < 2 || argc > 3)
 		die(EXIT_USAGE, "usage: deploy init URL [BRANCH]");
@@ -3535,31 +3875,15 @@ cmd_init(int argc, char **argv)
 	else
 		die(FAIL_STATUS, "%s/shared: %s", root, strerror(errno));
 	if (fstatat(rootfd, "repo", &st, AT_SYMLINK_NOFOLLOW) == 0)
-		say("repo/ already there; left as it is");
+		say("repo/ already there; left as it is (deploy fetches from "
+		    "the repo named in shared/deploy.conf)");
 	else {
 		cfg.timeout = 1800;
 		o = opts(root, ENV_NONE, NULL, NULL);
 		clone_mirror(argv[1], &o);
 		say("created repo/ (a mirror of %s)", argv[1]);
 	}
-	conf = fmtpath("shared/deploy.conf");
-	if (fstatat(rootfd, conf, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		say("shared/deploy.conf already there; left as it is");
-	else {
-		char *text = fmtpath("# deploy(1) configuration: key = value\n"
-		    "repo = %s\n%s%s%s"
-		    "# keep = 5\n# test = python -m pytest\n# program = app\n",
-		    argv[1], argc == 3 ? "branch = " : "",
-		    argc == 3 ? argv[2] : "", argc == 3 ? "\n" : "");
-		if ((fd = openat(rootfd, conf, O_WRONLY | O_CREAT | O_EXCL |
-		    O_CLOEXEC | O_NOFOLLOW, 0644)) == -1 ||
-		    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1 ||
-		    close(fd) == -1)
-			die(FAIL_STATUS, "%s/%s: %s", root, conf, strerror(errno));
-		say("created shared/deploy.conf: edit it, then run deploy");
-		free(text);
-	}
-	free(conf);
+	init_config(argv[1], argc == 3 ? argv[2] : NULL);
 	return EXIT_OK;
 }
 
@@ -3571,6 +3895,7 @@ cmd_deploy(const char *ref, int prepare_only)
 	int st;
 
 	need_current_sane();
+	preflight(1, !prepare_only);
 	if (nflag) {
 		char why[64];
 		history_load();
@@ -3597,7 +3922,7 @@ cmd_deploy(const char *ref, int prepare_only)
 			say("would build releases/%s, test it, %s", sha,
 			    prepare_only ? "and stop" :
 			    "switch current to it, restart and prune");
-		return EXIT_OK;
+		return preflight_failed ? EXIT_USAGE : EXIT_OK;
 	}
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
@@ -3648,6 +3973,49 @@ cmd_deploy(const char *ref, int prepare_only)
 	return activate_release(sha, cursha, 1);
 }
 
+/* The subject line of each commit, from the mirror: "" where unknown. */
+static void
+subjects(const char *a, const char *b, char *sa, char *sb, size_t len)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[2048], *line, *save, **argv;
+	struct result r;
+
+	sa[0] = sb[0] = '\0';
+	argv = words_plus("git", gitdir(), "log", "--no-walk=unsorted",
+	    "--format=%H %s", "--end-of-options", a, b, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 30;
+	out[0] = '\0';
+	if (run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(line, a, strlen(a)) == 0 && line[strlen(a)] == ' ')
+				snprintf(sa, len, "%s", line + strlen(a) + 1);
+			if (strncmp(line, b, strlen(b)) == 0 && line[strlen(b)] == ' ')
+				snprintf(sb, len, "%s", line + strlen(b) + 1);
+		}
+	free_words(argv);
+}
+
+static void
+say_from_to(const char *verb, const char *from, const char *to)
+{
+	char sf[80], st[80];
+
+	if (qflag)
+		return;		/* the git process is only for the message */
+	if (from[0] == '\0') {
+		subjects(to, to, st, st, sizeof(st));
+		say("%s %.12s (%s)", verb, to, printable(st));
+		return;
+	}
+	subjects(from, to, sf, st, sizeof(sf));
+	say("%s from %.12s (%s) to %.12s (%s)", verb, from, printable(sf), to,
+	    printable(st));
+}
+
 static long
 find_rev(const char *rev)
 {
@@ -3671,11 +4039,12 @@ find_rev(const char *rev)
 static int
 cmd_activate(const char *rev, int rollback)
 {
-	char sha[65];
+	char sha[65], from[65], next[65];
 	long i, cur;
 	int st;
 
 	need_current_sane();
+	preflight(0, 1);
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
@@ -3699,9 +4068,17 @@ cmd_activate(const char *rev, int rollback)
 	if (nflag) {
 		say("would switch current from %s to %s, restart and check",
 		    cursha[0] ? cursha : "nothing", sha);
-		return EXIT_OK;
+		return preflight_failed ? EXIT_USAGE : EXIT_OK;
 	}
-	return activate_release(sha, cursha, 0);
+	say_from_to(rollback ? "rolling back" : "activating", cursha, sha);
+	copy_sha(from, cursha);
+	st = activate_release(sha, cursha, 0);
+	if (st == EXIT_OK && from[0] && resolve_local(cfg.branch ? cfg.branch :
+	    "HEAD", next) == 0 && strcmp(next, from) == 0)
+		warnx("%s still points to %.12s: the next plain 'deploy' brings "
+		    "it back (push a fix, or deploy a REF)", cfg.branch ?
+		    cfg.branch : "the remote's HEAD", from);
+	return st;
 }
 
 static int

@@ -43,7 +43,7 @@ write_conf "link = config.ini secrets/missing.key" "$ENV" "$CHECK"
 B=$(new_commit v2)
 pid=$(app_pid)
 run_deploy deploy
-rc_is 1 "a missing link target fails the build: exit 1"
+rc_is 2 "a missing link target is refused before anything is built: exit 2"
 like "$(err)" "*secrets/missing.key*" "the error names the missing file"
 is "$(current_link)" "releases/$A" "current unchanged"
 ok "no partial release left" absent "$ROOT/releases/$B"
