@@ -813,6 +813,13 @@ rq_requirement(const char *p, const char *e)
 		;
 	if (!rq_chars(s, (size_t)(t - s), "<>=!~,.*+_-() \t\r\f\v"))
 		return 0;
+	for (v = s; v < t; v++)		/* "==1.0 other": not one requirement */
+		if (RQ_WS(*v) && v > s && (RQ_ALNUM(v[-1]) || v[-1] == '*')) {
+			while (v < t && RQ_WS(*v))
+				v++;
+			if (v < t && RQ_ALNUM(*v))
+				return 0;
+		}
 	/* environment markers: names, operators and quoted plain words */
 	return t == e || rq_chars(t + 1, (size_t)(e - t - 1),
 	    "<>=!~,.*+_-()'\" \t\r\f\v");
@@ -1335,6 +1342,10 @@ scan_dir(int fd, struct frame *f, dev_t dev)
 
 	f->subs = NULL;
 	f->nsub = f->i = 0;
+	/* a folder a build made read-only (chmod -R a-w) cannot be emptied
+	 * as it is: make it ours to change first (root needs no such help) */
+	if (fstat(fd, &st) == 0 && (st.st_mode & S_IRWXU) != S_IRWXU)
+		(void)fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
 	if ((dfd = dup(fd)) == -1 || (dp = fdopendir(dfd)) == NULL) {
 		if (dfd != -1)
 			close(dfd);
@@ -2336,34 +2347,45 @@ cleanup(void)
 
 /* ---- configuration and environment ---- */
 
-static void
-load_config(const char *path)
+/*
+ * Reads a file whose words deploy runs or hands to what it runs (the
+ * config, the envfile): a regular file, not a symbolic link, owned by us
+ * or root, writable by no one else, at most CONF_MAX bytes. Anything else
+ * ends the run with status 2 and one line naming the file (shown).
+ */
+static char *
+read_trusted(int dfd, const char *name, const char *shown, const char *hint,
+    size_t *lenp)
 {
-	char err[ERRLEN + PATH_MAX], *buf;
-	const char *vcmd;
 	struct stat st;
 	size_t len;
 	ssize_t n;
+	char *buf;
 	int fd;
 
-	config_init(&cfg);
 	/* O_NONBLOCK: a FIFO in its place must not hang a cron job */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
-		die(EXIT_USAGE, "%s: %s%s", path, strerror(errno), errno == ENOENT ?
-		    " (run 'deploy init URL' first)" : "");
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOFOLLOW)) == -1) {
+		if (errno == ELOOP && fstatat(dfd, name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			die(EXIT_USAGE, "%s: is a symbolic link; refusing it",
+			    shown);
+		die(EXIT_USAGE, "%s: %s%s", shown, strerror(errno),
+		    errno == ENOENT ? hint : "");
+	}
 	if (fstat(fd, &st) == -1)
-		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+		die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		die(EXIT_USAGE, "%s: not a regular file", path);
+		die(EXIT_USAGE, "%s: not a regular file", shown);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
-		    "(chmod go-w %s)", path, path);
+		    "(chmod go-w %s)", shown, shown);
 	if (st.st_uid != geteuid() && st.st_uid != 0)
 		die(EXIT_USAGE, "%s: owned by uid %ld, not by you or root; "
-		    "refusing it", path, (long)st.st_uid);
+		    "refusing it", shown, (long)st.st_uid);
 	if (st.st_size > CONF_MAX)
-		die(EXIT_USAGE, "%s: larger than %d bytes", path, CONF_MAX);
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	/* read what was checked, not whatever the path names by now */
 	buf = xrealloc(NULL, CONF_MAX + 2);
 	for (len = 0; len <= CONF_MAX; len += (size_t)n) {
@@ -2373,12 +2395,28 @@ load_config(const char *path)
 			continue;
 		}
 		if (n == -1)
-			die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+			die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
 		if (n == 0)
 			break;
 	}
 	close(fd);
+	if (len > CONF_MAX)
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+static void
+load_config(const char *path)
+{
+	char err[ERRLEN + PATH_MAX], *buf;
+	const char *vcmd;
+	size_t len;
+
+	config_init(&cfg);
+	buf = read_trusted(AT_FDCWD, path, path,
+	    " (run 'deploy init URL' first)", &len);
 	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
 		die(EXIT_USAGE, "%s", err);
 	free(buf);
@@ -2408,11 +2446,13 @@ load_config(const char *path)
 	}
 	if (cfg.envfile != NULL) {
 		char *f = fmtpath("shared/%s", cfg.envfile);
+		char *shown = fmtpath("%s/shared/%s", root, cfg.envfile);
 
-		if ((buf = read_file_at(rootfd, f, CONF_MAX, &len, NULL)) == NULL)
-			die(EXIT_USAGE, "%s/%s: %s", root, f, strerror(errno));
+		/* its PATH and such reach every command: trusted as the
+		 * config is */
+		buf = read_trusted(rootfd, f, shown, "", &len);
 		free(f);
-		f = fmtpath("%s/shared/%s", root, cfg.envfile);
+		f = shown;
 		if (envfile_parse(buf, len, f, &envvars, err, sizeof(err)) == -1)
 			die(EXIT_USAGE, "%s", err);
 		free(f);
@@ -2986,12 +3026,15 @@ open_log(const char *sha, int truncate)
 {
 	char *p = fmtpath("logs/%s.log", sha);
 
-	mkdirat(statefd, "logs", 0755);
+	mkdirat(statefd, "logs", 0700);
 	if (logfd != -1)
 		close(logfd);
+	/* 0600: build and test output may show the envfile's secrets */
 	logfd = openat(statefd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0644);
+	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0600);
 	if (logfd == -1)
+		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
+	else if (fchmod(logfd, 0600) == -1)	/* one an older deploy made */
 		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
 	free(p);
 	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
@@ -3541,12 +3584,20 @@ open_root(int create)
 static void
 need_state(void)
 {
-	if (statefd != -1)
-		return;
-	if (mkdirat(rootfd, STATE, 0755) == -1 && errno != EEXIST)
+	struct stat st;
+
+	/* 0700: the logs in it hold what build and test print */
+	if (statefd == -1 && mkdirat(rootfd, STATE, 0700) == -1 &&
+	    errno != EEXIST)
 		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
-	if ((statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY |
-	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if (statefd == -1 && (statefd = openat(rootfd, STATE, O_RDONLY |
+	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
+	/* one an older deploy made 0755 */
+	if (fstat(statefd, &st) == -1)
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
+	if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0700 &&
+	    fchmod(statefd, 0700) == -1)
 		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
 }
 
