@@ -3032,9 +3032,8 @@ open_log(const char *sha, int truncate)
 	/* 0600: build and test output may show the envfile's secrets */
 	logfd = openat(statefd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
 	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0600);
-	if (logfd == -1)
-		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
-	else if (fchmod(logfd, 0600) == -1)	/* one an older deploy made */
+	/* fchmod: a log an older deploy made 0644 */
+	if (logfd == -1 || fchmod(logfd, 0600) == -1)
 		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
 	free(p);
 	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
