@@ -665,6 +665,197 @@ prune_select(struct release *r, size_t n, long keep, long cur, long rb)
 	return nrm;
 }
 
+/*
+ * Whether a requirements file may share a venv keyed by its bytes: an
+ * allow-list, since pip reads many things as local paths (vendor/lib,
+ * x-1.0-py3-none-any.whl, --find-links dir, -r other.txt, ${VAR}) whose
+ * contents the key cannot see. Anything not understood is not shareable.
+ */
+#define RQ_WS(c)	((c) == ' ' || (c) == '\t' || (c) == '\r' || \
+			    (c) == '\f' || (c) == '\v')
+#define RQ_ALNUM(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && \
+			    (c) <= 'Z') || ((c) >= '0' && (c) <= '9'))
+
+/* Whether the n bytes at s are all alnum or in set. */
+static int
+rq_chars(const char *s, size_t n, const char *set)
+{
+	for (; n > 0; s++, n--)
+		if (!RQ_ALNUM(*s) && strchr(set, *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Splits the next blank-separated token off [*p, e). */
+static int
+rq_token(const char **p, const char *e, const char **t, size_t *tn)
+{
+	while (*p < e && RQ_WS(**p))
+		(*p)++;
+	if (*p == e)
+		return 0;
+	*t = *p;
+	while (*p < e && !RQ_WS(**p))
+		(*p)++;
+	*tn = (size_t)(*p - *t);
+	return 1;
+}
+
+static int
+rq_url(const char *v, size_t n)
+{
+	if (!(n > 7 && strncmp(v, "http://", 7) == 0) &&
+	    !(n > 8 && strncmp(v, "https://", 8) == 0))
+		return 0;
+	return rq_chars(v, n, "-._~:/?[]@!&()*+,;=%");
+}
+
+/* Option tokens of an option line: each known, none naming a path. */
+static int
+rq_options(const char *p, const char *e)
+{
+	static const struct {
+		const char *name;
+		int arg;	/* 0 none, 1 URL, 2 binary list, 3 host */
+	} ok[] = {
+		{ "-i", 1 }, { "--index-url", 1 }, { "--extra-index-url", 1 },
+		{ "--only-binary", 2 }, { "--no-binary", 2 },
+		{ "--prefer-binary", 0 }, { "--pre", 0 }, { "--no-index", 0 },
+		{ "--require-hashes", 0 }, { "--trusted-host", 3 }
+	};
+	const char *t, *v;
+	size_t tn, vn, i, k;
+
+	while (rq_token(&p, e, &t, &tn)) {
+		for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+			k = strlen(ok[i].name);
+			if (tn >= k && strncmp(t, ok[i].name, k) == 0 &&
+			    (tn == k || (t[k] == '=' && ok[i].arg)))
+				break;
+		}
+		if (i == sizeof(ok) / sizeof(ok[0]))
+			return 0;
+		if (ok[i].arg == 0)
+			continue;
+		if (tn > k) {
+			v = t + k + 1;
+			vn = tn - k - 1;
+		} else if (!rq_token(&p, e, &v, &vn))
+			return 0;
+		if (ok[i].arg == 1 && !rq_url(v, vn))
+			return 0;
+		if (ok[i].arg == 2 && (vn == 0 || !rq_chars(v, vn, ",:._-")))
+			return 0;
+		if (ok[i].arg == 3 && (vn == 0 || !rq_chars(v, vn, ".-:[]")))
+			return 0;
+	}
+	return 1;
+}
+
+/* name[extras] <version specs> ; markers, then only --hash options */
+static int
+rq_requirement(const char *p, const char *e)
+{
+	static const char *arch[] = { ".zip", ".whl", ".tar", ".tar.gz",
+	    ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz",
+	    ".tar.lzma" };
+	const char *s, *opt, *t, *v;
+	size_t tn, i, k;
+
+	/* pip splits the options off at the first token starting with '-' */
+	for (opt = p; opt < e; opt++)
+		if (*opt == '-' && (opt == p || RQ_WS(opt[-1])))
+			break;
+	for (s = opt; rq_token(&s, e, &t, &tn); ) {
+		if (tn > 7 && strncmp(t, "--hash=", 7) == 0) {
+			v = t + 7;
+			tn -= 7;
+		} else if (tn == 6 && strncmp(t, "--hash", 6) == 0 &&
+		    rq_token(&s, e, &v, &tn))
+			;
+		else
+			return 0;
+		if (tn < 3 || memchr(v, ':', tn) == NULL ||
+		    !rq_chars(v, tn, ":"))
+			return 0;
+	}
+	e = opt;
+	/* the name: a plain project name, never an archive file's */
+	if (p == e || !RQ_ALNUM(*p))
+		return 0;
+	for (s = p; s < e && (RQ_ALNUM(*s) || strchr("._-", *s)); s++)
+		;
+	for (i = 0; i < sizeof(arch) / sizeof(arch[0]); i++) {
+		k = strlen(arch[i]);
+		if ((size_t)(s - p) >= k) {
+			for (t = s - k, v = arch[i]; *v; t++, v++)
+				if (tolower((unsigned char)*t) != *v)
+					break;
+			if (*v == '\0')
+				return 0;
+		}
+	}
+	while (s < e && RQ_WS(*s))
+		s++;
+	if (s < e && *s == '[') {
+		for (t = s; t < e && *t != ']'; t++)
+			;
+		if (t == e || !rq_chars(s + 1, (size_t)(t - s - 1),
+		    "._-, \t"))
+			return 0;
+		s = t + 1;
+		while (s < e && RQ_WS(*s))
+			s++;
+	}
+	if (s < e && *s != ';' && strchr("(<>=!~", *s) == NULL)
+		return 0;
+	for (t = s; t < e && *t != ';'; t++)
+		;
+	if (!rq_chars(s, (size_t)(t - s), "<>=!~,.*+_-() \t\r\f\v"))
+		return 0;
+	for (v = s; v < t; v++)		/* "==1.0 other": not one requirement */
+		if (RQ_WS(*v) && v > s && (RQ_ALNUM(v[-1]) || v[-1] == '*')) {
+			while (v < t && RQ_WS(*v))
+				v++;
+			if (v < t && RQ_ALNUM(*v))
+				return 0;
+		}
+	/* environment markers: names, operators and quoted plain words */
+	return t == e || rq_chars(t + 1, (size_t)(e - t - 1),
+	    "<>=!~,.*+_-()'\" \t\r\f\v");
+}
+
+int
+reqs_shareable(const char *buf, size_t len)
+{
+	const char *l, *p, *e, *end = buf + len;
+
+	if (memchr(buf, '\0', len) != NULL)
+		return 0;
+	for (l = buf; l < end; l = p + 1) {
+		if ((p = memchr(l, '\n', (size_t)(end - l))) == NULL)
+			p = end;
+		e = p;
+		while (e > l && RQ_WS(e[-1]))
+			e--;
+		if (e > l && e[-1] == '\\')	/* pip joins lines: not followed */
+			return 0;
+		/* pip's comments: '#' at the start or after a blank */
+		for (e = l; e < p; e++)
+			if (*e == '#' && (e == l || RQ_WS(e[-1])))
+				break;
+		while (l < e && RQ_WS(*l))
+			l++;
+		while (e > l && RQ_WS(e[-1]))
+			e--;
+		if (l == e)
+			continue;
+		if (*l == '-' ? !rq_options(l, e) : !rq_requirement(l, e))
+			return 0;
+	}
+	return 1;
+}
+
 #ifndef DEPLOY_CORE_ONLY
 
 /* ---- the program ---- */
@@ -1159,6 +1350,10 @@ scan_dir(int fd, struct frame *f, dev_t dev)
 
 	f->subs = NULL;
 	f->nsub = f->i = 0;
+	/* a folder a build made read-only (chmod -R a-w) cannot be emptied
+	 * as it is: make it ours to change first (root needs no such help) */
+	if (fstat(fd, &st) == 0 && (st.st_mode & S_IRWXU) != S_IRWXU)
+		(void)fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
 	if ((dfd = dup(fd)) == -1 || (dp = fdopendir(dfd)) == NULL) {
 		if (dfd != -1)
 			close(dfd);
@@ -2126,6 +2321,7 @@ cleanup(void)
 	if (unlinkat(rootfd, TMPLINK, 0) == 0)
 		say("removed %s left by an interrupted switch", TMPLINK);
 	unlinkat(statefd, "index", 0);
+	unlinkat(statefd, "index.lock", 0);	/* a killed read-tree's */
 	unlinkat(statefd, "history.tmp", 0);
 	remove_in(statefd, STATE, "repo.tmp");
 	history_load();
@@ -2160,34 +2356,45 @@ cleanup(void)
 
 /* ---- configuration and environment ---- */
 
-static void
-load_config(const char *path)
+/*
+ * Reads a file whose words deploy runs or hands to what it runs (the
+ * config, the envfile): a regular file, not a symbolic link, owned by us
+ * or root, writable by no one else, at most CONF_MAX bytes. Anything else
+ * ends the run with status 2 and one line naming the file (shown).
+ */
+static char *
+read_trusted(int dfd, const char *name, const char *shown, const char *hint,
+    size_t *lenp)
 {
-	char err[ERRLEN + PATH_MAX], *buf;
-	const char *vcmd;
 	struct stat st;
 	size_t len;
 	ssize_t n;
+	char *buf;
 	int fd;
 
-	config_init(&cfg);
 	/* O_NONBLOCK: a FIFO in its place must not hang a cron job */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
-		die(EXIT_USAGE, "%s: %s%s", path, strerror(errno), errno == ENOENT ?
-		    " (run 'deploy init URL' first)" : "");
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOFOLLOW)) == -1) {
+		if (errno == ELOOP && fstatat(dfd, name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			die(EXIT_USAGE, "%s: is a symbolic link; refusing it",
+			    shown);
+		die(EXIT_USAGE, "%s: %s%s", shown, strerror(errno),
+		    errno == ENOENT ? hint : "");
+	}
 	if (fstat(fd, &st) == -1)
-		die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+		die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		die(EXIT_USAGE, "%s: not a regular file", path);
+		die(EXIT_USAGE, "%s: not a regular file", shown);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
-		    "(chmod go-w %s)", path, path);
+		    "(chmod go-w %s)", shown, shown);
 	if (st.st_uid != geteuid() && st.st_uid != 0)
 		die(EXIT_USAGE, "%s: owned by uid %ld, not by you or root; "
-		    "refusing it", path, (long)st.st_uid);
+		    "refusing it", shown, (long)st.st_uid);
 	if (st.st_size > CONF_MAX)
-		die(EXIT_USAGE, "%s: larger than %d bytes", path, CONF_MAX);
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	/* read what was checked, not whatever the path names by now */
 	buf = xrealloc(NULL, CONF_MAX + 2);
 	for (len = 0; len <= CONF_MAX; len += (size_t)n) {
@@ -2197,12 +2404,28 @@ load_config(const char *path)
 			continue;
 		}
 		if (n == -1)
-			die(EXIT_USAGE, "%s: %s", path, strerror(errno));
+			die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
 		if (n == 0)
 			break;
 	}
 	close(fd);
+	if (len > CONF_MAX)
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+static void
+load_config(const char *path)
+{
+	char err[ERRLEN + PATH_MAX], *buf;
+	const char *vcmd;
+	size_t len;
+
+	config_init(&cfg);
+	buf = read_trusted(AT_FDCWD, path, path,
+	    " (run 'deploy init URL' first)", &len);
 	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
 		die(EXIT_USAGE, "%s", err);
 	free(buf);
@@ -2232,11 +2455,13 @@ load_config(const char *path)
 	}
 	if (cfg.envfile != NULL) {
 		char *f = fmtpath("shared/%s", cfg.envfile);
+		char *shown = fmtpath("%s/shared/%s", root, cfg.envfile);
 
-		if ((buf = read_file_at(rootfd, f, CONF_MAX, &len, NULL)) == NULL)
-			die(EXIT_USAGE, "%s/%s: %s", root, f, strerror(errno));
+		/* its PATH and such reach every command: trusted as the
+		 * config is */
+		buf = read_trusted(rootfd, f, shown, "", &len);
 		free(f);
-		f = fmtpath("%s/shared/%s", root, cfg.envfile);
+		f = shown;
 		if (envfile_parse(buf, len, f, &envvars, err, sizeof(err)) == -1)
 			die(EXIT_USAGE, "%s", err);
 		free(f);
@@ -2674,47 +2899,6 @@ fnv(unsigned long long h, const void *p, size_t n)
 	return h;
 }
 
-/*
- * A shared venv is keyed by the requirements' bytes; that key says nothing
- * of local paths, editables, other files or URLs, so those never share.
- */
-static int
-reqs_shareable(const char *buf)
-{
-	static const char *opts_ok[] = { "-i", "--index-url",
-	    "--extra-index-url", "-f", "--find-links", "--only-binary",
-	    "--no-binary", "--prefer-binary", "--pre", "--trusted-host",
-	    "--no-index", NULL };
-	const char *p, *l, **o;
-	char line[1024];
-	size_t n;
-
-	for (l = buf; *l; l = p + (*p != '\0')) {
-		p = l + strcspn(l, "\n");
-		while (l < p && (*l == ' ' || *l == '\t'))
-			l++;
-		if (l == p || *l == '#')
-			continue;
-		if ((n = (size_t)(p - l)) >= sizeof(line))
-			return 0;
-		memcpy(line, l, n);
-		line[n] = '\0';
-		if (*l == '-') {
-			for (o = opts_ok; *o; o++)
-				if (strncmp(line, *o, strlen(*o)) == 0 &&
-				    strchr(" =\t", line[strlen(*o)]) != NULL)
-					break;
-			if (*o == NULL)
-				return 0;
-			continue;
-		}
-		if (*l == '.' || *l == '/' || *l == '~' || strchr(line, '@') ||
-		    strstr(line, "file:") || strstr(line, "://"))
-			return 0;
-	}
-	return 1;
-}
-
 static void
 python_id(unsigned long long *h)
 {
@@ -2778,6 +2962,8 @@ mark_venv_done(const char *key)
 /* Removes the partial release and exits with status. */
 static void fail_build(const char *sha, int status);
 
+#define REQS_MAX	(64 << 20)	/* bytes of requirements a key covers */
+
 /* 4. venv and pip: built once per key under venvs/, or in the release */
 static void
 step_venv_pip(const char *sha, const char *rdir)
@@ -2792,9 +2978,38 @@ step_venv_pip(const char *sha, const char *rdir)
 	int shared, vfd = -1, ne = 0;
 
 	reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
-	if (stat(reqpath, &st) == 0)
-		buf = read_file_at(AT_FDCWD, reqpath, 1 << 20, &len, NULL);
-	shared = cfg.reuse_venv && (buf == NULL || reqs_shareable(buf));
+	/* skipped only when nothing is there; a link is followed while it
+	 * stays in the release, and pip reads what was hashed */
+	if (lstat(reqpath, &st) == 0 || errno != ENOENT) {
+		char rreal[PATH_MAX], qreal[PATH_MAX], why[PATH_MAX + 128];
+		size_t rl = 0;
+
+		why[0] = '\0';
+		if (realpath(rdir, rreal) == NULL)
+			snprintf(why, sizeof(why), "%s: %s", rdir, strerror(errno));
+		else if (realpath(reqpath, qreal) == NULL)
+			snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
+			    errno == ENOENT ? "a symbolic link to nothing" :
+			    strerror(errno));
+		else if (strncmp(qreal, rreal, rl = strlen(rreal)) != 0 ||
+		    qreal[rl] != '/')
+			snprintf(why, sizeof(why), "%s: a symbolic link out of "
+			    "the release (to %s)", cfg.requirements, qreal);
+		else if ((buf = read_file_at(AT_FDCWD, qreal, REQS_MAX, &len,
+		    NULL)) == NULL)
+			snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
+			    strerror(errno));
+		if (why[0] != '\0') {
+			step_begin("pip");
+			step_fail("pip", printable(why), 0);
+			fail_build(sha, EXIT_FAILED);
+		}
+		free(reqpath);
+		reqpath = xstrdup(qreal);
+	}
+	/* past REQS_MAX the key would not see all of it: never shared */
+	shared = cfg.reuse_venv && (buf == NULL || (len <= REQS_MAX &&
+	    reqs_shareable(buf, len)));
 	if (buf != NULL)
 		h = fnv(h, buf, len);
 	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
@@ -2976,12 +3191,14 @@ open_log(const char *sha, int truncate)
 {
 	char *p = fmtpath("logs/%s.log", sha);
 
-	mkdirat(statefd, "logs", 0755);
+	mkdirat(statefd, "logs", 0700);
 	if (logfd != -1)
 		close(logfd);
+	/* 0600: build and test output may show the envfile's secrets */
 	logfd = openat(statefd, p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0644);
-	if (logfd == -1)
+	    O_NOFOLLOW | (truncate ? O_TRUNC : 0), 0600);
+	/* fchmod: a log an older deploy made 0644 */
+	if (logfd == -1 || fchmod(logfd, 0600) == -1)
 		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
 	free(p);
 	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
@@ -3428,7 +3645,10 @@ do_prune(int asstep)
 		if (asstep) {
 			struct runopts o = opts(root, ENV_NONE, NULL, NULL);
 			struct result r;
-			char **argv = words_plus("git", gitdir(), "gc", "--auto",
+			/* in the foreground: a detached gc would outlive
+			 * our lock, and cleanup could take its lock files */
+			char **argv = words_plus("git", "-c",
+			    "gc.autoDetach=false", gitdir(), "gc", "--auto",
 			    "--quiet", (char *)NULL);
 
 			if (run(argv, &o, &r) == -1)
@@ -3758,12 +3978,20 @@ open_root(int create)
 static void
 need_state(void)
 {
-	if (statefd != -1)
-		return;
-	if (mkdirat(rootfd, STATE, 0755) == -1 && errno != EEXIST)
+	struct stat st;
+
+	/* 0700: the logs in it hold what build and test print */
+	if (statefd == -1 && mkdirat(rootfd, STATE, 0700) == -1 &&
+	    errno != EEXIST)
 		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
-	if ((statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY |
-	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+	if (statefd == -1 && (statefd = openat(rootfd, STATE, O_RDONLY |
+	    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
+	/* one an older deploy made 0755 */
+	if (fstat(statefd, &st) == -1)
+		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
+	if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0700 &&
+	    fchmod(statefd, 0700) == -1)
 		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
 }
 

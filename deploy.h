@@ -57,6 +57,10 @@ void	free_words(char **);
 int	is_sha(const char *);		/* 40 or 64 lowercase hex digits */
 int	ref_ok(const char *);		/* acceptable as a git REF argument */
 int	relpath_ok(const char *);	/* relative, no "..", no empty parts */
+/* Whether a requirements file may share a venv keyed by its bytes: every
+ * line blank, a comment, a plain requirement or an option naming no
+ * local path. */
+int	reqs_shareable(const char *buf, size_t len);
 
 enum { EV_BUILD, EV_COMPLETE, EV_ACTIVATE, EV_FAILED, EV_REMOVE };
 

@@ -232,6 +232,72 @@ test_envfile(void)
 	    "key with space refused");
 }
 
+static int
+shareable(const char *s)
+{
+	return reqs_shareable(s, strlen(s));
+}
+
+static void
+test_reqs(void)
+{
+	static const char *yes[] = {
+		"", "\n\n", "# only a comment\n", "appdep==1.0\n",
+		"appdep==1.0", "Flask[async, dotenv] >= 2.0, < 3 ; "
+		    "python_version >= \"3.8\"\n",
+		"zope.interface~=5.4\r\n", "  requests  # a comment\n",
+		"x-y_z.w (>=1.0)\n", "appdep==1.0 --hash=sha256:0123abcd\n",
+		"appdep==1.0 --hash sha256:0123abcd --hash=md5:ff\n",
+		"-i https://pypi.org/simple\n",
+		"--index-url=https://pypi.org/simple\n",
+		"--extra-index-url http://mirror.example:8080/simple/\n",
+		"--only-binary :all:\n--no-binary=lxml,psycopg2\n",
+		"--prefer-binary\n--pre\n--no-index\n--require-hashes\n",
+		"--trusted-host mirror.example:8080\n",
+		"appdep; sys_platform == 'linux' and extra == 'a-b'\n",
+		NULL
+	};
+	static const char *no[] = {
+		"-f wheels\nmylib\n", "--find-links wheels\nmylib\n",
+		"--find-links=https://example.org/wheels\n",
+		"--find https://example.org/wheels\n",
+		"vendor/mylib\n", "./vendor/mylib\n", "/abs/lib\n", "~/lib\n",
+		"mylib-1.0-py3-none-any.whl\n", "mylib.tar.gz\n", "MYLIB.ZIP\n",
+		"wheels/x-1.0-py3-none-any.whl\n",
+		"mylib @ https://example.org/mylib.whl\n",
+		"https://example.org/mylib-1.0.tar.gz\n",
+		"file:///srv/mylib\n", "-r other.txt\n", "--requirement=o.txt\n",
+		"-c constraints.txt\n", "-e .\n", "--editable=git+https://x\n",
+		"-i file:///srv/index\n", "--index-url /srv/index\n",
+		"-i https://pypi.org/${SECRET}/simple\n", "${LIB}\n",
+		"appdep==1.0 \\\n  --hash=sha256:00\n", "appdep==1.0 -f wheels\n",
+		"appdep==1.0 --hash=sha256:../../x\n", "appdep#egg\n",
+		"appdep; python_version > \"3\" and x == \"/a\"\n",
+		"appdep==1.0 mylib\n", "[extra]\n", "--trusted-host\n",
+		"--no-binary\n", "-i\n", "--pre wheels\n",
+		NULL
+	};
+	const char **p;
+	char msg[200], *c;
+
+	for (p = yes; *p; p++) {
+		snprintf(msg, sizeof(msg), "requirements shareable: %.60s", *p);
+		for (c = msg; (c = strchr(c, '\n')) != NULL; )
+			*c = '|';
+		ok(shareable(*p), msg);
+	}
+	for (p = no; *p; p++) {
+		snprintf(msg, sizeof(msg), "requirements not shareable: %.60s",
+		    *p);
+		for (c = msg; (c = strchr(c, '\n')) != NULL; )
+			*c = '|';
+		ok(!shareable(*p), msg);
+	}
+	ok(!reqs_shareable("appdep\0/x\n", 10), "a NUL byte: not shareable");
+	ok(reqs_shareable("appdep==1.0\n/x", 12),
+	    "only len bytes are read");
+}
+
 int
 main(void)
 {
@@ -240,6 +306,7 @@ main(void)
 	test_refs();
 	test_history();
 	test_envfile();
+	test_reqs();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
