@@ -3060,6 +3060,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	double end, settled = 0;
 	long firstpid = -1;
 
+	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
 	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
 		snprintf(why, wl, "%s: %s", name, why_failed(&r, argv[0],
@@ -3070,8 +3071,10 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	free_words(argv);
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
-		if (group_members(sha, name, &m, 1) != 1)
+		if (group_members(sha, name, &m, 1) != 1) {
 			snprintf(m.state, sizeof(m.state), "UNKNOWN");
+			m.pid = 0;
+		}
 		logf_("%s is %s (pid %ld)\n", name, m.state, m.pid);
 		if (strcmp(m.state, "RUNNING") == 0) {
 			if (m.pid != firstpid) {
