@@ -804,9 +804,10 @@ def free_port():
 	return port
 
 
-def under_load(url, fn, tag):
-	"""fn() with test/load.py's 4 clients running through it: (ok,
-	failed, gap_ms)."""
+def under_load(url, fn, tag, ver):
+	"""fn() with test/load.py's 4 clients running through it, and on
+	until ver answers (30 s at most): (ok, failed, gap_ms)."""
+	import urllib.request
 	res = os.path.join(W, "zd", "load.%s" % tag)
 	stop = res + ".stop"
 	for f in (res, stop, res + ".ready"):
@@ -821,6 +822,15 @@ def under_load(url, fn, tag):
 			raise Broken("the load clients got no answer from %s" % url)
 		time.sleep(0.05)
 	fn()
+	t = time.time()
+	while time.time() - t < 30:
+		try:
+			with urllib.request.urlopen(url + "/", timeout=5) as r:
+				if r.read().decode().strip() == ver:
+					break
+		except OSError:
+			pass
+		time.sleep(0.1)
 	time.sleep(0.5)
 	open(stop, "w").close()
 	p.wait()
@@ -839,7 +849,9 @@ def zd_bench(res):
 	          (deploy restarts it one process at a time)
 	  plain   a [program] whose gunicorn binds its own port, program = web
 	  post    the same [program], switched with the post's rm + ln -s and
-	          restarted with its lines: reload, sleep 5, stop, start"""
+	          restarted with its lines: reload, sleep 5, stop, start
+	          (their errors ignored, as the script does)
+	The clients run on until the new version answers."""
 	if subprocess.run([ZD_PYTHON, "-c", "import gunicorn"],
 	    stderr=subprocess.DEVNULL).returncode != 0 or \
 	    shutil.which("supervisord", path=SYSPATH) is None:
@@ -903,10 +915,11 @@ def zd_bench(res):
 					    "\"$CONF\" \"$@\"; }\nrm $ROOT/current && ln -s "
 					    "$ROOT/releases/$HEAD $ROOT/current\n" + post)
 					fn = lambda: run(["bash", "-c", script], env=dict(ENV,
-					    CONF=conf, ROOT=root, HEAD=sha), log="zd.log")
+					    CONF=conf, ROOT=root, HEAD=sha), log="zd.log",
+					    check=False)
 				else:
 					fn = lambda: run(deploy(root, "deploy"), log="zd.log")
-				o = under_load(url, fn, side)
+				o = under_load(url, fn, side, ver)
 				expect_current(root, sha, "figure 8, %s" % side, ver)
 				out[side].append(o)
 				say("  run %d %-6s: %d ok, %d failed, longest gap %d ms" % (
