@@ -928,6 +928,17 @@ def zd_bench(res):
 	finally:
 		for side in sides:
 			run(sides[side][3] + ["shutdown"], log="zd.log", check=False)
+		# a supervisord caught in the post's reload ignores shutdown
+		for side in sides:
+			pidf = os.path.join(zd, side, "sv.pid")
+			for i in range(100):
+				try:
+					with open(pidf) as f:
+						pid = int(f.read())
+					os.kill(pid, signal.SIGTERM if i % 20 == 0 else 0)
+				except (OSError, ValueError):
+					break
+				time.sleep(0.1)
 
 # ---------------------------------------------------------------- report
 
