@@ -3385,6 +3385,151 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
 	return matched ? 0 : -1;
 }
 
+/*
+ * A group ("web:*") is restarted one process at a time, so that while one
+ * restarts the others keep serving and keep open the listening socket
+ * that supervisord holds for an [fcgi-program] (it closes with the last
+ * process).  supervisorctl runs in "/", not in a release that prune may
+ * remove.
+ */
+#define MAXMEMBERS	256
+
+struct member {
+	char		 name[256];
+	char		 state[32];
+	long		 pid;
+};
+
+static int
+is_group(void)
+{
+	size_t n;
+
+	if (cfg.program == NULL || cfg.restart != NULL)
+		return 0;
+	n = strlen(cfg.program);
+	return n > 2 && strcmp(cfg.program + n - 2, ":*") == 0;
+}
+
+/* supervisorctl status NAME: one member per line that names NAME (or a
+ * process of the group when NAME is "web:*"); returns how many */
+static int
+group_members(const char *sha, const char *name, struct member *m, int max)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, sha);
+	char out[16384], *p, *line, *save, **argv;
+	size_t plen = strlen(name);
+	struct result r;
+	int n = 0;
+
+	if (plen > 2 && strcmp(name + plen - 2, ":*") == 0)
+		plen--;		/* "web:" */
+	else
+		plen = 0;	/* the exact name */
+	argv = words_plus(cfg.supervisorctl, "status", name, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	if (o.timeout == 0 || o.timeout > 60)
+		o.timeout = 60;
+	run(argv, &o, &r);	/* non-zero when some are not running */
+	free_words(argv);
+	for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "%255s %31s", m[n].name, m[n].state) != 2)
+			continue;
+		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
+		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0)
+			continue;
+		m[n].pid = (p = strstr(line, "pid ")) ? strtol(p + 4, NULL,
+		    10) : 0;
+		n++;
+	}
+	return n;
+}
+
+/* restarts one process and waits until it is RUNNING with the same pid
+ * for SETTLE seconds; why says what went wrong */
+static int
+restart_one(const char *sha, const char *name, char *why, size_t wl)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, sha);
+	char **argv = words_plus(cfg.supervisorctl, "restart", name,
+	    (char *)NULL);
+	struct member m;
+	struct result r;
+	double end, settled = 0;
+	long firstpid = -1;
+
+	memset(&m, 0, sizeof(m));
+	logf_("restarting %s\n", name);
+	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
+		snprintf(why, wl, "%s: %s", name, why_failed(&r, argv[0],
+		    o.timeout));
+		free_words(argv);
+		return -1;
+	}
+	free_words(argv);
+	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
+	for (;;) {
+		if (group_members(sha, name, &m, 1) != 1) {
+			snprintf(m.state, sizeof(m.state), "UNKNOWN");
+			m.pid = 0;
+		}
+		logf_("%s is %s (pid %ld)\n", name, m.state, m.pid);
+		if (strcmp(m.state, "RUNNING") == 0) {
+			if (m.pid != firstpid) {
+				firstpid = m.pid;
+				settled = now() + SETTLE;
+			} else if (now() >= settled)
+				return 0;
+		} else if (strcmp(m.state, "STARTING") != 0) {
+			snprintf(why, wl, "%s is %s, not RUNNING", name, m.state);
+			return -1;
+		}
+		if (gotsig && !late) {
+			snprintf(why, wl, "stopped by signal %d", gotsig);
+			return -1;
+		}
+		if (now() >= end) {
+			snprintf(why, wl, "%s is still %s after %lds", name,
+			    m.state, (long)(end - stepstart));
+			return -1;
+		}
+		poll(NULL, 0, 200);
+	}
+}
+
+/* the restart step for a group: the processes that are down first (on a
+ * switch back, the one that failed comes up on the old release before
+ * the one still serving is touched), then the running ones; the first
+ * failure ends the roll */
+static int
+restart_rolling(const char *sha)
+{
+	static struct member m[MAXMEMBERS];
+	char why[512];
+	int n, i, pass;
+
+	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) == 0) {
+		snprintf(why, sizeof(why), "supervisorctl status %s names no "
+		    "process", cfg.program);
+		step_fail("restart", why, 1);
+		return -1;
+	}
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < n; i++) {
+			if ((strcmp(m[i].state, "RUNNING") == 0) != pass)
+				continue;
+			if (restart_one(sha, m[i].name, why, sizeof(why)) == -1) {
+				step_fail("restart", why, 1);
+				return -1;
+			}
+		}
+	step_ok("restart");
+	return 0;
+}
+
 /* 6. restart, then wait until supervisord says it runs and stays up */
 static int
 step_restart(const char *sha)
@@ -3402,6 +3547,10 @@ step_restart(const char *sha)
 		return 0;
 	}
 	step_begin("restart");
+	if (is_group()) {
+		free(rdir);
+		return restart_rolling(sha);
+	}
 	argv = cfg.restart ? words(cfg.restart) :
 	    words_plus(cfg.supervisorctl, "restart", cfg.program, (char *)NULL);
 	if (cfg.restart == NULL)
