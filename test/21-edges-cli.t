@@ -10,22 +10,20 @@
 setup_root
 A=$(sha_of HEAD)
 
-# ---- options after the command
-run_deploy deploy -w 10 main
-rc_is 0 "'deploy deploy -w 10 main' deploys"
-is "$(current_link)" "releases/$A" "current is A"
-B=$(new_commit v2)
-run_deploy deploy main -q
-rc_is 0 "'deploy deploy main -q' deploys"
-is "$(out)" "" "quietly"
-is "$(current_link)" "releases/$B" "current is B"
-
+run_deploy deploy
+rc_is 0 "first deploy (A)"
 # the log line after the restart names the app's real pid
 set -- $(app_status)
 apid=${2:-none}
-ok "the app runs from B" app_runs_from "$B"
-grep_ok "B's log names the app's pid ($apid) after the restart" \
-	"$ROOT/.deploy/logs/$B.log" "^app is RUNNING \(pid $apid\)\$"
+ok "the app runs from A" app_runs_from "$A"
+grep_ok "A's log names the app's pid ($apid) after the restart" \
+	"$ROOT/.deploy/logs/$A.log" "^app is RUNNING \(pid $apid\)\$"
+
+# ---- options after the command
+B=$(new_commit v2)
+run_deploy deploy -w 10 main
+rc_is 0 "'deploy deploy -w 10 main' deploys"
+is "$(current_link)" "releases/$B" "current is B"
 
 before=$(tree_listing "$ROOT")
 run_deploy rollback -n
