@@ -3802,6 +3802,7 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 	}
 }
 
+#ifndef DEPLOY_NO_MAIN
 /*
  * The words after the command (argv[0]), options first: a word starting
  * with '-' is an option (with the word after it when it ends in -C, -c,
@@ -3879,7 +3880,6 @@ check_args(const char *cmd, int argc, char *argv[])
 		    "least 7 hex digits", printable(argv[1]));
 }
 
-#ifndef DEPLOY_NO_MAIN
 int
 main(int argc, char *argv[])
 {
