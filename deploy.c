@@ -1702,7 +1702,9 @@ record_step(pid_t pgid)
 /*
  * A guard process per step, not in the step's group: it waits on a pipe
  * only we hold, and when we die without saying goodbye (SIGKILL), it ends
- * the step's whole process group.
+ * the step's whole process group. It is in a session of its own, so that
+ * a SIGKILL to our process group (timeout -s KILL, a CI runner) does not
+ * take it with us.
  */
 static int
 start_guard(pid_t pgid)
@@ -1721,6 +1723,7 @@ start_guard(pid_t pgid)
 		return -1;
 	}
 	if (pid == 0) {
+		setsid();
 		signal(SIGINT, SIG_IGN);
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
@@ -1788,6 +1791,7 @@ struct runopts {
 	char		 *out;		/* capture stdout here (size outlen) */
 	size_t		  outlen;
 	int		  record;	/* record the group for the next run */
+	int		  keepgroup;	/* after a clean exit, leave the group be */
 };
 
 static void
@@ -1840,7 +1844,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 {
 	int out[2], ep[2], guard, st = 0, eof = 0, n;
 	size_t outn = 0;
-	pid_t pid, r;
+	pid_t pid, r = 0;
 	double end;
 	char buf[4096];
 	struct pollfd pfd;
@@ -1956,8 +1960,13 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 		if (r == -1 && errno != EINTR)
 			break;
 	}
-	/* nothing the step started may outlive it */
-	kill(-pid, SIGKILL);
+	/*
+	 * Nothing the step started may outlive it; but a restart command
+	 * that exits 0 may have started a daemon in the background.
+	 */
+	if (!o->keepgroup || r != pid || res->signo || res->timedout ||
+	    !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		kill(-pid, SIGKILL);
 	{
 		double dl = now() + 1;
 		while (now() < dl && poll(&pfd, 1, 100) > 0) {
@@ -3336,17 +3345,21 @@ switch_current(const char *sha)
 
 /*
  * supervisorctl status PROGRAM: the worst state among its processes (a
- * group "web" or "web:*" has several) and a fingerprint of their pids.
+ * group "web" or "web:*" has several), a fingerprint of their pids (it
+ * changes when any of them restarts) and, for the log, the pids
+ * themselves: "pid N", or "NAME pid N, ..." for a group.
  * supervisorctl runs without the release's venv on PATH, so that a
- * supervisor package in the requirements does not stand in for it.
+ * supervisor package in the requirements does not stand in for it, and
+ * in "/": it reads ./supervisord.conf first, and a file the app commits
+ * must not choose the server we restart and watch.
  */
 static int
 program_state(const char *rdir, const char *sha, char *state, size_t sl,
-    long *pid)
+    long *pid, char *pids, size_t pidl)
 {
-	struct runopts o = opts(rdir, ENV_NONE, rdir, sha);
+	struct runopts o = opts("/", ENV_NONE, rdir, sha);
 	char out[8192], *p, *line, *save, **argv, name[256], word[32];
-	size_t plen = strlen(cfg.program);
+	size_t plen = strlen(cfg.program), pn = 0;
 	unsigned long long fp = 1469598103934665603ULL;
 	struct result r;
 	int matched = 0, group;
@@ -3364,6 +3377,7 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
 	free_words(argv);
 	*pid = 0;
 	snprintf(state, sl, "UNKNOWN");
+	snprintf(pids, pidl, "no pid");
 	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		long lp = 0;
@@ -3380,6 +3394,17 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
 		if ((p = strstr(line, "pid ")) != NULL)
 			lp = strtol(p + 4, NULL, 10);
 		fp = fnv(fp, &lp, sizeof(lp));
+		if (lp > 0 && pn < pidl) {
+			int k;
+
+			if (strcmp(name, cfg.program) == 0)
+				k = snprintf(pids + pn, pidl - pn, "%spid %ld",
+				    pn ? ", " : "", lp);
+			else
+				k = snprintf(pids + pn, pidl - pn, "%s%s pid %ld",
+				    pn ? ", " : "", name, lp);
+			pn = k < 0 ? pidl : pn + (size_t)k;
+		}
 	}
 	*pid = (long)(fp & LONG_MAX);
 	return matched ? 0 : -1;
@@ -3536,7 +3561,7 @@ step_restart(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char state[32], why[256];
+	char state[32], why[256], pids[512];
 	double end, settled = 0;
 	struct result r;
 	long pid, firstpid = 0;
@@ -3553,8 +3578,11 @@ step_restart(const char *sha)
 	}
 	argv = cfg.restart ? words(cfg.restart) :
 	    words_plus(cfg.supervisorctl, "restart", cfg.program, (char *)NULL);
-	if (cfg.restart == NULL)
+	if (cfg.restart == NULL) {
 		o.env = ENV_NONE;
+		o.dir = "/";	/* as in program_state */
+	} else
+		o.keepgroup = 1;	/* it may start a daemon */
 	if (run(argv, &o, &r) == -1 && (cfg.restart != NULL || r.timedout ||
 	    r.execerr)) {
 		step_fail("restart", why_failed(&r, argv[0], o.timeout), 1);
@@ -3570,8 +3598,9 @@ step_restart(const char *sha)
 	}
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
-		program_state(rdir, sha, state, sizeof(state), &pid);
-		logf_("%s is %s (pid %ld)\n", cfg.program, state, pid);
+		program_state(rdir, sha, state, sizeof(state), &pid, pids,
+		    sizeof(pids));
+		logf_("%s is %s (%s)\n", cfg.program, state, pids);
 		if (strcmp(state, "RUNNING") == 0) {
 			if (pid != firstpid) {
 				firstpid = pid;
@@ -4461,9 +4490,10 @@ cmd_activate(const char *rev, int rollback)
 static int
 cmd_list(void)
 {
-	char why[PATH_MAX * 2];
+	char why[PATH_MAX * 2], row[PATH_MAX + 128];
 	long cur, rb;
 	size_t i;
+	int n;
 
 	if (statefd != -1)
 		history_load();
@@ -4472,11 +4502,19 @@ cmd_list(void)
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
 	for (i = 0; i < nrel; i++) {
-		printf("%-40s  %-10s  %-19s", rel[i].name,
-		    state_name(rel[i].state), fmttime(rel[i].completed));
-		if ((long)i == cur || (long)i == rb)
-			printf("  %s", (long)i == cur ? "current" : "rollback");
-		putchar('\n');
+		/* padded columns, but no trailing spaces: a time of "-"
+		 * with no mark would leave some */
+		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %s",
+		    rel[i].name, state_name(rel[i].state),
+		    fmttime(rel[i].completed), (long)i == cur ? "current" :
+		    (long)i == rb ? "rollback" : "");
+		if (n < 0)
+			continue;
+		if ((size_t)n >= sizeof(row))
+			n = (int)sizeof(row) - 1;
+		while (n > 0 && row[n - 1] == ' ')
+			n--;
+		printf("%.*s\n", n, row);
 	}
 	return EXIT_OK;
 }
@@ -4640,6 +4678,83 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 }
 
 #ifndef DEPLOY_NO_MAIN
+/*
+ * The words after the command (argv[0]), options first: a word starting
+ * with '-' is an option (with the word after it when it ends in -C, -c,
+ * -k or -w), until "--". The other words follow a "--", in their order,
+ * so that getopt stops there and takes none of them for an option.
+ * Returns the new argc; *argvp is the new argv.
+ */
+static int
+after_command(int argc, char ***argvp)
+{
+	static char dashes[] = "--", **v;
+	char **argv = *argvp, **pos;
+	int i, n = 0, np = 0, end = 0;
+	const char *p;
+
+	v = xrealloc(NULL, ((size_t)argc + 2) * sizeof(*v));
+	pos = xrealloc(NULL, (size_t)argc * sizeof(*pos));
+	v[n++] = argv[0];
+	for (i = 1; i < argc; i++) {
+		if (end || argv[i][0] != '-' || argv[i][1] == '\0') {
+			pos[np++] = argv[i];
+			continue;
+		}
+		if (strcmp(argv[i], "--") == 0) {
+			end = 1;
+			continue;
+		}
+		v[n++] = argv[i];
+		for (p = argv[i] + 1; *p; p++) {
+			if (strchr("Cckw", *p) == NULL)
+				continue;
+			if (p[1] != '\0')
+				break;
+			if (i + 1 == argc) {
+				warnx("option -%c needs an argument", *p);
+				usage(EXIT_USAGE);
+			}
+			v[n++] = argv[++i];
+			break;
+		}
+	}
+	v[n++] = dashes;
+	for (i = 0; i < np; i++)
+		v[n++] = pos[i];
+	v[n] = NULL;
+	free(pos);
+	*argvp = v;
+	return n;
+}
+
+/*
+ * Every argument checked before the lock is taken: a usage error waits
+ * for no other run and cleans up after none.
+ */
+static void
+check_args(const char *cmd, int argc, char *argv[])
+{
+	int rev = strcmp(cmd, "activate") == 0 || strcmp(cmd, "rollback") == 0;
+
+	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0) {
+		if (argc > 2)
+			usage(EXIT_USAGE);
+		if (argc == 2 && !ref_ok(argv[1]))
+			die(EXIT_USAGE, "ref '%s': not a usable ref (empty, "
+			    "starts with '-', or holds spaces or control "
+			    "characters)", printable(argv[1]));
+	} else if (strcmp(cmd, "activate") == 0 && argc != 2)
+		die(EXIT_USAGE, "usage: deploy activate REV");
+	else if (strcmp(cmd, "rollback") == 0 && argc > 2)
+		die(EXIT_USAGE, "usage: deploy rollback [REV]");
+	else if (!rev && argc != 1)
+		usage(EXIT_USAGE);
+	if (rev && argc == 2 && rev_match(NULL, 0, argv[1]) == -3)
+		die(EXIT_USAGE, "REV '%s': give a full sha or a prefix of at "
+		    "least 7 hex digits", printable(argv[1]));
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -4651,11 +4766,10 @@ main(int argc, char *argv[])
 	argc -= optind;
 	argv += optind;
 	cmd = argc > 0 ? argv[0] : "deploy";
-	if (argc > 1 && (strcmp(cmd, "prune") == 0 || strcmp(cmd, "list") == 0 ||
-	    strcmp(cmd, "status") == 0)) {
-		/* options may follow a command that takes no REF or REV, as in
-		 * "deploy prune -k 2"; after any other, a word starting with
-		 * '-' is a REF or REV, and refused as one */
+	if (argc > 1) {
+		/* options may follow the command too, as in "deploy prune
+		 * -k 2" or "deploy rollback -n"; "--" ends them */
+		argc = after_command(argc, &argv);
 		optind = 1;
 		parse_opts(argc, argv, &copt, &conf);
 		argv[optind - 1] = argv[0];
@@ -4675,11 +4789,7 @@ main(int argc, char *argv[])
 		warnx("unknown command '%s'", printable(cmd));
 		usage(EXIT_USAGE);
 	}
-	if (argc > 1 && strcmp(argv[1], "--") == 0) {	/* deploy deploy -- REF */
-		argv[1] = argv[0];
-		argc--;
-		argv++;
-	}
+	check_args(cmd, argc, argv);
 	open_root(0);
 	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {
 		if (argc != 1)
@@ -4689,28 +4799,15 @@ main(int argc, char *argv[])
 	cpath = conf ? xstrdup(conf) : fmtpath("%s/shared/deploy.conf", root);
 	load_config(cpath);
 	free(cpath);
-	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0) {
-		if (argc > 2)
-			usage(EXIT_USAGE);
-		if (argc == 2 && !ref_ok(argv[1]))
-			die(EXIT_USAGE, "ref '%s': not a usable ref (empty, "
-			    "starts with '-', or holds spaces or control "
-			    "characters)", printable(argv[1]));
+	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0)
 		st = cmd_deploy(argc == 2 ? argv[1] : NULL,
 		    strcmp(cmd, "prepare") == 0);
-	} else if (strcmp(cmd, "activate") == 0) {
-		if (argc != 2)
-			die(EXIT_USAGE, "usage: deploy activate REV");
+	else if (strcmp(cmd, "activate") == 0)
 		st = cmd_activate(argv[1], 0);
-	} else if (strcmp(cmd, "rollback") == 0) {
-		if (argc > 2)
-			die(EXIT_USAGE, "usage: deploy rollback [REV]");
+	else if (strcmp(cmd, "rollback") == 0)
 		st = cmd_activate(argc == 2 ? argv[1] : NULL, 1);
-	} else {
-		if (argc != 1)
-			usage(EXIT_USAGE);
+	else
 		st = cmd_prune();
-	}
 	if (gotsig && st == EXIT_OK)
 		st = 128 + gotsig;
 	fflush(stdout);

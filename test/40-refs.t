@@ -35,14 +35,29 @@ each_command() {
 	bad "rollback '$_ecd'" 2 "$_ecref" rollback "$_ecref"
 }
 
-# ---- words starting with '-': git would take them as options
+# the same after "--", where a word starting with '-' is a REF or REV
+each_command_dd() {
+	_ecd=$1 _ecref=$2
+	bad "deploy -- '$_ecd'" 2 "$_ecref" deploy -- "$_ecref"
+	bad "prepare -- '$_ecd'" 2 "$_ecref" prepare -- "$_ecref"
+	bad "activate -- '$_ecd'" 2 "$_ecref" activate -- "$_ecref"
+	bad "rollback -- '$_ecd'" 2 "$_ecref" rollback -- "$_ecref"
+}
+
+# ---- words starting with '-': git would take them as options.  After
+# the command they are deploy's options, and these are unknown ones (exit
+# 2); after "--" they are REFs or REVs, and refused as such.
 each_command "--upload-pack=PAYLOAD" "--upload-pack=$PAYLOAD"
+each_command_dd "--upload-pack=PAYLOAD" "--upload-pack=$PAYLOAD"
 each_command "--upload-pack=touch PWNED" "--upload-pack=touch $PWNED"
-each_command "-h" "-h"
+each_command_dd "--upload-pack=touch PWNED" "--upload-pack=touch $PWNED"
+each_command_dd "-h" "-h"
 each_command "--output=FILE" "--output=$T/output-file"
+each_command_dd "--output=FILE" "--output=$T/output-file"
 ok "--output did not write a file" absent "$T/output-file"
 each_command "-" "-"
 each_command "--end-of-options" "--end-of-options"
+each_command_dd "--end-of-options" "--end-of-options"
 # after deploy's own "--", the word is still a REF, not an option
 bad "-- deploy --upload-pack=PAYLOAD" 2 "--upload-pack=$PAYLOAD" \
 	-- deploy "--upload-pack=$PAYLOAD"
@@ -143,10 +158,11 @@ run_deploy activate "$U"
 rc_is 0 "activate the first collided release by its unique $((n + 1))-digit prefix"
 is "$(current_link)" "releases/$CA" "and switches to it"
 
-# ---- a REF that is one of deploy's own options: since options may follow
-# the command, `deploy deploy "$REF"` from CI must not turn a REF into an
-# option (a dry run, another root, another config: all "succeed" without
-# deploying the REF).  The form with "--" must refuse it as a REF.
+# ---- a REF that is one of deploy's own options: options may follow the
+# command, so `deploy deploy -n` is a dry run; CI passing a REF must use
+# `deploy deploy -- "$REF"`, and that form refuses such a word as a REF
+# (it must not become a dry run, another root or another config that all
+# "succeed" without deploying the REF).
 mkdir -p "$T/elsewhere"
 cp "$ROOT/shared/deploy.conf" "$T/evil.conf"
 sed -i "s|^test = .*|test = $PAYLOAD|" "$T/evil.conf"
@@ -155,13 +171,19 @@ for ref in -n -q -v -h -k2 -w0 "-C$T/elsewhere" "-c$T/evil.conf"; do
 	i=$((i + 1))
 	new_commit "option-$i" >/dev/null	# something a deploy would take
 	snapshot
-	bad "deploy '$ref' (a word that is an option of deploy)" 2 "$ref" \
-		deploy "$ref"
-	snapshot
 	bad "deploy -- '$ref'" 2 "$ref" deploy -- "$ref"
 	snapshot
-	bad "activate '$ref'" 2 "$ref" activate "$ref"
+	bad "prepare -- '$ref'" 2 "$ref" prepare -- "$ref"
+	snapshot
+	bad "activate -- '$ref'" 2 "$ref" activate -- "$ref"
+	snapshot
+	bad "rollback -- '$ref'" 2 "$ref" rollback -- "$ref"
 done
+snapshot
+run_deploy deploy -n
+rc_is 0 "'deploy deploy -n': -n after the command is the dry-run option"
+unchanged "deploy deploy -n"
+not_pwned "deploy deploy -n: no payload ran"
 ok "no payload ran in the whole test" absent "$PWNED"
 
 done_testing
