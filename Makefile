@@ -4,12 +4,14 @@ MANDIR ?= $(PREFIX)/share/man
 CC ?= cc
 CFLAGS ?= -O2 -g
 WFLAGS = -std=c99 -Wall -Wextra -pedantic
+# the version -V prints: the git describe of the build, else the release number
+VERSION != git describe --tags --always --dirty 2>/dev/null || echo 0.3
 SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 all: deploy
 
 deploy: deploy.c deploy.h
-	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ deploy.c
+	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) -DVERSION='"$(VERSION)"' $(LDFLAGS) -o $@ deploy.c
 
 test/unit: test/unit.c deploy.c deploy.h
 	$(CC) $(WFLAGS) $(CFLAGS) -DDEPLOY_CORE_ONLY -I. -o $@ test/unit.c deploy.c

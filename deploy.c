@@ -86,7 +86,7 @@ config_free(struct config *c)
 {
 	char **s[] = { &c->repo, &c->branch, &c->virtualenv, &c->requirements,
 	    &c->build, &c->test, &c->program, &c->supervisorctl, &c->restart,
-	    &c->check, &c->link, &c->envfile };
+	    &c->check, &c->link, &c->envfile, &c->migrate, &c->notify };
 	size_t i;
 
 	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
@@ -269,6 +269,8 @@ static const struct key {
 	{ "link", K_PATHS, offsetof(struct config, link), 0, 0 },
 	{ "envfile", K_PATH, offsetof(struct config, envfile), 0, 0 },
 	{ "timeout", K_NUM, offsetof(struct config, timeout), 0, 604800 },
+	{ "migrate", K_CMD, offsetof(struct config, migrate), 0, 0 },
+	{ "notify", K_CMD, offsetof(struct config, notify), 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -860,7 +862,7 @@ reqs_shareable(const char *buf, size_t len)
 
 /* ---- the program ---- */
 
-static int qflag, vflag, nflag;
+static int qflag, vflag, nflag, Mflag, jflag;
 static long wflag = 0, kflag = 0;
 static const char *cmdname = "deploy";
 
@@ -895,6 +897,9 @@ warnx(const char *fmt, ...)
 
 #ifdef __GNUC__
 static void die(int, const char *, ...) __attribute__((noreturn));
+static void leave(int) __attribute__((noreturn));
+#else
+static void leave(int);
 #endif
 
 static void
@@ -905,7 +910,7 @@ die(int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg(stderr, fmt, ap);
 	va_end(ap);
-	exit(status);
+	leave(status);
 }
 
 static void
@@ -2185,7 +2190,7 @@ lock_root(const char *what)
 			continue;
 		}
 		if (gotsig)
-			exit(128 + gotsig);
+			leave(128 + gotsig);
 		die(EXIT_LOCKED, "another deploy holds the lock on %s: %s%s", root,
 		    lock_holder(), wflag ? "; gave up waiting" :
 		    "; use -w SECONDS to wait for it");
@@ -2683,7 +2688,7 @@ clone_mirror(const char *url, struct runopts *o)
 	remove_in(statefd, STATE, "repo.tmp");
 	if (run_step("clone", av, o, &r) == -1) {
 		remove_in(statefd, STATE, "repo.tmp");
-		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+		leave(r.signo ? 128 + r.signo : EXIT_FAILED);
 	}
 	if (renameat(statefd, "repo.tmp", rootfd, "repo") == -1)
 		die(FAIL_STATUS, "rename %s to %s/repo: %s", tmp, root,
@@ -2714,7 +2719,7 @@ step_fetch(void)
 	    "+refs/heads/*:refs/heads/*",
 	    "+refs/tags/*:refs/tags/*", (char *)NULL);
 	if (run_step("fetch", argv, &o, &r) == -1)
-		exit(r.signo ? 128 + r.signo : EXIT_FAILED);
+		leave(r.signo ? 128 + r.signo : EXIT_FAILED);
 	free_words(argv);
 }
 
@@ -2839,7 +2844,7 @@ resolve(const char *ref, char *sha)
 	out[0] = '\0';
 	if (run(argv, &o, &r) == -1) {
 		if (r.signo)
-			exit(128 + r.signo);
+			leave(128 + r.signo);
 		step_fail("resolve", "not found", 0);
 		die(EXIT_USAGE, "ref '%s': no such branch, tag or commit in %s",
 		    printable(ref), cfg.repo);
@@ -3192,7 +3197,7 @@ fail_build(const char *sha, int status)
 		    "%.12s; current is unchanged", status - 128, sha);
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
-	exit(status);
+	leave(status);
 }
 
 static void
@@ -3249,7 +3254,7 @@ build_release(const char *sha)
 		    "it out of releases/ and deploy again", rdir);
 	/* say it is ours before it exists, so a crash can be cleaned up */
 	if (history_add(EV_BUILD, sha) == -1)
-		exit(EXIT_FAILED);
+		leave(EXIT_FAILED);
 	if (mkdirat(fd, sha, 0755) == -1)
 		die(EXIT_FAILED, "%s: %s", rdir, strerror(errno));
 	close(fd);
@@ -3309,7 +3314,43 @@ build_release(const char *sha)
 	free(idx);
 }
 
-/* 5. switch: a new link under a temp name, renamed over current */
+/*
+ * 5. migrate: after the tests, right before the switch, so that a commit
+ * whose tests fail never touches the database. Never on rollback:
+ * migrations go forward only. 0 done, else the exit status.
+ */
+static int
+step_migrate(const char *sha)
+{
+	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
+	struct runopts o = opts(rdir, ENV_APP, rdir, sha);
+	struct result r;
+	int st = EXIT_OK;
+
+	if (cfg.migrate == NULL) {
+		free(rdir);
+		return EXIT_OK;
+	}
+	if (Mflag) {
+		step_skip("migrate", "-M");
+		free(rdir);
+		return EXIT_OK;
+	}
+	o.record = 1;
+	argv = words(cfg.migrate);
+	if (run_step("migrate", argv, &o, &r) == -1) {
+		st = r.signo ? 128 + r.signo : EXIT_FAILED;
+		if (!r.signo)
+			warnx("migrate of %.12s failed; current is unchanged and "
+			    "the release stays built: deploy or activate it "
+			    "again to run migrate again", sha);
+	}
+	free_words(argv);
+	free(rdir);
+	return st;
+}
+
+/* 6. switch: a new link under a temp name, renamed over current */
 static int
 switch_current(const char *sha)
 {
@@ -4103,19 +4144,23 @@ finish_pending(void)
 }
 
 /*
- * switch current to a complete release, then restart, check and prune
- * (when asked) through the machine; prev "" means nothing to go back to
+ * migrate (when asked), switch current to a complete release, then
+ * restart, check and prune (when asked) through the machine; prev ""
+ * means nothing to go back to
  */
 static int
-activate_release(const char *sha, const char *prev, int prune)
+activate_release(const char *sha, const char *prev, int prune, int migrate)
 {
 	struct pending p;
+	int st;
 
 	memset(&p, 0, sizeof(p));
 	copy_sha(p.sha, sha);
 	copy_sha(p.prev, prev);
 	p.prune = prune;
 	open_log(sha, 0);
+	if (migrate && (st = step_migrate(sha)) != EXIT_OK)
+		return st;
 	if (strcmp(cursha, sha) != 0) {
 		step_begin("switch");
 		/* written first: a kill right after the rename is finished by
@@ -4131,6 +4176,54 @@ activate_release(const char *sha, const char *prev, int prune)
 	} else
 		pending_set(&p, P_SWITCHED);
 	return finish_switch(&p);
+}
+
+/* ---- notify: told after every deploy, activate and rollback ---- */
+
+static const char *notify_event;	/* set once the lock is ours */
+static char notify_rev[65], notify_prev[65];
+
+static void
+run_notify(int status)
+{
+	struct runopts o = opts(root, ENV_APP, NULL, NULL);
+	char *env[6], **argv;
+	struct result r;
+	size_t i;
+
+	env[0] = fmtpath("DEPLOY_EVENT=%s", notify_event);
+	env[1] = fmtpath("DEPLOY_STATUS=%d", status);
+	env[2] = fmtpath("DEPLOY_REVISION=%s", notify_rev);
+	env[3] = fmtpath("DEPLOY_PREVIOUS=%s", notify_prev);
+	env[4] = notify_rev[0] ? fmtpath("DEPLOY_LOG=%s/%s/logs/%s.log", root,
+	    STATE, notify_rev) : xstrdup("DEPLOY_LOG=");
+	env[5] = NULL;
+	o.extra = env;
+	if (o.timeout == 0 || o.timeout > 60)
+		o.timeout = 60;
+	late = 1;	/* a signal that ends the run must not end this too */
+	argv = words(cfg.notify);
+	if (run_step("notify", argv, &o, &r) == -1)
+		warnx("notify failed (%s); the exit status stays %d",
+		    why_failed(&r, argv[0], o.timeout), status);
+	free_words(argv);
+	for (i = 0; i < 5; i++)
+		free(env[i]);
+}
+
+/* Every exit of the program: notify first, when a deploy, activate or
+ * rollback took the lock. */
+static void
+leave(int status)
+{
+	static int leaving;
+
+	if (notify_event != NULL && cfg.notify != NULL && !leaving) {
+		leaving = 1;
+		run_notify(status);
+	}
+	fflush(stdout);
+	exit(status);
 }
 
 /* ---- the commands ---- */
@@ -4293,6 +4386,165 @@ cmd_init(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/*
+ * What a deploy brings: how many commits lie between current and sha,
+ * their subjects, and a warning when sha is behind current. From the
+ * mirror; nothing when it does not have both.
+ */
+static int
+say_commits_in(const char *gd, const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[8192], *range, **argv, *line, *save;
+	long behind = 0, ahead = 0, n = 0;
+	struct result r;
+
+	if (qflag || cursha[0] == '\0' || strcmp(cursha, sha) == 0)
+		return 0;
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 60;
+	range = fmtpath("%s...%s", cursha, sha);
+	argv = words_plus("git", gd, "rev-list", "--left-right", "--count",
+	    "--end-of-options", range, (char *)NULL);
+	out[0] = '\0';
+	if (run(argv, &o, &r) == -1 || sscanf(out, "%ld %ld", &behind, &ahead) != 2)
+		behind = ahead = -1;
+	free_words(argv);
+	free(range);
+	if (ahead == -1)
+		return -1;
+	if (ahead == 0 && behind > 0)
+		say("%.12s is %ld commit%s BEHIND current %.12s: this deploys an "
+		    "older commit", sha, behind, behind == 1 ? "" : "s", cursha);
+	if (ahead == 0)
+		return 0;
+	say("%ld new commit%s since %.12s%s:", ahead, ahead == 1 ? "" : "s",
+	    cursha, behind > 0 ? ", which is not an ancestor" : "");
+	range = fmtpath("%s..%s", cursha, sha);
+	argv = words_plus("git", gd, "log", "--format=%s", "-n", "20",
+	    "--end-of-options", range, (char *)NULL);
+	out[0] = '\0';
+	if (run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save), n++)
+			say("  %s", printable(line));
+	if (ahead > n && n > 0)
+		say("  ... and %ld more", ahead - n);
+	free_words(argv);
+	free(range);
+	return 0;
+}
+
+static void
+say_commits(const char *sha)
+{
+	say_commits_in(gitdir(), sha);
+}
+
+/*
+ * For -n, when the mirror lacks the new commits: fetch REF into a
+ * throwaway repository outside the root that borrows the mirror's objects
+ * (alternates), so that nothing under the root changes.
+ */
+static void
+say_commits_fetched(const char *ref, const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX], *alt, *objs, *gd, **argv;
+	struct result r;
+	int fd, ok;
+
+	snprintf(dir, sizeof(dir), "%s/deploy-n.XXXXXX", tmp && *tmp ? tmp :
+	    "/tmp");
+	if (mkdtemp(dir) == NULL)
+		return;
+	o.timeout = cfg.timeout;
+	argv = words_plus("git", "init", "--quiet", "--bare", dir, (char *)NULL);
+	ok = run(argv, &o, &r) == 0;
+	free_words(argv);
+	alt = fmtpath("%s/objects/info/alternates", dir);
+	objs = fmtpath("%s/repo/objects\n", root);
+	if (ok && ((fd = open(alt, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1 || write_all(fd, objs, strlen(objs)) == -1 ||
+	    close(fd) == -1))
+		ok = 0;
+	gd = fmtpath("--git-dir=%s", dir);
+	argv = words_plus("git", gd, "fetch", "--quiet", "--no-tags",
+	    "--end-of-options", cfg.repo, ref, (char *)NULL);
+	if (ok && run(argv, &o, &r) == 0 && say_commits_in(gd, sha) == 0)
+		;
+	else
+		say("(the commits since %.12s are not in the mirror yet)", cursha);
+	free_words(argv);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		char *slash = strrchr(dir, '/');
+
+		close(fd);
+		*slash = '\0';
+		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+			remove_tree(fd, slash + 1, NULL);
+			close(fd);
+		}
+	}
+	free(gd);
+	free(objs);
+	free(alt);
+}
+
+/* -n: what deploy would do, from the remote as it is now */
+static int
+dry_run_deploy(const char *ref, int prepare_only)
+{
+	char sha[65];
+	long i;
+
+	history_load();
+	scan_releases();
+	say("would fetch %s into %s/repo", cfg.repo, root);
+	ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
+	if (!ref_ok(ref))
+		die(EXIT_USAGE, "ref '%s': not a usable ref", printable(ref));
+	if (ls_remote(ref, sha) == 0)
+		say("%s is %s on the remote", ref, sha);
+	else {
+		resolve(ref, sha);
+		say("%s is %s in the mirror, as of the last fetch", ref, sha);
+	}
+	if (say_commits_in(gitdir(), sha) == -1)
+		say_commits_fetched(ref, sha);
+	i = release_find(rel, nrel, sha);
+	if (strcmp(sha, cursha) == 0)
+		say("%s is current: nothing to do", sha);
+	else if (i >= 0 && rel[i].state == R_COMPLETE)
+		say("would switch to the existing release %s", sha);
+	else
+		say("would build releases/%s, test it, %s", sha, prepare_only ?
+		    "and stop" : cfg.migrate ? "migrate, switch current to it, "
+		    "restart and prune" : "switch current to it, restart and "
+		    "prune");
+	return preflight_failed ? EXIT_USAGE : EXIT_OK;
+}
+
+/* A release that failed after its switch is built again from nothing. */
+static void
+drop_failed_release(const char *sha)
+{
+	int fd;
+
+	say("release %.12s failed after an earlier switch: rebuilding it", sha);
+	if (history_add(EV_REMOVE, sha) == -1)
+		leave(EXIT_FAILED);
+	fd = releases_fd(0);
+	if (remove_in(fd, "releases", sha) == -1)
+		die(EXIT_FAILED, "cannot remove %s/releases/%s; the next run "
+		    "will try again", root, sha);
+	close(fd);
+	history_forget(sha);
+	history_save();
+}
+
 static int
 cmd_deploy(const char *ref, int prepare_only)
 {
@@ -4302,64 +4554,31 @@ cmd_deploy(const char *ref, int prepare_only)
 
 	need_current_sane();
 	preflight(1, !prepare_only);
-	if (nflag) {
-		char why[64];
-		history_load();
-		scan_releases();
-		say("would fetch %s into %s/repo", cfg.repo, root);
-		ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
-		if (!ref_ok(ref))
-			die(EXIT_USAGE, "ref '%s': not a usable ref",
-			    printable(ref));
-		if (ls_remote(ref, sha) == 0)
-			say("%s is %s on the remote", ref, sha);
-		else {
-			resolve(ref, sha);
-			say("%s is %s in the mirror, as of the last fetch", ref,
-			    sha);
-		}
-		(void)why;
-		i = release_find(rel, nrel, sha);
-		if (strcmp(sha, cursha) == 0)
-			say("%s is current: nothing to do", sha);
-		else if (i >= 0 && rel[i].state == R_COMPLETE)
-			say("would switch to the existing release %s", sha);
-		else
-			say("would build releases/%s, test it, %s", sha,
-			    prepare_only ? "and stop" :
-			    "switch current to it, restart and prune");
-		return preflight_failed ? EXIT_USAGE : EXIT_OK;
-	}
+	if (nflag)
+		return dry_run_deploy(ref, prepare_only);
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
+	if (!prepare_only)
+		notify_event = "deploy";
+	copy_sha(notify_prev, cursha);
 	step_fetch();
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
 	resolve(ref, sha);
+	copy_sha(notify_rev, sha);
+	say_commits(sha);
 	scan_releases();
 	i = release_find(rel, nrel, sha);
 	if (i >= 0 && rel[i].state == R_FAILED && strcmp(sha, cursha) == 0) {
 		/* live, so never removed: give it another restart and check */
 		say("%.12s is current but failed its last restart or check: "
 		    "restarting and checking it again", sha);
-		return activate_release(sha, "", 1);
+		return activate_release(sha, "", 1, 0);
 	}
 	if (i >= 0 && rel[i].state == R_FAILED) {
-		say("release %.12s failed after an earlier switch: rebuilding it",
-		    sha);
-		if (history_add(EV_REMOVE, sha) == -1)
-			exit(EXIT_FAILED);
-		{
-			int fd = releases_fd(0);
-			if (remove_in(fd, "releases", sha) == -1)
-				die(EXIT_FAILED, "cannot remove %s/releases/%s; "
-				    "the next run will try again", root, sha);
-			close(fd);
-		}
-		history_forget(sha);
-		history_save();
+		drop_failed_release(sha);
 		i = -1;
 	}
 	if (i < 0 || rel[i].state != R_COMPLETE)
@@ -4376,7 +4595,7 @@ cmd_deploy(const char *ref, int prepare_only)
 		say("%s is already current: nothing to do", sha);
 		return EXIT_OK;
 	}
-	return activate_release(sha, cursha, 1);
+	return activate_release(sha, cursha, 1, 1);
 }
 
 /* The subject line of each commit, from the mirror: "" where unknown. */
@@ -4456,6 +4675,8 @@ cmd_activate(const char *rev, int rollback)
 		lock_root(rollback ? "rollback" : "activate");
 		if ((st = cleanup()) != EXIT_OK)
 			return st;
+		notify_event = rollback ? "rollback" : "activate";
+		copy_sha(notify_prev, cursha);
 	} else {
 		history_load();
 		scan_releases();
@@ -4467,18 +4688,20 @@ cmd_activate(const char *rev, int rollback)
 		die(EXIT_USAGE, "nothing to roll back to: no complete release "
 		    "was completed before the current one ('deploy list')");
 	copy_sha(sha, rel[i].name);
+	copy_sha(notify_rev, sha);
 	if (strcmp(sha, cursha) == 0 && !nflag) {
 		say("%s is already current: nothing to do", sha);
 		return EXIT_OK;
 	}
 	if (nflag) {
-		say("would switch current from %s to %s, restart and check",
+		say("would %sswitch current from %s to %s, restart and check",
+		    !rollback && cfg.migrate && !Mflag ? "migrate, " : "",
 		    cursha[0] ? cursha : "nothing", sha);
 		return preflight_failed ? EXIT_USAGE : EXIT_OK;
 	}
 	say_from_to(rollback ? "rolling back" : "activating", cursha, sha);
 	copy_sha(from, cursha);
-	st = activate_release(sha, cursha, 0);
+	st = activate_release(sha, cursha, 0, !rollback);
 	if (st == EXIT_OK && from[0] && resolve_local(cfg.branch ? cfg.branch :
 	    "HEAD", next) == 0 && strcmp(next, from) == 0)
 		warnx("%s still points to %.12s: the next plain 'deploy' brings "
@@ -4487,27 +4710,223 @@ cmd_activate(const char *rev, int rollback)
 	return st;
 }
 
+/* migrate REV: only the migrate step, for a complete release, no switch */
+static int
+cmd_migrate(const char *rev)
+{
+	char sha[65];
+	int st;
+
+	if (cfg.migrate == NULL)
+		die(EXIT_USAGE, "no migrate command in deploy.conf: nothing to run");
+	need_current_sane();
+	if (nflag) {
+		history_load();
+		scan_releases();
+		say("would run migrate for %s", rel[find_rev(rev)].name);
+		return EXIT_OK;
+	}
+	need_state();
+	lock_root("migrate");
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
+	copy_sha(sha, rel[find_rev(rev)].name);
+	open_log(sha, 0);
+	Mflag = 0;
+	return step_migrate(sha);
+}
+
+/* log [REV]: a release's log (the newest log without REV); no lock */
+static int
+cmd_log(const char *rev)
+{
+	char best[128] = "", buf[8192];
+	long long bestt = -1;
+	struct dirent *d;
+	struct stat st;
+	size_t len = rev ? strlen(rev) : 0;
+	int fd, hits = 0;
+	ssize_t n;
+	DIR *dp;
+
+	if (statefd == -1 || (fd = openat(statefd, "logs", O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    (dp = fdopendir(fd)) == NULL)
+		die(EXIT_USAGE, "%s/%s/logs: no logs yet", root, STATE);
+	while ((d = readdir(dp)) != NULL) {
+		size_t l = strlen(d->d_name);
+
+		if (l < 5 || l >= sizeof(best) || strcmp(d->d_name + l - 4,
+		    ".log") != 0 || (rev && strncmp(d->d_name, rev, len) != 0) ||
+		    fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		hits++;
+		if ((long long)st.st_mtime > bestt) {
+			bestt = (long long)st.st_mtime;
+			snprintf(best, sizeof(best), "%s", d->d_name);
+		}
+	}
+	if (rev && hits > 1)
+		die(EXIT_USAGE, "REV '%s' is ambiguous: give more digits",
+		    printable(rev));
+	if (best[0] == '\0')
+		die(EXIT_USAGE, "no log %s%sin %s/%s/logs", rev ? "of " : "",
+		    rev ? printable(rev) : "", root, STATE);
+	if ((fd = openat(dirfd(dp), best, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		die(EXIT_USAGE, "%s/%s/logs/%s: %s", root, STATE, best,
+		    strerror(errno));
+	closedir(dp);
+	fflush(stdout);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (write_all(1, buf, (size_t)n) == -1)
+			break;
+	close(fd);
+	return EXIT_OK;
+}
+
+/* list and status answer only for a folder that is a deploy root */
+static void
+need_deploy_root(void)
+{
+	struct stat st;
+
+	if (statefd == -1 && fstatat(rootfd, "releases", &st,
+	    AT_SYMLINK_NOFOLLOW) == -1 && fstatat(rootfd, "repo", &st,
+	    AT_SYMLINK_NOFOLLOW) == -1)
+		die(EXIT_USAGE, "%s is not a deploy root (no releases/, repo/ or "
+		    "%s/): run 'deploy init URL' there, or give -C ROOT", root,
+		    STATE);
+}
+
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; s != NULL && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* a string field, or null when s is NULL or empty */
+static void
+json_field(const char *name, const char *s, int comma)
+{
+	printf("%s\"%s\": ", comma ? ", " : "", name);
+	if (s == NULL || *s == '\0')
+		fputs("null", stdout);
+	else
+		json_str(s);
+}
+
+static void
+json_time(const char *name, long long t)
+{
+	json_field(name, t ? fmttime(t) : NULL, 1);
+	if (t)
+		printf(", \"%s_epoch\": %lld", name, t);
+	else
+		printf(", \"%s_epoch\": null", name);
+}
+
+#define SUBJ	61	/* a subject in list, cut to fit */
+
+/* Each release's commit subject, from the mirror, in one git process. */
+static char (*release_subjects(void))[SUBJ]
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char (*subj)[SUBJ] = xrealloc(NULL, (nrel + 1) * SUBJ), **argv;
+	char *out, *line, *save;
+	size_t i, n = 0;
+	struct stat st;
+	struct result r;
+	long k;
+
+	memset(subj, 0, (nrel + 1) * SUBJ);
+	if (fstatat(rootfd, "repo", &st, 0) == -1)
+		return subj;
+	argv = words_plus("git", gitdir(), "log", "--no-walk=unsorted",
+	    "--format=%H %s", "--end-of-options", (char *)NULL);
+	for (n = 0; argv[n]; n++)
+		;
+	for (i = 0; i < nrel; i++)
+		if (rel[i].state != R_FOREIGN) {
+			argv = xrealloc(argv, (n + 2) * sizeof(*argv));
+			argv[n++] = xstrdup(rel[i].name);
+			argv[n] = NULL;
+		}
+	out = xrealloc(NULL, 1 << 20);
+	out[0] = '\0';
+	o.out = out;
+	o.outlen = 1 << 20;
+	o.timeout = 60;
+	if (argv[n - 1][0] != '-' && run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save)) {
+			char *sp = strchr(line, ' ');
+
+			if (sp == NULL)
+				continue;
+			*sp = '\0';
+			if ((k = release_find(rel, nrel, line)) >= 0)
+				snprintf(subj[k], SUBJ, "%s", printable(sp + 1));
+		}
+	free(out);
+	free_words(argv);
+	return subj;
+}
+
 static int
 cmd_list(void)
 {
-	char why[PATH_MAX * 2], row[PATH_MAX + 128];
+	char why[PATH_MAX * 2], row[PATH_MAX + 256], (*subj)[SUBJ];
+	const char *mark;
 	long cur, rb;
 	size_t i;
 	int n;
 
+	need_deploy_root();
 	if (statefd != -1)
 		history_load();
 	read_current(why, sizeof(why));
 	scan_releases();
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
+	subj = release_subjects();
+	if (jflag)
+		printf("{\"root\": ");
+	if (jflag) {
+		json_str(root);
+		printf(", \"releases\": [");
+	}
 	for (i = 0; i < nrel; i++) {
-		/* padded columns, but no trailing spaces: a time of "-"
-		 * with no mark would leave some */
-		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %s",
+		mark = (long)i == cur ? "current" : (long)i == rb ? "rollback" :
+		    "-";
+		if (jflag) {
+			printf("%s\n  {", i ? "," : "");
+			json_field("sha", rel[i].name, 0);
+			json_field("state", state_name(rel[i].state), 1);
+			json_time("completed", rel[i].completed);
+			json_time("activated", rel[i].activated);
+			printf(", \"current\": %s, \"rollback\": %s",
+			    (long)i == cur ? "true" : "false",
+			    (long)i == rb ? "true" : "false");
+			json_field("subject", subj[i], 1);
+			putchar('}');
+			continue;
+		}
+		/* padded columns, but no trailing spaces */
+		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %-8s  %s",
 		    rel[i].name, state_name(rel[i].state),
-		    fmttime(rel[i].completed), (long)i == cur ? "current" :
-		    (long)i == rb ? "rollback" : "");
+		    fmttime(rel[i].completed), mark, subj[i]);
 		if (n < 0)
 			continue;
 		if ((size_t)n >= sizeof(row))
@@ -4516,49 +4935,89 @@ cmd_list(void)
 			n--;
 		printf("%.*s\n", n, row);
 	}
+	if (jflag)
+		printf("\n]}\n");
+	free(subj);
 	return EXIT_OK;
+}
+
+/* The lock's holder, when a run holds it: 1 and its pid, time, command. */
+static int
+lock_held(long *pid, long long *t, char *what, size_t wl)
+{
+	char buf[256], fmt[32];
+	struct flock fl;
+	int fd, n, held;
+
+	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	held = fd != -1 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	if (held) {
+		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		snprintf(what, wl, "?");
+		*t = 0;
+		snprintf(fmt, sizeof(fmt), "pid %%*s started %%lld %%%zus",
+		    wl - 1);
+		sscanf(buf, fmt, t, what);
+		*pid = (long)fl.l_pid;
+	}
+	if (fd != -1)
+		close(fd);
+	return held;
 }
 
 static int
 cmd_status(void)
 {
-	char why[PATH_MAX * 2], buf[256];
-	struct flock fl;
-	long cur, rb;
-	int c, fd, n;
+	char why[PATH_MAX * 2], what[64];
+	long cur, rb, pid = 0;
+	long long t = 0;
+	int c, held;
 
+	need_deploy_root();
 	if (statefd != -1)
 		history_load();
 	c = read_current(why, sizeof(why));
 	scan_releases();
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
-	if (c == CUR_OK)
-		printf("current: %s (activated %s)\n", cursha,
-		    cur >= 0 ? fmttime(rel[cur].activated) : "-");
-	else if (c == CUR_NONE)
-		printf("current: none\n");
-	else
-		printf("current: broken: %s\n", why);
-	printf("rollback: %s\n", rb >= 0 ? rel[rb].name : "none");
-	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW);
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	if (fd != -1 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-		long long t = 0;
-		char what[64] = "?";
-
-		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		sscanf(buf, "pid %*s started %lld %63s", &t, what);
-		printf("running: pid %ld since %s (%s)\n", (long)fl.l_pid,
-		    fmttime(t), what);
-	} else
-		printf("running: no\n");
-	if (fd != -1)
-		close(fd);
+	held = lock_held(&pid, &t, what, sizeof(what));
+	if (jflag) {
+		printf("{");
+		json_field("root", root, 0);
+		json_field("current", c == CUR_OK ? cursha : NULL, 1);
+		json_field("current_state", c == CUR_OK ? "ok" : c == CUR_NONE ?
+		    "none" : "broken", 1);
+		json_field("problem", c == CUR_OK || c == CUR_NONE ? NULL : why, 1);
+		json_time("activated", c == CUR_OK && cur >= 0 ?
+		    rel[cur].activated : 0);
+		json_field("rollback", rb >= 0 ? rel[rb].name : NULL, 1);
+		if (held) {
+			printf(", \"running\": {\"pid\": %ld", pid);
+			json_time("since", t);
+			json_field("command", what, 1);
+			printf("}}\n");
+		} else
+			printf(", \"running\": null}\n");
+	} else {
+		if (c == CUR_OK)
+			printf("current: %s (activated %s)\n", cursha,
+			    cur >= 0 ? fmttime(rel[cur].activated) : "-");
+		else if (c == CUR_NONE)
+			printf("current: none\n");
+		else
+			printf("current: broken: %s\n", why);
+		printf("rollback: %s\n", rb >= 0 ? rel[rb].name : "none");
+		if (held)
+			printf("running: pid %ld since %s (%s)\n", pid,
+			    fmttime(t), what);
+		else
+			printf("running: no\n");
+	}
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }
 
@@ -4582,16 +5041,23 @@ cmd_prune(void)
 	return EXIT_OK;
 }
 
+#ifndef VERSION
+#define VERSION "unknown"
+#endif
+
 static void
 usage(int status)
 {
 	fputs("usage: deploy [-C root] [-c config] [-k keep] [-w seconds] "
-	    "[-n] [-q | -v] [command [args]]\n"
+	    "[-nMqvV] [--json] [command [args]]\n"
 	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
 	    "activate REV\n"
-	    "          rollback [REV] | list | status | prune\n",
+	    "          rollback [REV] | migrate REV | list | status | log [REV] "
+	    "| prune | help\n"
+	    "options may also follow the command; 'deploy help' or "
+	    "'man deploy' says more\n",
 	    status ? stderr : stdout);
-	exit(status);
+	leave(status);
 }
 
 /* -C, else $DEPLOY_ROOT, else the parent of the shared/ we were run from */
@@ -4632,7 +5098,7 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "+:C:c:k:w:nqvh")) != -1) {
+	while ((ch = getopt(argc, argv, "+:C:c:k:w:nqvhMV")) != -1) {
 		switch (ch) {
 		case 'C':
 			*copt = optarg;
@@ -4664,6 +5130,12 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 		case 'h':
 			usage(0);
 			break;
+		case 'M':
+			Mflag = 1;
+			break;
+		case 'V':
+			printf("deploy %s\n", VERSION);
+			leave(EXIT_OK);
 		case ':':
 			warnx("option -%c needs an argument", optopt);
 			usage(EXIT_USAGE);
@@ -4729,39 +5201,120 @@ after_command(int argc, char ***argvp)
 }
 
 /*
- * Every argument checked before the lock is taken: a usage error waits
- * for no other run and cleans up after none.
+ * The long options, anywhere before "--": --json, --version, --help.
+ * They are taken out of argv; getopt sees the rest.
  */
-static void
+static int
+long_opts(int argc, char **argv)
+{
+	int i, n = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--json") == 0)
+			jflag = 1;
+		else if (strcmp(argv[i], "--version") == 0) {
+			printf("deploy %s\n", VERSION);
+			leave(EXIT_OK);
+		} else if (strcmp(argv[i], "--help") == 0)
+			usage(0);
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+enum { A_NONE, A_REF, A_REV };
+
+static const struct command {
+	const char	*name;
+	const char	*synopsis;
+	int		 maxargs;	/* words after the command */
+	int		 minargs;
+	int		 arg;		/* what they are */
+	int		 conf;		/* reads deploy.conf */
+} commands[] = {
+	{ "init", "init URL [BRANCH]", 2, 1, A_NONE, 0 },
+	{ "deploy", "deploy [REF]", 1, 0, A_REF, 1 },
+	{ "prepare", "prepare [REF]", 1, 0, A_REF, 1 },
+	{ "activate", "activate REV", 1, 1, A_REV, 1 },
+	{ "rollback", "rollback [REV]", 1, 0, A_REV, 1 },
+	{ "migrate", "migrate REV", 1, 1, A_REV, 1 },
+	{ "list", "list", 0, 0, A_NONE, 0 },
+	{ "status", "status", 0, 0, A_NONE, 0 },
+	{ "log", "log [REV]", 1, 0, A_REV, 0 },
+	{ "prune", "prune", 0, 0, A_NONE, 1 },
+	{ "help", "help", 0, 0, A_NONE, 0 },
+};
+
+/*
+ * Every argument checked before the root is opened and the lock taken:
+ * a usage error waits for no other run and cleans up after none.
+ */
+static const struct command *
 check_args(const char *cmd, int argc, char *argv[])
 {
-	int rev = strcmp(cmd, "activate") == 0 || strcmp(cmd, "rollback") == 0;
+	const struct command *c;
+	size_t i;
 
-	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0) {
-		if (argc > 2)
-			usage(EXIT_USAGE);
-		if (argc == 2 && !ref_ok(argv[1]))
-			die(EXIT_USAGE, "ref '%s': not a usable ref (empty, "
-			    "starts with '-', or holds spaces or control "
-			    "characters)", printable(argv[1]));
-	} else if (strcmp(cmd, "activate") == 0 && argc != 2)
-		die(EXIT_USAGE, "usage: deploy activate REV");
-	else if (strcmp(cmd, "rollback") == 0 && argc > 2)
-		die(EXIT_USAGE, "usage: deploy rollback [REV]");
-	else if (!rev && argc != 1)
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, cmd) == 0)
+			break;
+	if (i == sizeof(commands) / sizeof(commands[0])) {
+		warnx("unknown command '%s'", printable(cmd));
 		usage(EXIT_USAGE);
-	if (rev && argc == 2 && rev_match(NULL, 0, argv[1]) == -3)
+	}
+	c = &commands[i];
+	if (c->arg == A_NONE && c->conf == 0 && strcmp(cmd, "init") == 0)
+		return c;	/* init checks its own */
+	if (argc - 1 > c->maxargs || argc - 1 < c->minargs)
+		die(EXIT_USAGE, "usage: deploy %s", c->synopsis);
+	if (argc == 2 && c->arg == A_REF && !ref_ok(argv[1]))
+		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
+		    "with '-', or holds spaces or control characters)",
+		    printable(argv[1]));
+	if (argc == 2 && c->arg == A_REV && rev_match(NULL, 0, argv[1]) == -3)
 		die(EXIT_USAGE, "REV '%s': give a full sha or a prefix of at "
 		    "least 7 hex digits", printable(argv[1]));
+	return c;
+}
+
+static int
+run_command(const char *cmd, int argc, char *argv[])
+{
+	const char *arg = argc == 2 ? argv[1] : NULL;
+
+	if (strcmp(cmd, "list") == 0)
+		return cmd_list();
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status();
+	if (strcmp(cmd, "log") == 0)
+		return cmd_log(arg);
+	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0)
+		return cmd_deploy(arg, strcmp(cmd, "prepare") == 0);
+	if (strcmp(cmd, "activate") == 0)
+		return cmd_activate(arg, 0);
+	if (strcmp(cmd, "rollback") == 0)
+		return cmd_activate(arg, 1);
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(arg);
+	return cmd_prune();
 }
 
 int
 main(int argc, char *argv[])
 {
 	const char *copt = NULL, *conf = NULL, *cmd;
+	const struct command *c;
 	char *prog = argv[0], *cpath;
 	int st;
 
+	argc = long_opts(argc, argv);
 	parse_opts(argc, argv, &copt, &conf);
 	argc -= optind;
 	argv += optind;
@@ -4777,41 +5330,24 @@ main(int argc, char *argv[])
 		argv += optind - 1;
 	}
 	cmdname = cmd;
+	c = check_args(cmd, argc, argv);
+	if (strcmp(cmd, "help") == 0)
+		usage(0);
 	signals();
 	find_root(copt, prog);
-
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(argc, argv);
-	if (strcmp(cmd, "deploy") != 0 && strcmp(cmd, "prepare") != 0 &&
-	    strcmp(cmd, "activate") != 0 && strcmp(cmd, "rollback") != 0 &&
-	    strcmp(cmd, "list") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "prune") != 0) {
-		warnx("unknown command '%s'", printable(cmd));
-		usage(EXIT_USAGE);
-	}
-	check_args(cmd, argc, argv);
 	open_root(0);
-	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {
-		if (argc != 1)
-			usage(EXIT_USAGE);
-		return strcmp(cmd, "list") == 0 ? cmd_list() : cmd_status();
+	if (c->conf) {
+		cpath = conf ? xstrdup(conf) : fmtpath("%s/shared/deploy.conf",
+		    root);
+		load_config(cpath);
+		free(cpath);
 	}
-	cpath = conf ? xstrdup(conf) : fmtpath("%s/shared/deploy.conf", root);
-	load_config(cpath);
-	free(cpath);
-	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0)
-		st = cmd_deploy(argc == 2 ? argv[1] : NULL,
-		    strcmp(cmd, "prepare") == 0);
-	else if (strcmp(cmd, "activate") == 0)
-		st = cmd_activate(argv[1], 0);
-	else if (strcmp(cmd, "rollback") == 0)
-		st = cmd_activate(argc == 2 ? argv[1] : NULL, 1);
-	else
-		st = cmd_prune();
+	st = run_command(cmd, argc, argv);
 	if (gotsig && st == EXIT_OK)
 		st = 128 + gotsig;
-	fflush(stdout);
-	return st;
+	leave(st);
 }
 #endif /* DEPLOY_NO_MAIN */
 #endif /* DEPLOY_CORE_ONLY */

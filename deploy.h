@@ -37,6 +37,8 @@ struct config {
 	char	*link;
 	char	*envfile;
 	long	 timeout;
+	char	*migrate;
+	char	*notify;
 };
 
 void	config_init(struct config *);

@@ -688,9 +688,10 @@ list_state() {
 	list_line "$1" | awk '{ print $2 }'
 }
 
-# list_mark SHA: its mark column (current, rollback or empty)
+# list_mark SHA: its mark column (current, rollback or empty; list
+# prints "-" for none)
 list_mark() {
-	list_line "$1" | awk '{ print $5 }'
+	list_line "$1" | awk '{ print ($5 == "-" ? "" : $5) }'
 }
 
 # real_dir PATH: a directory, not a symlink to one

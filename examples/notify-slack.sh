@@ -1,0 +1,27 @@
+#!/bin/sh
+# notify = /var/www/example/shared/notify-slack.sh
+#
+# Posts one line to a Slack incoming webhook after every deploy, activate
+# and rollback. Put the webhook's URL in the envfile (shared/production.env):
+#     SLACK_WEBHOOK_URL=https://hooks.slack.com/services/...
+# deploy(1) gives this script DEPLOY_EVENT, DEPLOY_STATUS, DEPLOY_REVISION,
+# DEPLOY_PREVIOUS and DEPLOY_LOG. Its failure never changes deploy's exit
+# status; curl gives up after 10 seconds.
+set -eu
+: "${SLACK_WEBHOOK_URL:?set SLACK_WEBHOOK_URL in the envfile}"
+
+case $DEPLOY_STATUS in
+0) what=done ;;
+1) what="failed before the switch; current unchanged" ;;
+4) what="failed after the switch; switched back" ;;
+5) what="FAILED and could not switch back: look now" ;;
+*) what="ended with status $DEPLOY_STATUS" ;;
+esac
+rev=$(printf '%.12s' "${DEPLOY_REVISION:-?}")
+prev=$(printf '%.12s' "${DEPLOY_PREVIOUS:-none}")
+host=$(hostname)
+text="$DEPLOY_EVENT of $rev on $host (was $prev): $what"
+# JSON-escape the text: backslashes and quotes
+json=$(printf '%s' "$text" | sed 's/\\/\\\\/g; s/"/\\"/g')
+exec curl -fsS --max-time 10 -H 'Content-Type: application/json' \
+    --data "{\"text\": \"$json\"}" "$SLACK_WEBHOOK_URL"

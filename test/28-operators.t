@@ -1,0 +1,121 @@
+#!/bin/sh
+# What operators ask for: -V, help without a root, list/status refusing a
+# folder that is not a root, what a deploy brings (commits and subjects,
+# a warning when it goes back), subjects in list, deploy log, --json for
+# list and status, and notify (with examples/notify-slack.sh posting to a
+# loopback listener).
+. "$(dirname "$0")/lib.sh"
+
+# ---- -V, --version, help: no root needed
+run "$DEPLOY" -V
+rc_is 0 "-V: exit 0"
+like "$(out)" "deploy ?*" "-V prints 'deploy VERSION'"
+is "$(out)" "$("$DEPLOY" --version)" "--version says the same"
+for h in help -h --help; do
+	(cd "$T" && run "$DEPLOY" $h)
+	rc_is 0 "'deploy $h' without a root: exit 0"
+	like "$(out)" "usage: deploy*" "'deploy $h' prints the usage"
+done
+mkdir -p "$T/notroot"
+for c in list status; do
+	run "$DEPLOY" -C "$T/notroot" $c
+	rc_is 2 "$c on a folder that is not a deploy root: exit 2"
+	like "$(err)" "*not a deploy root*" "$c says it is not a deploy root"
+done
+
+make_app
+"$PY" "$TESTDIR/listener.py" "$T/port" "$T/posts" &
+wait_for 10 test -s "$T/port" || bail "listener did not start"
+PORT=$(cat "$T/port")
+printf 'SLACK_WEBHOOK_URL=http://127.0.0.1:%s/hook\n' "$PORT" >"$T/app.env"
+NOTIFY="notify = sh -c 'env | grep ^DEPLOY_ | sort >>$T/notified; echo --- >>$T/notified'"
+setup_root "$NOTIFY"
+A=$(new_commit first-one)
+run_deploy deploy
+rc_is 0 "first deploy: exit 0"
+
+# ---- notify's environment
+grep_ok "notify got DEPLOY_EVENT" "$T/notified" "^DEPLOY_EVENT=deploy\$"
+grep_ok "notify got DEPLOY_STATUS" "$T/notified" "^DEPLOY_STATUS=0\$"
+grep_ok "notify got DEPLOY_REVISION" "$T/notified" "^DEPLOY_REVISION=$A\$"
+grep_ok "notify got DEPLOY_PREVIOUS (empty on a first deploy)" "$T/notified" "^DEPLOY_PREVIOUS=\$"
+grep_ok "notify got DEPLOY_LOG" "$T/notified" "^DEPLOY_LOG=$ROOT/.deploy/logs/$A.log\$"
+grep_ok "a notify step is reported" "$T/out" "^\[[0-9]+\] notify ok"
+
+# ---- what a deploy brings
+B1=$(new_commit second-one)
+B2=$(new_commit third-one)
+B3=$(new_commit fourth-one)
+run_deploy -n deploy
+like "$(out)" "*3 new commits since ${A%"${A#????????????}"}*" "-n says how many commits come"
+run_deploy deploy
+rc_is 0 "deploy of three commits: exit 0"
+like "$(out)" "*3 new commits since*fourth-one*third-one*second-one*" \
+    "deploy lists their subjects, newest first"
+grep_ok "notify saw DEPLOY_PREVIOUS" "$T/notified" "^DEPLOY_PREVIOUS=$A\$"
+i=0
+while [ $i -lt 24 ]; do
+	git -C "$APP" commit -q --allow-empty -m "empty $i"
+	i=$((i + 1))
+done
+C=$(new_commit many)
+run_deploy deploy
+like "$(out)" "*25 new commits*... and 5 more*" "more than 20: the first 20, then how many more"
+run_deploy deploy "$B1"
+like "$(out)" "*BEHIND current*older commit*" "a deploy of an older commit says it goes back"
+
+# ---- list shows subjects; log prints a release's log
+like "$(list_line "$A")" "*first-one" "list ends a release's line with its subject"
+is "$(list_mark "$B1")" current "the mark column is still the fifth"
+run_deploy log
+rc_is 0 "log: exit 0"
+like "$(out)" "*deploy $B1*" "log without REV prints the newest log"
+run_deploy log "$(printf '%.9s' "$A")"
+rc_is 0 "log REV: exit 0"
+like "$(out)" "*deploy $A*" "log REV prints that release's log"
+run_deploy log 123
+rc_is 2 "log with a malformed REV: exit 2"
+
+# ---- --json
+run_deploy --json list
+rc_is 0 "--json list: exit 0"
+is "$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+cur = [r for r in d["releases"] if r["current"]][0]
+print(cur["sha"], cur["state"], cur["subject"], len(d["releases"]) > 1,
+      all(isinstance(r["completed_epoch"], int) for r in d["releases"]))
+' "$T/out" 2>&1)" "$B1 complete second-one True True" "--json list parses: current's sha, state, subject"
+run_deploy status --json
+rc_is 0 "status --json: exit 0"
+is "$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["current"], d["current_state"], d["rollback"] is not None, d["running"])
+' "$T/out" 2>&1)" "$B1 ok True None" "--json status parses: current, state, rollback, running"
+
+# ---- the Slack example, against the loopback listener
+write_conf "notify = $TOP/examples/notify-slack.sh" "envfile = app.env"
+cp "$T/app.env" "$ROOT/shared/app.env"
+chmod 0600 "$ROOT/shared/app.env"
+run_deploy deploy "$C"
+rc_is 0 "deploy with the Slack notify: exit 0"
+grep_ok "the listener got one post for it" "$T/posts" "^/hook .*deploy of $(printf '%.12s' "$C") .*: done"
+touch "$APP/FAIL_TESTS"
+D=$(new_commit failing)
+rm "$APP/FAIL_TESTS"
+run_deploy deploy
+rc_is 1 "a failing deploy: exit 1 still"
+grep_ok "notify is told of the failure too" "$T/posts" "deploy of $(printf '%.12s' "$D") .*failed before the switch"
+run_deploy rollback
+rc_is 0 "rollback: exit 0"
+grep_ok "and of a rollback" "$T/posts" "rollback of .*: done"
+is "$(wc -l <"$T/posts" | tr -d ' ')" 3 "one post per deploy, failed deploy and rollback"
+
+# ---- a failing notify never changes the exit status
+printf 'SLACK_WEBHOOK_URL=http://127.0.0.1:1/nobody\n' >"$ROOT/shared/app.env"
+run_deploy activate "$C"
+rc_is 0 "notify failing (nobody listens): the exit status is still 0"
+grep_ok "its failure is reported" "$T/err" "notify FAILED"
+
+done_testing
