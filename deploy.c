@@ -2631,6 +2631,8 @@ preflight_program(void)
 	out[0] = '\0';
 	run(argv, &o, &r);	/* non-zero for a process not running */
 	free_words(argv);
+	if (r.signo)
+		leave(128 + r.signo);	/* no verdict: we were stopped */
 	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
 		if (first[0] == '\0')
@@ -5312,16 +5314,18 @@ main(int argc, char *argv[])
 	const char *copt = NULL, *conf = NULL, *cmd;
 	const struct command *c;
 	char *prog = argv[0], *cpath;
-	int st;
+	int st, ended;
 
 	argc = long_opts(argc, argv);
 	parse_opts(argc, argv, &copt, &conf);
+	ended = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
 	argc -= optind;
 	argv += optind;
 	cmd = argc > 0 ? argv[0] : "deploy";
-	if (argc > 1) {
+	if (argc > 1 && !ended) {
 		/* options may follow the command too, as in "deploy prune
-		 * -k 2" or "deploy rollback -n"; "--" ends them */
+		 * -k 2" or "deploy rollback -n"; "--", before the command or
+		 * after it, ends them */
 		argc = after_command(argc, &argv);
 		optind = 1;
 		parse_opts(argc, argv, &copt, &conf);
