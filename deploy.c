@@ -1844,26 +1844,137 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 	}
 }
 
+/*
+ * The child of run(): its own process group, a parent-death signal,
+ * default signals, stdin from /dev/null, output to our pipe, then exec.
+ * An errno written to ep says the exec (or the chdir) failed.
+ */
+static void
+exec_child(char *const argv[], const struct runopts *o, int outfd, int ep)
+{
+	pid_t parent = getppid();
+	int devnull, n;
+
+	setpgid(0, 0);
+#ifdef __linux__
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+#endif
+	(void)parent;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGALRM, SIG_DFL);
+	if ((devnull = open("/dev/null", O_RDONLY)) != -1) {
+		dup2(devnull, 0);
+		if (devnull != 0)
+			close(devnull);
+	}
+	/* captured output is stdout only; stderr then goes to the log */
+	dup2(outfd, 1);
+	if (o->out == NULL)
+		dup2(outfd, 2);
+	else if (logfd != -1)
+		dup2(logfd, 2);
+	else if ((devnull = open("/dev/null", O_WRONLY)) != -1)
+		dup2(devnull, 2);
+	close(outfd);
+	if (o->dir == NULL || chdir(o->dir) == 0) {
+		child_env(o);
+		execvp(argv[0], argv);
+	}
+	n = errno;
+	write_all(ep, (char *)&n, sizeof(n));
+	_exit(127);
+}
+
+/*
+ * Reads the step's output until it exits, a signal comes (before the
+ * switch) or its time is up; the last two end its whole group. Returns
+ * what waitpid returned.
+ */
+static pid_t
+wait_step(pid_t pid, int outfd, const struct runopts *o, size_t *outn,
+    struct result *res, int *st)
+{
+	double end = o->timeout > 0 ? now() + o->timeout : 0;
+	struct pollfd pfd;
+	char buf[4096];
+	int eof = 0;
+	pid_t r = 0;
+
+	pfd.fd = outfd;
+	pfd.events = POLLIN;
+	for (;;) {
+		if (gotsig && !late) {
+			res->signo = gotsig;
+			kill_group(pid, st, pid);
+			return r;
+		}
+		if (end && now() >= end) {
+			res->timedout = 1;
+			logf_("deploy: timed out after %lds\n", o->timeout);
+			kill_group(pid, st, pid);
+			return r;
+		}
+		if (!eof && poll(&pfd, 1, 100) > 0) {
+			ssize_t k = read(outfd, buf, sizeof(buf));
+
+			if (k <= 0)
+				eof = k == 0 || errno != EINTR;
+			else
+				take_output(o, outn, buf, (size_t)k);
+		}
+		if (eof && end) {
+			/* output is done: wait for the exit itself, with an
+			 * alarm for the timeout (a signal ends the wait too) */
+			double left = end - now();
+			alarm(left < 1 ? 1 : (unsigned)left + 1);
+		}
+		r = waitpid(pid, st, eof ? 0 : WNOHANG);
+		if (eof && end)
+			alarm(0);
+		if (r == pid || (r == -1 && errno != EINTR))
+			return r;
+	}
+}
+
+/* What is left in the pipe, for up to a second. */
+static void
+drain_output(int outfd, const struct runopts *o, size_t *outn)
+{
+	double dl = now() + 1;
+	struct pollfd pfd;
+	char buf[4096];
+	ssize_t k;
+
+	pfd.fd = outfd;
+	pfd.events = POLLIN;
+	while (now() < dl && poll(&pfd, 1, 100) > 0) {
+		if ((k = read(outfd, buf, sizeof(buf))) <= 0)
+			break;
+		take_output(o, outn, buf, (size_t)k);
+	}
+}
+
+/* Runs argv as a step of its own; 0 when it exited 0. */
 static int
 run(char *const argv[], const struct runopts *o, struct result *res)
 {
-	int out[2], ep[2], guard, st = 0, eof = 0, n;
+	int out[2], ep[2], guard, st = 0, n;
+	char *const *a;
 	size_t outn = 0;
-	pid_t pid, r = 0;
-	double end;
-	char buf[4096];
-	struct pollfd pfd;
+	pid_t pid, r;
 
 	memset(res, 0, sizeof(*res));
 	if (argv[0] == NULL)
 		die(FAIL_STATUS, "empty command");
-	{
-		char *const *a;
-		logf_("$");
-		for (a = argv; *a; a++)
-			logf_(" %s", *a);
-		logf_("\n");
-	}
+	logf_("$");
+	for (a = argv; *a; a++)
+		logf_(" %s", *a);
+	logf_("\n");
 	if (pipe(out) == -1 || pipe(ep) == -1)
 		die(FAIL_STATUS, "pipe: %s", strerror(errno));
 	fcntl(out[0], F_SETFD, FD_CLOEXEC);
@@ -1872,47 +1983,8 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	fflush(NULL);
 	if ((pid = fork()) == -1)
 		die(FAIL_STATUS, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		int devnull;
-		pid_t parent = getppid();
-
-		setpgid(0, 0);
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-#endif
-		(void)parent;
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGALRM, SIG_DFL);
-		if ((devnull = open("/dev/null", O_RDONLY)) != -1) {
-			dup2(devnull, 0);
-			if (devnull != 0)
-				close(devnull);
-		}
-		/* captured output is stdout only; stderr then goes to the log */
-		dup2(out[1], 1);
-		if (o->out == NULL)
-			dup2(out[1], 2);
-		else if (logfd != -1)
-			dup2(logfd, 2);
-		else if ((devnull = open("/dev/null", O_WRONLY)) != -1)
-			dup2(devnull, 2);
-		close(out[1]);
-		if (o->dir != NULL && chdir(o->dir) == -1) {
-			n = errno;
-			write_all(ep[1], (char *)&n, sizeof(n));
-			_exit(127);
-		}
-		child_env(o);
-		execvp(argv[0], argv);
-		n = errno;
-		write_all(ep[1], (char *)&n, sizeof(n));
-		_exit(127);
-	}
+	if (pid == 0)
+		exec_child(argv, o, out[1], ep[1]);
 	setpgid(pid, pid);
 	close(out[1]);
 	close(ep[1]);
@@ -1925,46 +1997,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	if (n != sizeof(res->execerr))
 		res->execerr = 0;
 	close(ep[0]);
-
-	end = o->timeout > 0 ? now() + o->timeout : 0;
-	pfd.fd = out[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		if (gotsig && !late) {
-			res->signo = gotsig;
-			kill_group(pid, &st, pid);
-			break;
-		}
-		if (end && now() >= end) {
-			res->timedout = 1;
-			logf_("deploy: timed out after %lds\n", o->timeout);
-			kill_group(pid, &st, pid);
-			break;
-		}
-		if (!eof) {
-			n = poll(&pfd, 1, 100);
-			if (n > 0) {
-				ssize_t k = read(out[0], buf, sizeof(buf));
-				if (k <= 0)
-					eof = k == 0 || errno != EINTR;
-				else
-					take_output(o, &outn, buf, (size_t)k);
-			}
-		}
-		if (eof && end) {
-			/* output is done: wait for the exit itself, with an
-			 * alarm for the timeout (a signal ends the wait too) */
-			double left = end - now();
-			alarm(left < 1 ? 1 : (unsigned)left + 1);
-		}
-		r = waitpid(pid, &st, eof ? 0 : WNOHANG);
-		if (eof && end)
-			alarm(0);
-		if (r == pid)
-			break;
-		if (r == -1 && errno != EINTR)
-			break;
-	}
+	r = wait_step(pid, out[0], o, &outn, res, &st);
 	/*
 	 * Nothing the step started may outlive it; but a restart command
 	 * that exits 0 may have started a daemon in the background.
@@ -1972,15 +2005,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	if (!o->keepgroup || r != pid || res->signo || res->timedout ||
 	    !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		kill(-pid, SIGKILL);
-	{
-		double dl = now() + 1;
-		while (now() < dl && poll(&pfd, 1, 100) > 0) {
-			ssize_t k = read(out[0], buf, sizeof(buf));
-			if (k <= 0)
-				break;
-			take_output(o, &outn, buf, (size_t)k);
-		}
-	}
+	drain_output(out[0], o, &outn);
 	close(out[0]);
 	if (o->record)
 		record_step(0);
@@ -3777,13 +3802,59 @@ prune_logs(void)
 	free(o);
 }
 
+/* Virtualenvs that no remaining release links to. */
+static void
+prune_venvs(int asstep)
+{
+	char buf[PATH_MAX], *lk;
+	struct dirent *d;
+	size_t i;
+	ssize_t k;
+	int vfd, used;
+	DIR *dp;
+
+	if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return;
+	if ((dp = fdopendir(vfd)) == NULL) {
+		close(vfd);
+		return;
+	}
+	scan_releases();
+	while ((d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		for (i = 0, used = 0; i < nrel && !used; i++) {
+			lk = fmtpath("releases/%s/.venv", rel[i].name);
+			k = readlinkat(rootfd, lk, buf, sizeof(buf) - 1);
+			free(lk);
+			if (k > 0) {
+				buf[k] = '\0';
+				used = strcmp(strrchr(buf, '/') ? strrchr(buf, '/') +
+				    1 : buf, d->d_name) == 0;
+			}
+		}
+		if (used)
+			continue;
+		lk = fmtpath("%s/.deploy-complete", d->d_name);
+		unlinkat(dirfd(dp), lk, 0);
+		free(lk);
+		if (remove_in(dirfd(dp), "venvs", d->d_name) == 0) {
+			logf_("removed venvs/%s\n", d->d_name);
+			if (!asstep)
+				say("removed unused virtualenv venvs/%s", d->d_name);
+		}
+	}
+	closedir(dp);
+}
+
 /* 8. prune: oldest complete releases beyond keep, and failed ones */
 static void
 do_prune(int asstep)
 {
 	long cur, rb;
 	size_t i, n;
-	int fd, vfd;
+	int fd;
 
 	if (asstep)
 		step_begin("prune");
@@ -3820,46 +3891,8 @@ do_prune(int asstep)
 		}
 	}
 	close(fd);
-	/* virtualenvs no remaining release links to */
-	if (!nflag && (vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC | O_NOFOLLOW)) != -1) {
-		DIR *dp = fdopendir(vfd);
-		struct dirent *d;
-		char buf[PATH_MAX], *lk;
-
-		scan_releases();
-		while (dp != NULL && (d = readdir(dp)) != NULL) {
-			int used = 0;
-			ssize_t k;
-
-			if (d->d_name[0] == '.')
-				continue;
-			for (i = 0; i < nrel && !used; i++) {
-				lk = fmtpath("releases/%s/.venv", rel[i].name);
-				k = readlinkat(rootfd, lk, buf, sizeof(buf) - 1);
-				free(lk);
-				if (k > 0) {
-					buf[k] = '\0';
-					used = strcmp(strrchr(buf, '/') ?
-					    strrchr(buf, '/') + 1 : buf,
-					    d->d_name) == 0;
-				}
-			}
-			if (used)
-				continue;
-			lk = fmtpath("%s/.deploy-complete", d->d_name);
-			unlinkat(dirfd(dp), lk, 0);
-			free(lk);
-			if (remove_in(dirfd(dp), "venvs", d->d_name) == 0) {
-				logf_("removed venvs/%s\n", d->d_name);
-				if (!asstep)
-					say("removed unused virtualenv venvs/%s",
-					    d->d_name);
-			}
-		}
-		if (dp != NULL)
-			closedir(dp);
-	}
+	if (!nflag)
+		prune_venvs(asstep);
 	if (!nflag) {
 		history_compact();
 		prune_logs();

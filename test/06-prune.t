@@ -63,7 +63,7 @@ ln -s "$T/canary/keep.txt" "$ROOT/releases/$E/escape-file"
 run_deploy list
 rc_is 0 "list with foreign entries exits 0"
 for f in notes.txt old-site rootlink shared-link; do
-	grep_ok "list shows $f as foreign" "$T/out" "^$f  +foreign  +- *\$"
+	grep_ok "list shows $f as foreign" "$T/out" "^$f  +foreign  +-  +- *\$"
 done
 
 pid=$(app_pid)

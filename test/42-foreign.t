@@ -76,9 +76,9 @@ run_deploy list
 rc_is 0 "list with foreign entries exits 0"
 for f in $FOREIGN; do
 	grep_ok "list shows $(printf %.16s "$f") as foreign" "$T/out" \
-		"^$f +foreign +- *\$"
+		"^$f +foreign +- +- *\$"
 done
-grep_ok "list shows 'my backup' as foreign" "$T/out" "^my backup +foreign +- *\$"
+grep_ok "list shows 'my backup' as foreign" "$T/out" "^my backup +foreign +- +- *\$"
 for s in $A $B $C; do
 	grep_ok "list still shows $(printf %.7s "$s") complete" "$T/out" "^$s +complete "
 done
@@ -137,7 +137,7 @@ rc_is 0 "prune after that exits 0"
 is "$(cat "$R/$E/planted.txt" 2>/dev/null)" "planted where E would go" \
 	"the planted folder survives the next run too"
 run_deploy list
-grep_ok "and is listed as foreign" "$T/out" "^$E +foreign +- *\$"
+grep_ok "and is listed as foreign" "$T/out" "^$E +foreign +- +- *\$"
 run_deploy activate "$E"
 rc_is 2 "and is never activated"
 is "$(current_link)" "releases/$D" "current still D"
