@@ -2395,6 +2395,35 @@ cleanup(void)
 
 /* ---- configuration and environment ---- */
 
+/* The executable a command word names: a path, or looked up on PATH. */
+static int
+path_lookup(const char *name, char *out, size_t outlen)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save, *f;
+	int found = 0;
+
+	if (strchr(name, '/') != NULL) {
+		snprintf(out, outlen, "%s", name);
+		return access(name, X_OK) == 0 ? 0 : -1;
+	}
+	copy = xstrdup(path ? path : "/usr/bin:/bin");
+	for (dir = strtok_r(copy, ":", &save); dir && !found;
+	    dir = strtok_r(NULL, ":", &save)) {
+		struct stat st;
+
+		f = fmtpath("%s/%s", *dir ? dir : ".", name);
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(f, X_OK) == 0) {
+			snprintf(out, outlen, "%s", f);
+			found = 1;
+		}
+		free(f);
+	}
+	free(copy);
+	return found ? 0 : -1;
+}
+
 /*
  * Reads a file whose words deploy runs or hands to what it runs (the
  * config, the envfile): a regular file, not a symbolic link, owned by us
@@ -2475,21 +2504,10 @@ load_config(const char *path)
 	if (cfg.supervisorctl == NULL)
 		cfg.supervisorctl = xstrdup("supervisorctl");
 	if (cfg.virtualenv == NULL) {
-		const char *p = getenv("PATH");
-		char *dir, *save, *copy = xstrdup(p ? p : "/usr/bin:/bin");
+		char found[PATH_MAX];
 
-		vcmd = "python3 -m venv";
-		for (dir = strtok_r(copy, ":", &save); dir;
-		    dir = strtok_r(NULL, ":", &save)) {
-			char *f = fmtpath("%s/virtualenv", *dir ? dir : ".");
-			int ok = access(f, X_OK) == 0;
-			free(f);
-			if (ok) {
-				vcmd = "virtualenv -p python3";
-				break;
-			}
-		}
-		free(copy);
+		vcmd = path_lookup("virtualenv", found, sizeof(found)) == 0 ?
+		    "virtualenv -p python3" : "python3 -m venv";
 		cfg.virtualenv = xstrdup(vcmd);
 	}
 	if (cfg.envfile != NULL) {
@@ -2542,35 +2560,6 @@ gitdir(void)
  * costing a built release that then fails its restart. With -n each one
  * is reported.
  */
-
-/* The executable a command word names: a path, or looked up on PATH. */
-static int
-path_lookup(const char *name, char *out, size_t outlen)
-{
-	const char *path = getenv("PATH");
-	char *copy, *dir, *save, *f;
-	int found = 0;
-
-	if (strchr(name, '/') != NULL) {
-		snprintf(out, outlen, "%s", name);
-		return access(name, X_OK) == 0 ? 0 : -1;
-	}
-	copy = xstrdup(path ? path : "/usr/bin:/bin");
-	for (dir = strtok_r(copy, ":", &save); dir && !found;
-	    dir = strtok_r(NULL, ":", &save)) {
-		struct stat st;
-
-		f = fmtpath("%s/%s", *dir ? dir : ".", name);
-		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
-		    access(f, X_OK) == 0) {
-			snprintf(out, outlen, "%s", f);
-			found = 1;
-		}
-		free(f);
-	}
-	free(copy);
-	return found ? 0 : -1;
-}
 
 static int preflight_failed;
 
