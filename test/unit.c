@@ -213,6 +213,35 @@ test_history(void)
 	free(r);
 }
 
+/* names that sort against their completion order, either way */
+static void
+test_order(void)
+{
+	const char *h =
+	    "1 complete " B "\n"
+	    "2 complete " D "\n"
+	    "3 complete " A "\n"
+	    "4 complete " C "\n";
+	char *names[] = { A, B, C, D };
+	int isdir[] = { 1, 1, 1, 1 };
+	struct event *ev;
+	struct release *r;
+	size_t nev, nr;
+
+	history_parse(h, strlen(h), &ev, &nev);
+	releases_build(ev, nev, names, isdir, 4, &r, &nr);
+	ok(nr == 4 && strcmp(r[0].name, C) == 0 && strcmp(r[1].name, A) == 0 &&
+	    strcmp(r[2].name, D) == 0 && strcmp(r[3].name, B) == 0,
+	    "newest first by the history, neither by name nor against it");
+	ok(strcmp(r[rollback_target(r, nr, 0)].name, A) == 0 &&
+	    strcmp(r[rollback_target(r, nr, 1)].name, D) == 0,
+	    "rollback follows the history too");
+	ok(prune_select(r, nr, 2, 0, 1) == 2 && r[2].mark && r[3].mark,
+	    "prune removes the oldest by the history");
+	free(ev);
+	free(r);
+}
+
 static void
 test_envfile(void)
 {
@@ -305,6 +334,7 @@ main(void)
 	test_words();
 	test_refs();
 	test_history();
+	test_order();
 	test_envfile();
 	test_reqs();
 	printf("1..%d\n", n);
