@@ -3464,7 +3464,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
 	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
-		snprintf(why, wl, "%s: %s", name, why_failed(&r, argv[0],
+		snprintf(why, wl, "%.255s: %s", name, why_failed(&r, argv[0],
 		    o.timeout));
 		free_words(argv);
 		return -1;
@@ -3484,7 +3484,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			} else if (now() >= settled)
 				return 0;
 		} else if (strcmp(m.state, "STARTING") != 0) {
-			snprintf(why, wl, "%s is %s, not RUNNING", name, m.state);
+			snprintf(why, wl, "%.255s is %s, not RUNNING", name,
+			    m.state);
 			return -1;
 		}
 		if (gotsig && !late) {
@@ -3492,7 +3493,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			return -1;
 		}
 		if (now() >= end) {
-			snprintf(why, wl, "%s is still %s after %lds", name,
+			snprintf(why, wl, "%.255s is still %s after %lds", name,
 			    m.state, (long)(end - stepstart));
 			return -1;
 		}
@@ -3694,7 +3695,9 @@ prune_logs(void)
 		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
 		o = xrealloc(o, (n + 1) * sizeof(*o));
-		snprintf(o[n].name, sizeof(o[n].name), "%s", d->d_name);
+		/* len < sizeof(sha) == sizeof(o[n].name): a copy, not a
+		 * snprintf that gcc -Os thinks may truncate */
+		memcpy(o[n].name, d->d_name, len + 1);
 		o[n++].mtime = (long long)st.st_mtime;
 	}
 	if (n > 1)
