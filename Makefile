@@ -59,7 +59,7 @@ bench: deploy
 DEMO_DIR = demo
 
 demo: prereqs deploy
-	DEPLOY=$(CURDIR)/deploy sh examples/demo.sh $(DEMO_DIR)
+	DEPLOY="$${DEPLOY:-$(CURDIR)/deploy}" sh examples/demo.sh $(DEMO_DIR)
 
 demo-clean:
 	sh examples/demo.sh -c $(DEMO_DIR)
