@@ -1835,6 +1835,8 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 	}
 }
 
+static void step_tick(void);
+
 static int
 run(char *const argv[], const struct runopts *o, struct result *res)
 {
@@ -1932,6 +1934,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 			kill_group(pid, &st, pid);
 			break;
 		}
+		step_tick();
 		if (!eof) {
 			n = poll(&pfd, 1, 100);
 			if (n > 0) {
@@ -2007,6 +2010,54 @@ why_failed(const struct result *r, const char *argv0, long tmo)
 
 static double stepstart;
 
+/* On a terminal (and not -q or -v), a running step's line counts the
+ * seconds, so a long pip or test step does not look hung; ok and FAILED
+ * are coloured unless NO_COLOR is set.  In a pipe or a cron log the lines
+ * stay exactly as they were. */
+static int live = -1, colour_out, colour_err;
+static int liveshown;		/* the step's line is on screen, no newline */
+static double livedrawn;
+static char livename[32];
+
+static void
+live_init(void)
+{
+	const char *term = getenv("TERM"), *nc = getenv("NO_COLOR");
+	int plain = (term != NULL && strcmp(term, "dumb") == 0) ||
+	    (nc != NULL && *nc != '\0');
+
+	if (live != -1)
+		return;
+	live = !qflag && !vflag && isatty(STDOUT_FILENO) &&
+	    !(term != NULL && strcmp(term, "dumb") == 0);
+	colour_out = !plain && isatty(STDOUT_FILENO);
+	colour_err = !plain && isatty(STDERR_FILENO);
+}
+
+/* called from run()'s poll loop: redraws the line once a second */
+static void
+step_tick(void)
+{
+	double t;
+
+	if (!liveshown || (t = now()) - livedrawn < 1)
+		return;
+	livedrawn = t;
+	printf("\r\033[K[%d] %s ... %lds", stepno, livename,
+	    (long)(t - stepstart));
+	fflush(stdout);
+}
+
+static void
+live_clear(void)
+{
+	if (!liveshown)
+		return;
+	printf("\r\033[K");
+	fflush(stdout);
+	liveshown = 0;
+}
+
 static void
 step_begin(const char *name)
 {
@@ -2014,14 +2065,24 @@ step_begin(const char *name)
 	stepstart = now();
 	taillen = 0;
 	logf_("== [%d] %s\n", stepno, name);
+	live_init();
+	if (live) {
+		snprintf(livename, sizeof(livename), "%s", name);
+		printf("[%d] %s ...", stepno, name);
+		fflush(stdout);
+		liveshown = 1;
+		livedrawn = stepstart;
+	}
 }
 
 static void
 step_ok(const char *name)
 {
 	logf_("== [%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+	live_clear();
 	if (!qflag) {
-		printf("[%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+		printf("[%d] %s %s %.2fs\n", stepno, name, colour_out ?
+		    "\033[32mok\033[0m" : "ok", now() - stepstart);
 		fflush(stdout);
 	}
 }
@@ -2031,6 +2092,7 @@ step_skip(const char *name, const char *why)
 {
 	stepno++;
 	logf_("== [%d] %s skipped (%s)\n", stepno, name, why);
+	live_clear();
 	if (!qflag) {
 		printf("[%d] %s skipped (%s)\n", stepno, name, why);
 		fflush(stdout);
@@ -2042,8 +2104,9 @@ step_fail(const char *name, const char *why, int showtail)
 {
 	logf_("== [%d] %s FAILED %.2fs: %s\n", stepno, name,
 	    now() - stepstart, why);
-	fprintf(stderr, "[%d] %s FAILED %.2fs: %s\n", stepno, name,
-	    now() - stepstart, why);
+	live_clear();
+	fprintf(stderr, "[%d] %s %s %.2fs: %s\n", stepno, name, colour_err ?
+	    "\033[1;31mFAILED\033[0m" : "FAILED", now() - stepstart, why);
 	if (showtail && taillen > 0)
 		tail_show(20);
 	fflush(stderr);
