@@ -6,6 +6,12 @@ CFLAGS ?= -O2 -g
 WFLAGS = -std=c99 -Wall -Wextra -pedantic
 # the version -V prints: the git describe of the build, else the release number
 VERSION != git describe --tags --always --dirty 2>/dev/null || echo 0.3
+# make static: musl-gcc (Debian's musl-tools), size-optimised, stripped
+MUSLCC = musl-gcc
+STATICFLAGS = -Os -ffunction-sections -fdata-sections \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables
+STATIC = deploy-static
+STATIC_MAX = 153600
 SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 all: deploy
@@ -13,11 +19,27 @@ all: deploy
 deploy: deploy.c deploy.h
 	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) -DVERSION='"$(VERSION)"' $(LDFLAGS) -o $@ deploy.c
 
+# a fully static binary that runs on any Linux of the same architecture
+static: $(STATIC)
+
+$(STATIC): deploy.c deploy.h
+	$(MUSLCC) $(WFLAGS) -Werror $(STATICFLAGS) -DVERSION='"$(VERSION)"' -static -s \
+	    -Wl,--gc-sections -o $@ deploy.c
+	@size=$$(wc -c <$@); echo "$@: static, stripped, $$size bytes"; \
+	if [ $$size -gt $(STATIC_MAX) ]; then \
+		echo "$@: larger than $(STATIC_MAX) bytes" >&2; rm -f $@; exit 1; \
+	fi
+
+# the Debian packages the build, the tests and the demo need: installs
+# the missing ones as root, else prints the apt-get line and fails
+prereqs:
+	@sh scripts/prereqs
+
 test/unit: test/unit.c deploy.c deploy.h
 	$(CC) $(WFLAGS) $(CFLAGS) -DDEPLOY_CORE_ONLY -I. -o $@ test/unit.c deploy.c
 
 # the slow random-kill loop first, so that -j2 overlaps it with the rest
-test: deploy test/unit
+test: prereqs deploy test/unit
 	./test/unit
 	prove -j2 test/20-kill-loop.t $$(ls test/*.t | grep -v 20-kill-loop)
 
@@ -35,15 +57,29 @@ fuzz: test/fuzz.c deploy.c deploy.h
 bench: deploy
 	sh bench/run
 
-install: deploy
+# the end to end tour: see examples/demo.sh; DEMO_DIR moves its folder
+DEMO_DIR = demo
+
+demo: prereqs deploy
+	DEPLOY="$${DEPLOY:-$(CURDIR)/deploy}" sh examples/demo.sh $(DEMO_DIR)
+
+demo-clean:
+	sh examples/demo.sh -c $(DEMO_DIR)
+
+# INSTALLBIN: the binary to install, e.g. make install INSTALLBIN=deploy-static
+INSTALLBIN = deploy
+
+install: $(INSTALLBIN)
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1
-	cp deploy $(DESTDIR)$(PREFIX)/bin/deploy
+	cp $(INSTALLBIN) $(DESTDIR)$(PREFIX)/bin/deploy
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/deploy
 	cp deploy.1 $(DESTDIR)$(MANDIR)/man1/deploy.1
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/deploy.1
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/deploy $(DESTDIR)$(MANDIR)/man1/deploy.1
 
 clean:
-	rm -f deploy test/unit test/fuzz
+	rm -f deploy $(STATIC) test/unit test/fuzz
 
-.PHONY: all test test-asan fuzz bench install uninstall clean
+.PHONY: all static prereqs test test-asan fuzz bench demo demo-clean install uninstall clean

@@ -1844,6 +1844,8 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 	}
 }
 
+static void step_tick(void);
+
 /*
  * The child of run(): its own process group, a parent-death signal,
  * default signals, stdin from /dev/null, output to our pipe, then exec.
@@ -1919,6 +1921,7 @@ wait_step(pid_t pid, int outfd, const struct runopts *o, size_t *outn,
 			kill_group(pid, st, pid);
 			return r;
 		}
+		step_tick();
 		if (!eof && poll(&pfd, 1, 100) > 0) {
 			ssize_t k = read(outfd, buf, sizeof(buf));
 
@@ -2046,6 +2049,54 @@ why_failed(const struct result *r, const char *argv0, long tmo)
 
 static double stepstart;
 
+/* On a terminal (and not -q or -v), a running step's line counts the
+ * seconds, so a long pip or test step does not look hung; ok and FAILED
+ * are coloured unless NO_COLOR is set.  In a pipe or a cron log the lines
+ * stay exactly as they were. */
+static int live = -1, colour_out, colour_err;
+static int liveshown;		/* the step's line is on screen, no newline */
+static double livedrawn;
+static char livename[32];
+
+static void
+live_init(void)
+{
+	const char *term = getenv("TERM"), *nc = getenv("NO_COLOR");
+	int plain = (term != NULL && strcmp(term, "dumb") == 0) ||
+	    (nc != NULL && *nc != '\0');
+
+	if (live != -1)
+		return;
+	live = !qflag && !vflag && isatty(STDOUT_FILENO) &&
+	    !(term != NULL && strcmp(term, "dumb") == 0);
+	colour_out = !plain && isatty(STDOUT_FILENO);
+	colour_err = !plain && isatty(STDERR_FILENO);
+}
+
+/* called from run()'s poll loop: redraws the line once a second */
+static void
+step_tick(void)
+{
+	double t;
+
+	if (!liveshown || (t = now()) - livedrawn < 1)
+		return;
+	livedrawn = t;
+	printf("\r\033[K[%d] %s ... %lds", stepno, livename,
+	    (long)(t - stepstart));
+	fflush(stdout);
+}
+
+static void
+live_clear(void)
+{
+	if (!liveshown)
+		return;
+	printf("\r\033[K");
+	fflush(stdout);
+	liveshown = 0;
+}
+
 static void
 step_begin(const char *name)
 {
@@ -2053,14 +2104,24 @@ step_begin(const char *name)
 	stepstart = now();
 	taillen = 0;
 	logf_("== [%d] %s\n", stepno, name);
+	live_init();
+	if (live) {
+		snprintf(livename, sizeof(livename), "%s", name);
+		printf("[%d] %s ...", stepno, name);
+		fflush(stdout);
+		liveshown = 1;
+		livedrawn = stepstart;
+	}
 }
 
 static void
 step_ok(const char *name)
 {
 	logf_("== [%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+	live_clear();
 	if (!qflag) {
-		printf("[%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
+		printf("[%d] %s %s %.2fs\n", stepno, name, colour_out ?
+		    "\033[32mok\033[0m" : "ok", now() - stepstart);
 		fflush(stdout);
 	}
 }
@@ -2070,6 +2131,7 @@ step_skip(const char *name, const char *why)
 {
 	stepno++;
 	logf_("== [%d] %s skipped (%s)\n", stepno, name, why);
+	live_clear();
 	if (!qflag) {
 		printf("[%d] %s skipped (%s)\n", stepno, name, why);
 		fflush(stdout);
@@ -2081,8 +2143,9 @@ step_fail(const char *name, const char *why, int showtail)
 {
 	logf_("== [%d] %s FAILED %.2fs: %s\n", stepno, name,
 	    now() - stepstart, why);
-	fprintf(stderr, "[%d] %s FAILED %.2fs: %s\n", stepno, name,
-	    now() - stepstart, why);
+	live_clear();
+	fprintf(stderr, "[%d] %s %s %.2fs: %s\n", stepno, name, colour_err ?
+	    "\033[1;31mFAILED\033[0m" : "FAILED", now() - stepstart, why);
 	if (showtail && taillen > 0)
 		tail_show(20);
 	fflush(stderr);
@@ -3546,7 +3609,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
 	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
-		snprintf(why, wl, "%s: %s", name, why_failed(&r, argv[0],
+		snprintf(why, wl, "%.255s: %s", name, why_failed(&r, argv[0],
 		    o.timeout));
 		free_words(argv);
 		return -1;
@@ -3566,7 +3629,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			} else if (now() >= settled)
 				return 0;
 		} else if (strcmp(m.state, "STARTING") != 0) {
-			snprintf(why, wl, "%s is %s, not RUNNING", name, m.state);
+			snprintf(why, wl, "%.255s is %s, not RUNNING", name,
+			    m.state);
 			return -1;
 		}
 		if (gotsig && !late) {
@@ -3574,7 +3638,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			return -1;
 		}
 		if (now() >= end) {
-			snprintf(why, wl, "%s is still %s after %lds", name,
+			snprintf(why, wl, "%.255s is still %s after %lds", name,
 			    m.state, (long)(end - stepstart));
 			return -1;
 		}
@@ -3780,7 +3844,9 @@ prune_logs(void)
 		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
 		o = xrealloc(o, (n + 1) * sizeof(*o));
-		snprintf(o[n].name, sizeof(o[n].name), "%s", d->d_name);
+		/* len < sizeof(sha) == sizeof(o[n].name): a copy, not a
+		 * snprintf that gcc -Os thinks may truncate */
+		memcpy(o[n].name, d->d_name, len + 1);
 		o[n++].mtime = (long long)st.st_mtime;
 	}
 	if (n > 1)
@@ -4788,7 +4854,7 @@ cmd_log(const char *rev)
 		hits++;
 		if ((long long)st.st_mtime > bestt) {
 			bestt = (long long)st.st_mtime;
-			snprintf(best, sizeof(best), "%s", d->d_name);
+			memcpy(best, d->d_name, l + 1);	/* l < sizeof(best) */
 		}
 	}
 	if (rev && hits > 1)
