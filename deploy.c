@@ -5409,7 +5409,13 @@ main(int argc, char *argv[])
 	ended = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
 	argc -= optind;
 	argv += optind;
-	cmd = argc > 0 ? argv[0] : "deploy";
+	if (argc == 0) {	/* no command: deploy */
+		static char dflt[] = "deploy", *dargv[] = { dflt, NULL };
+
+		argc = 1;
+		argv = dargv;
+	}
+	cmd = argv[0];
 	if (argc > 1 && !ended) {
 		/* options may follow the command too, as in "deploy prune
 		 * -k 2" or "deploy rollback -n"; "--", before the command or

@@ -18,17 +18,18 @@ rc_is 0 "deploy C"
 # ---- list
 run_deploy list
 rc_is 0 "list exits 0"
-# INTERFACE.md: SHA  STATE  YYYY-MM-DD HH:MM:SS  MARK (columns may be padded)
-LINE_RE='^[0-9a-f]{40}  +(complete|failed|incomplete|foreign)  +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(  +(current|rollback))? *$'
+# INTERFACE.md: SHA  STATE  YYYY-MM-DD HH:MM:SS  MARK  SUBJECT (columns
+# may be padded; MARK is "-" when none)
+LINE_RE='^[0-9a-f]{40}  +(complete|failed|incomplete|foreign)  +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}  +(current|rollback|-)  +v[0-9]$'
 if grep -Evq -- "$LINE_RE" "$T/out"; then
-	fail "list lines are SHA  STATE  DATE TIME  [MARK]"
+	fail "list lines are SHA  STATE  DATE TIME  MARK  SUBJECT"
 	grep -Ev -- "$LINE_RE" "$T/out" | sed 's/^/# bad line: /' >&2
 else
-	pass "list lines are SHA  STATE  DATE TIME  [MARK]"
+	pass "list lines are SHA  STATE  DATE TIME  MARK  SUBJECT"
 fi
 is "$(awk '{ print $1 }' "$T/out" | tr '\n' ' ')" "$C $B $A " "list is newest first"
 is "$(awk '{ print $2 }' "$T/out" | tr '\n' ' ')" "complete complete complete " "all complete"
-is "$(awk '{ print $5 }' "$T/out" | tr '\n' ' ')" "current rollback  " "C current, B the rollback target"
+is "$(awk '{ print $5 }' "$T/out" | tr '\n' ' ')" "current rollback - " "C current, B the rollback target"
 today=$(date +%Y-%m-%d)
 grep_ok "the time is when it was prepared (today)" "$T/out" "^$C  +complete  +$today "
 
