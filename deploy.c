@@ -3533,9 +3533,9 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	struct vcopy c;
 	struct stat st;
 	char why[PATH_MAX + 256], **argv = NULL, **want = NULL, **have = NULL;
-	char *out = NULL, *got, **w, **h;
-	int sfd = -1, dfd = -1, r = -1, sig;
-	size_t nun = 0;
+	char *out = NULL, *got, **w, **h, *cpath = NULL, *cons = NULL;
+	int sfd = -1, dfd = -1, cfd, r = -1, sig;
+	size_t nun = 0, cn;
 
 	memset(&c, 0, sizeof(c));
 	c.from = fmtpath("%s/venvs/%s", root, src);
@@ -3580,7 +3580,8 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	}
 	if ((have = venv_dists(c.to, why, sizeof(why))) == NULL)
 		goto out;
-	/* uninstall what a fresh build would not hold at that version */
+	/* uninstall what a fresh build would not hold; pip install moves
+	 * the rest to the versions the dry run named (constraints) */
 	free_words(argv);
 	argv = words_plus("x", "-m", "pip", "uninstall", "-y", (char *)NULL);
 	free(argv[0]);
@@ -3588,12 +3589,15 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	for (h = have; *h; h++) {
 		if (is_seed(*h))
 			continue;
-		for (w = want; *w && strcmp(*w, *h) != 0; w++)
-			;
-		if (*w != NULL)
-			continue;
 		got = xstrdup(*h);
 		*strchr(got, ' ') = '\0';
+		for (w = want; *w && (strncmp(*w, got, strlen(got)) != 0 ||
+		    (*w)[strlen(got)] != ' '); w++)
+			;
+		if (*w != NULL) {
+			free(got);
+			continue;
+		}
 		{
 			size_t k;
 
@@ -3608,12 +3612,35 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	if (nun > 0 && derive_run(argv, o, why, sizeof(why)) == -1)
 		goto out;
 	free_words(argv);
-	argv = words_plus("x", "-m", "pip", "install", "-r", reqpath,
-	    (char *)NULL);
+	cpath = fmtpath("%s/.deploy-constraints", c.to);
+	for (w = want, cn = 0; *w; w++)
+		if (!is_seed(*w))
+			cn += strlen(*w) + 2;
+	cons = xrealloc(NULL, cn + 1);
+	for (w = want, cn = 0; *w; w++)
+		if (!is_seed(*w)) {
+			got = strchr(*w, ' ');
+			cn += (size_t)sprintf(cons + cn, "%.*s==%s\n",
+			    (int)(got - *w), *w, got + 1);
+		}
+	if ((cfd = open(cpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1 || write_all(cfd, cons, cn) == -1) {
+		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
+		if (cfd != -1)
+			close(cfd);
+		goto out;
+	}
+	if (close(cfd) == -1) {
+		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
+		goto out;
+	}
+	argv = words_plus("x", "-m", "pip", "install", "-r", reqpath, "-c",
+	    cpath, (char *)NULL);
 	free(argv[0]);
 	argv[0] = fmtpath("%s/bin/python", c.to);
 	if (derive_run(argv, o, why, sizeof(why)) == -1)
 		goto out;
+	unlink(cpath);
 	got = venv_seeds(c.to);
 	if (strcmp(got, seeds) != 0)
 		snprintf(why, sizeof(why), "pip, setuptools or wheel differ "
@@ -3650,6 +3677,8 @@ out:
 	if (have != NULL)
 		free_words(have);
 	free(out);
+	free(cpath);
+	free(cons);
 	free((char *)c.from);
 	free((char *)c.to);
 	if (sig)
