@@ -21,6 +21,9 @@
 #include <sys/time.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/fs.h>		/* FICLONE */
 #endif
 
 #include <ctype.h>
@@ -3034,26 +3037,747 @@ venv_done(int vfd, const char *key)
 	return r;
 }
 
+/* Flushes the file system fd is on (Linux), or every one. */
 static void
-mark_venv_done(const char *key)
+flush_fs(int fd)
+{
+#ifdef __linux__
+	if (fd != -1 && syscall(SYS_syncfs, fd) == 0)
+		return;
+#else
+	(void)fd;
+#endif
+	sync();
+}
+
+/*
+ * The venv's files durable first, then its record (what it was built
+ * with and from), then the mark that says it is complete: a crash never
+ * leaves a mark on a venv whose files are not all on disk.
+ */
+static void
+mark_venv_done(const char *key, const char *rec, size_t n)
 {
 	char *m = fmtpath("venvs/%s/.deploy-complete", key);
+	char *b = fmtpath("venvs/%s/.deploy-built", key);
 	char *d = fmtpath("venvs/%s", key);
-	int fd;
+	int fd, dfd;
 
+	if ((dfd = openat(rootfd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		die(EXIT_FAILED, "%s/%s: %s", root, d, strerror(errno));
+	flush_fs(dfd);
+	if ((fd = openat(rootfd, b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0644)) == -1 || write_all(fd, rec, n) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1)
+		die(EXIT_FAILED, "%s/%s: %s", root, b, strerror(errno));
 	if ((fd = openat(rootfd, m, O_WRONLY | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0644)) == -1 || fsync(fd) == -1 || close(fd) == -1)
 		die(EXIT_FAILED, "%s/%s: %s", root, m, strerror(errno));
-	if ((fd = openat(rootfd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		fsync(fd);
-		close(fd);
-	}
+	fsync(dfd);
+	close(dfd);
 	free(m);
+	free(b);
 	free(d);
 }
 
 /* Removes the partial release and exits with status. */
 static void fail_build(const char *sha, int status);
+
+/* ---- a new venv derived from the most similar one ---- */
+
+#define VREC	".deploy-built"	/* in venvs/KEY: built with what, from what */
+#define DERIVE_MAX	(1 << 20)	/* requirements compared line by line */
+#define DRYRUN_MAX	(1 << 20)	/* pip's dry-run output kept */
+
+/* the first n bytes at w in the len bytes at s, or NULL */
+static const char *
+find_bytes(const char *s, size_t len, const char *w, size_t n)
+{
+	const char *p, *e = s + len;
+
+	for (p = s; n > 0 && (size_t)(e - p) >= n; p++) {
+		if ((p = memchr(p, w[0], (size_t)(e - p) - n + 1)) == NULL)
+			return NULL;
+		if (memcmp(p, w, n) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+struct vcopy {
+	const char	*from, *to;	/* the old venv's absolute path, the new */
+	size_t		 fromlen, tolen;
+	char		 why[PATH_MAX + 128];
+};
+
+/* buf with every c->from made c->to, or NULL when it names none */
+static char *
+rewrite_path(const char *buf, size_t n, const struct vcopy *c, size_t *outn)
+{
+	const char *p = buf, *q, *e = buf + n;
+	char *out = NULL;
+	size_t on = 0;
+
+	while ((q = find_bytes(p, (size_t)(e - p), c->from, c->fromlen)) != NULL) {
+		out = xrealloc(out, on + (size_t)(q - p) + c->tolen + 1);
+		memcpy(out + on, p, (size_t)(q - p));
+		on += (size_t)(q - p);
+		memcpy(out + on, c->to, c->tolen);
+		on += c->tolen;
+		p = q + c->fromlen;
+	}
+	if (out == NULL)
+		return NULL;
+	out = xrealloc(out, on + (size_t)(e - p) + 1);
+	memcpy(out + on, p, (size_t)(e - p));
+	*outn = on + (size_t)(e - p);
+	return out;
+}
+
+static int
+copy_fail(struct vcopy *c, const char *rel, const char *name, const char *why)
+{
+	snprintf(c->why, sizeof(c->why), "%s/%s%s%s: %s", c->from, rel,
+	    *rel ? "/" : "", name, why);
+	return -1;
+}
+
+/*
+ * A file of the old venv into the new one, its mode and times kept (a
+ * .pyc is checked against its source's mtime). One that names the old
+ * venv is rewritten; a binary one only when both paths have one length
+ * (they do: keys are fixed width), so offsets inside it hold. The rest is
+ * a reflink where the file system has them, else a copy: never a hard
+ * link, so a write in one venv never shows in another.
+ */
+static int
+copy_file(int sfd, int dfd, const char *rel, const char *name,
+    struct vcopy *c)
+{
+	struct timespec ts[2];
+	struct stat st;
+	char *buf = NULL, *nb = NULL;
+	size_t n = 0, nn = 0;
+	ssize_t k = 0;
+	int in, out = -1, r = -1, done = 0;
+
+	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(in, &st) == -1) {
+		copy_fail(c, rel, name, strerror(errno));
+		goto out;
+	}
+	buf = xrealloc(NULL, (size_t)st.st_size + 1);
+	while (n < (size_t)st.st_size && ((k = read(in, buf + n,
+	    (size_t)st.st_size - n)) > 0 || (k == -1 && errno == EINTR)))
+		if (k > 0)
+			n += (size_t)k;
+	if (k == -1 || n != (size_t)st.st_size) {
+		copy_fail(c, rel, name, k == -1 ? strerror(errno) :
+		    "changed while copied");
+		goto out;
+	}
+	if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
+		copy_fail(c, rel, name, strerror(errno));
+		goto out;
+	}
+	if (memchr(buf, '\0', n) == NULL || c->fromlen == c->tolen)
+		nb = rewrite_path(buf, n, c, &nn);
+	if (nb != NULL) {
+		if (write_all(out, nb, nn) == -1)
+			goto werr;
+		done = 1;
+	}
+#ifdef __linux__
+	if (!done && n > 0 && ioctl(out, FICLONE, in) == 0)
+		done = 1;
+	if (!done && n > 0) {
+		long long oi = 0, oo = 0;
+		long cr;
+
+		while ((size_t)oi < n && (cr = syscall(SYS_copy_file_range, in,
+		    &oi, out, &oo, n - (size_t)oi, 0)) > 0)
+			;
+		if ((size_t)oi == n)
+			done = 1;
+		else if (ftruncate(out, 0) == -1)
+			goto werr;
+	}
+#endif
+	if (!done && write_all(out, buf, n) == -1)
+		goto werr;
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (fchmod(out, st.st_mode & 07777) == -1 || futimens(out, ts) == -1)
+		goto werr;
+	r = 0;
+	goto out;
+werr:
+	copy_fail(c, rel, name, strerror(errno));
+out:
+	if (out != -1 && close(out) == -1 && r == 0)
+		r = copy_fail(c, rel, name, strerror(errno));
+	if (in != -1)
+		close(in);
+	free(nb);
+	free(buf);
+	return r;
+}
+
+/* the tree at sfd into the empty folder dfd: files, folders and links */
+static int
+copy_tree(int sfd, int dfd, const char *rel, struct vcopy *c)
+{
+	struct timespec ts[2];
+	struct dirent *d;
+	struct stat st;
+	char *sub, lt[PATH_MAX + 1], *nl;
+	ssize_t ll;
+	DIR *dp;
+	int fd, s2 = -1, d2 = -1, r = 0;
+
+	if ((fd = dup(sfd)) == -1 || (dp = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return copy_fail(c, rel, ".", strerror(errno));
+	}
+	while (r == 0 && (errno = 0, d = readdir(dp)) != NULL) {
+		const char *nm = d->d_name;
+
+		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 ||
+		    (*rel == '\0' && strncmp(nm, ".deploy-", 8) == 0))
+			continue;
+		if (gotsig)
+			r = copy_fail(c, rel, nm, "interrupted");
+		else if (fstatat(sfd, nm, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			r = copy_fail(c, rel, nm, strerror(errno));
+		else if (S_ISREG(st.st_mode))
+			r = copy_file(sfd, dfd, rel, nm, c);
+		else if (S_ISLNK(st.st_mode)) {
+			size_t nn;
+
+			if ((ll = readlinkat(sfd, nm, lt, sizeof(lt) - 1)) == -1)
+				r = copy_fail(c, rel, nm, strerror(errno));
+			else {
+				lt[ll] = '\0';
+				/* an absolute target into the old venv */
+				nl = strncmp(lt, c->from, c->fromlen) == 0 &&
+				    (lt[c->fromlen] == '/' || lt[c->fromlen] ==
+				    '\0') ? rewrite_path(lt, (size_t)ll, c, &nn) :
+				    NULL;
+				if (nl != NULL)
+					nl[nn] = '\0';
+				if (symlinkat(nl ? nl : lt, dfd, nm) == -1)
+					r = copy_fail(c, rel, nm, strerror(errno));
+				free(nl);
+			}
+		} else if (S_ISDIR(st.st_mode)) {
+			sub = *rel ? fmtpath("%s/%s", rel, nm) : xstrdup(nm);
+			if (mkdirat(dfd, nm, 0700) == -1 || (s2 = openat(sfd, nm,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+			    (d2 = openat(dfd, nm, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC)) == -1)
+				r = copy_fail(c, rel, nm, strerror(errno));
+			else if ((r = copy_tree(s2, d2, sub, c)) == 0) {
+				ts[0] = st.st_atim;
+				ts[1] = st.st_mtim;
+				if (fchmod(d2, st.st_mode & 07777) == -1 ||
+				    futimens(d2, ts) == -1)
+					r = copy_fail(c, rel, nm, strerror(errno));
+			}
+			if (s2 != -1)
+				close(s2);
+			if (d2 != -1)
+				close(d2);
+			s2 = d2 = -1;
+			free(sub);
+		} else
+			r = copy_fail(c, rel, nm, "not a file, folder or link");
+	}
+	if (r == 0 && errno != 0)
+		r = copy_fail(c, rel, ".", strerror(errno));
+	closedir(dp);
+	return r;
+}
+
+/* PEP 503: lower case, each run of - _ . one - */
+static void
+norm_name(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++)
+		if (*s == '-' || *s == '_' || *s == '.') {
+			if (d == s || d[-1] != '-')
+				*d++ = '-';
+		} else
+			*d++ = (char)tolower((unsigned char)*s);
+	*d = '\0';
+}
+
+static int
+strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The distributions installed in the venv at vpath, as sorted
+ * "name version" words (names normalized), read from the names of the
+ * .dist-info folders in site-packages. NULL, with why, for anything pip
+ * may have made otherwise (an .egg-info, two pythons).
+ */
+static char **
+venv_dists(const char *vpath, char *why, size_t wl)
+{
+	char **v = NULL, *lib = fmtpath("%s/lib", vpath), *sp = NULL, *e, *w;
+	struct dirent *d;
+	size_t n = 0;
+	DIR *dp;
+
+	if ((dp = opendir(lib)) == NULL) {
+		snprintf(why, wl, "%s: %s", lib, strerror(errno));
+		goto fail;
+	}
+	while ((d = readdir(dp)) != NULL)
+		if (strncmp(d->d_name, "python", 6) == 0) {
+			if (sp != NULL) {
+				snprintf(why, wl, "%s: two pythons", lib);
+				closedir(dp);
+				goto fail;
+			}
+			sp = fmtpath("%s/%s/site-packages", lib, d->d_name);
+		}
+	closedir(dp);
+	if (sp == NULL || (dp = opendir(sp)) == NULL) {
+		snprintf(why, wl, "%s: %s", sp ? sp : lib,
+		    sp ? strerror(errno) : "no site-packages");
+		goto fail;
+	}
+	v = xrealloc(NULL, sizeof(*v));
+	while ((d = readdir(dp)) != NULL) {
+		size_t l = strlen(d->d_name);
+
+		if (l > 9 && strcmp(d->d_name + l - 9, ".egg-info") == 0) {
+			snprintf(why, wl, "%s/%s: not a wheel's install", sp,
+			    d->d_name);
+			closedir(dp);
+			goto fail;
+		}
+		if (l <= 10 || strcmp(d->d_name + l - 10, ".dist-info") != 0)
+			continue;
+		w = xstrdup(d->d_name);
+		w[l - 10] = '\0';
+		/* the wheel spec escapes '-' in both: the first splits */
+		if ((e = strchr(w, '-')) == NULL) {
+			snprintf(why, wl, "%s/%s: no version", sp, d->d_name);
+			free(w);
+			closedir(dp);
+			goto fail;
+		}
+		*e = '\0';
+		norm_name(w);
+		v[n] = fmtpath("%s %s", w, e + 1);
+		free(w);
+		v = xrealloc(v, (++n + 1) * sizeof(*v));
+	}
+	closedir(dp);
+	v[n] = NULL;
+	qsort(v, n, sizeof(*v), strp_cmp);
+	free(lib);
+	free(sp);
+	return v;
+fail:
+	if (v != NULL) {
+		v[n] = NULL;
+		free_words(v);
+	}
+	free(lib);
+	free(sp);
+	return NULL;
+}
+
+static int
+is_seed(const char *nv)
+{
+	static const char *seeds[] = { "pip ", "setuptools ", "wheel ",
+	    "distribute ", NULL };
+	const char **s;
+
+	for (s = seeds; *s; s++)
+		if (strncmp(nv, *s, strlen(*s)) == 0)
+			return 1;
+	return 0;
+}
+
+/* what virtualenv put in: "pip 23.0.1,setuptools 66.1.1,..." or "?" */
+static char *
+venv_seeds(const char *vpath)
+{
+	char why[PATH_MAX + 64], **v = venv_dists(vpath, why, sizeof(why)), **p;
+	char *s = xstrdup(""), *t;
+
+	if (v == NULL) {
+		free(s);
+		return xstrdup("?");
+	}
+	for (p = v; *p; p++)
+		if (is_seed(*p)) {
+			t = fmtpath("%s%s%s", s, *s ? "," : "", *p);
+			free(s);
+			s = t;
+		}
+	free_words(v);
+	return s;
+}
+
+/* the record a complete shared venv keeps: base, seeds, requirements */
+static char *
+venv_record(unsigned long long base, const char *seeds, const char *reqs,
+    size_t len, size_t *n)
+{
+	char *h = fmtpath("deploy-venv 1\nbase %016llx\nseeds %s\n"
+	    "requirements\n", base, seeds), *r;
+	size_t hl = strlen(h);
+
+	r = xrealloc(NULL, hl + len + 1);
+	memcpy(r, h, hl);
+	if (len > 0)
+		memcpy(r + hl, reqs, len);
+	r[hl + len] = '\0';
+	*n = hl + len;
+	free(h);
+	return r;
+}
+
+/* lines of b (not blank) that a has too */
+static size_t
+common_lines(const char *a, size_t al, const char *b, size_t bl)
+{
+	const char *l, *p, *e = b + bl, *q, *ae = a + al, *m;
+	size_t score = 0, n;
+
+	for (l = b; l < e; l = p + 1) {
+		if ((p = memchr(l, '\n', (size_t)(e - l))) == NULL)
+			p = e;
+		n = (size_t)(p - l);
+		if (n == 0 || (n == 1 && *l == '\r'))
+			continue;
+		for (q = a; q < ae; q = m + 1) {
+			if ((m = memchr(q, '\n', (size_t)(ae - q))) == NULL)
+				m = ae;
+			if ((size_t)(m - q) == n && memcmp(q, l, n) == 0) {
+				score++;
+				break;
+			}
+		}
+	}
+	return score;
+}
+
+/*
+ * The complete venv to derive the new one from: built by the same python
+ * and virtualenv command (base), from requirements sharing the most lines
+ * with reqs, the current release's first. Its key in src, its seeds in
+ * *seeds; -1 when there is none.
+ */
+static int
+derive_source(int vfd, unsigned long long base, const char *reqs, size_t len,
+    const char *key, char src[17], char **seeds)
+{
+	char cur[PATH_MAX], *rec, *p, *q, *name, want[32];
+	size_t n, score, best = 0;
+	ssize_t cl;
+	struct dirent *d;
+	DIR *dp;
+	int fd;
+
+	if (len > DERIVE_MAX || (fd = dup(vfd)) == -1)
+		return -1;
+	if ((dp = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	cur[0] = '\0';
+	if ((cl = readlinkat(rootfd, "current/.venv", cur, sizeof(cur) - 1)) > 0) {
+		cur[cl] = '\0';
+		if ((p = strrchr(cur, '/')) != NULL)
+			memmove(cur, p + 1, strlen(p));
+	} else
+		cur[0] = '\0';
+	snprintf(want, sizeof(want), "base %016llx\n", base);
+	*seeds = NULL;
+	rewinddir(dp);
+	while ((d = readdir(dp)) != NULL) {
+		name = d->d_name;
+		if (name[0] == '.' || strlen(name) != 16 ||
+		    strcmp(name, key) == 0 || !venv_done(dirfd(dp), name))
+			continue;
+		p = fmtpath("%s/%s", name, VREC);
+		rec = read_file_at(dirfd(dp), p, DERIVE_MAX + 4096, &n, NULL);
+		free(p);
+		if (rec == NULL)
+			continue;
+		/* "deploy-venv 1\nbase X\nseeds S\nrequirements\n" */
+		if (strncmp(rec, "deploy-venv 1\n", 14) != 0 ||
+		    strncmp(rec + 14, want, strlen(want)) != 0 ||
+		    strncmp(p = rec + 14 + strlen(want), "seeds ", 6) != 0 ||
+		    (q = strchr(p, '\n')) == NULL || q - p == 7 ||
+		    strncmp(q + 1, "requirements\n", 13) != 0 ||
+		    strncmp(p + 6, "?\n", 2) == 0) {
+			free(rec);
+			continue;
+		}
+		*q = '\0';
+		score = common_lines(q + 14, n - (size_t)(q + 14 - rec), reqs, len);
+		if (strcmp(name, cur) == 0 && score > 0)
+			score = (size_t)-1;	/* the venv running now */
+		if (score > best) {
+			best = score;
+			memcpy(src, name, 17);
+			free(*seeds);
+			*seeds = xstrdup(p + 6);
+		}
+		free(rec);
+	}
+	closedir(dp);
+	return best > 0 ? 0 : -1;
+}
+
+/* the "name version" words of pip's "Would install a-1.0 b_c-2.0" line */
+static char **
+dryrun_dists(const char *out)
+{
+	const char *l, *p;
+	char **v, **w, *dash, err[128];
+	size_t n;
+
+	for (l = out; l != NULL; l = (l = strchr(l, '\n')) ? l + 1 : NULL)
+		if (strncmp(l, "Would install ", 14) == 0)
+			break;
+	if (l == NULL)
+		return NULL;
+	p = strchr(l, '\n');
+	{
+		char *line = xrealloc(NULL, (p ? (size_t)(p - l) : strlen(l)) + 1);
+
+		memcpy(line, l + 14, (p ? (size_t)(p - l) : strlen(l)) - 14);
+		line[(p ? (size_t)(p - l) : strlen(l)) - 14] = '\0';
+		v = split_words(line, err, sizeof(err));
+		free(line);
+	}
+	if (v == NULL)
+		return NULL;
+	for (n = 0, w = v; *w; w++, n++) {
+		/* versions have no '-': the last one splits */
+		if ((dash = strrchr(*w, '-')) == NULL || dash == *w) {
+			free_words(v);
+			return NULL;
+		}
+		*dash = '\0';
+		norm_name(*w);
+		dash = fmtpath("%s %s", *w, dash + 1);
+		free(*w);
+		*w = dash;
+	}
+	qsort(v, n, sizeof(*v), strp_cmp);
+	return v;
+}
+
+/* the venv step's line for a derived venv */
+static void
+step_ok_derived(const char *src)
+{
+	logf_("== [%d] venv ok %.2fs (derived from venvs/%s)\n", stepno,
+	    now() - stepstart, src);
+	if (!qflag) {
+		printf("[%d] venv ok %.2fs (derived from venvs/%s)\n", stepno,
+		    now() - stepstart, src);
+		fflush(stdout);
+	}
+}
+
+/* runs argv in the venv being derived; why says what failed */
+static int
+derive_run(char **argv, struct runopts *o, char *why, size_t wl)
+{
+	struct result r;
+
+	if (run(argv, o, &r) == 0)
+		return 0;
+	snprintf(why, wl, "pip: %s", why_failed(&r, argv[0], o->timeout));
+	return -1;
+}
+
+/*
+ * venvs/key as a copy of venvs/src, its paths rewritten, then pip makes
+ * it what a fresh build would be: a dry run of a fresh resolve says which
+ * distributions at which versions the requirements need, everything else
+ * the copy holds is uninstalled, then pip install -r adds what is
+ * missing. The seeds (pip, setuptools, wheel) must come out as
+ * virtualenv made them. 0 when done; -1, the folder removed, when the
+ * caller must build from nothing.
+ */
+static int
+derive_venv(const char *sha, int vfd, const char *key, const char *src,
+    const char *seeds, const char *reqpath, struct runopts *o)
+{
+	struct vcopy c;
+	struct stat st;
+	char why[PATH_MAX + 256], **argv = NULL, **want = NULL, **have = NULL;
+	char *out = NULL, *got, **w, **h, *cpath = NULL, *cons = NULL;
+	int sfd = -1, dfd = -1, cfd, r = -1, sig;
+	size_t nun = 0, cn;
+
+	memset(&c, 0, sizeof(c));
+	c.from = fmtpath("%s/venvs/%s", root, src);
+	c.to = fmtpath("%s/venvs/%s", root, key);
+	c.fromlen = strlen(c.from);
+	c.tolen = strlen(c.to);
+	why[0] = '\0';
+
+	step_begin("venv");
+	logf_("deriving %s from %s\n", c.to, c.from);
+	if ((sfd = openat(vfd, src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fstat(sfd, &st) == -1)
+		snprintf(why, sizeof(why), "%s: %s", c.from, strerror(errno));
+	else if (mkdirat(vfd, key, 0700) == -1 || (dfd = openat(vfd, key,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		snprintf(why, sizeof(why), "%s: %s", c.to, strerror(errno));
+	else if (copy_tree(sfd, dfd, "", &c) == -1)
+		snprintf(why, sizeof(why), "copy: %s", c.why);
+	else if (fchmod(dfd, st.st_mode & 07777) == -1)
+		snprintf(why, sizeof(why), "%s: %s", c.to, strerror(errno));
+	if (why[0] != '\0')
+		goto out;
+	step_ok_derived(src);
+
+	step_begin("pip");
+	out = xrealloc(NULL, DRYRUN_MAX);
+	out[0] = '\0';
+	argv = words_plus("x", "-m", "pip", "install", "--dry-run",
+	    "--ignore-installed", "-r", reqpath, (char *)NULL);
+	free(argv[0]);
+	argv[0] = fmtpath("%s/bin/python", c.to);
+	o->out = out;
+	o->outlen = DRYRUN_MAX;
+	if (derive_run(argv, o, why, sizeof(why)) == -1)
+		goto out;
+	o->out = NULL;
+	o->outlen = 0;
+	if (strlen(out) >= DRYRUN_MAX - 1 || (want = dryrun_dists(out)) == NULL) {
+		snprintf(why, sizeof(why), "pip's dry run did not say what it "
+		    "would install");
+		goto out;
+	}
+	if ((have = venv_dists(c.to, why, sizeof(why))) == NULL)
+		goto out;
+	/* uninstall what a fresh build would not hold; pip install moves
+	 * the rest to the versions the dry run named (constraints) */
+	free_words(argv);
+	argv = words_plus("x", "-m", "pip", "uninstall", "-y", (char *)NULL);
+	free(argv[0]);
+	argv[0] = fmtpath("%s/bin/python", c.to);
+	for (h = have; *h; h++) {
+		if (is_seed(*h))
+			continue;
+		got = xstrdup(*h);
+		*strchr(got, ' ') = '\0';
+		for (w = want; *w && (strncmp(*w, got, strlen(got)) != 0 ||
+		    (*w)[strlen(got)] != ' '); w++)
+			;
+		if (*w != NULL) {
+			free(got);
+			continue;
+		}
+		{
+			size_t k;
+
+			for (k = 0; argv[k]; k++)
+				;
+			argv = xrealloc(argv, (k + 2) * sizeof(*argv));
+			argv[k] = got;
+			argv[k + 1] = NULL;
+		}
+		nun++;
+	}
+	if (nun > 0 && derive_run(argv, o, why, sizeof(why)) == -1)
+		goto out;
+	free_words(argv);
+	cpath = fmtpath("%s/.deploy-constraints", c.to);
+	for (w = want, cn = 0; *w; w++)
+		if (!is_seed(*w))
+			cn += strlen(*w) + 2;
+	cons = xrealloc(NULL, cn + 1);
+	for (w = want, cn = 0; *w; w++)
+		if (!is_seed(*w)) {
+			got = strchr(*w, ' ');
+			cn += (size_t)sprintf(cons + cn, "%.*s==%s\n",
+			    (int)(got - *w), *w, got + 1);
+		}
+	if ((cfd = open(cpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1 || write_all(cfd, cons, cn) == -1) {
+		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
+		if (cfd != -1)
+			close(cfd);
+		goto out;
+	}
+	if (close(cfd) == -1) {
+		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
+		goto out;
+	}
+	argv = words_plus("x", "-m", "pip", "install", "-r", reqpath, "-c",
+	    cpath, (char *)NULL);
+	free(argv[0]);
+	argv[0] = fmtpath("%s/bin/python", c.to);
+	if (derive_run(argv, o, why, sizeof(why)) == -1)
+		goto out;
+	unlink(cpath);
+	got = venv_seeds(c.to);
+	if (strcmp(got, seeds) != 0)
+		snprintf(why, sizeof(why), "pip, setuptools or wheel differ "
+		    "from what virtualenv installs (%s, not %s)", got, seeds);
+	free(got);
+	if (why[0] != '\0')
+		goto out;
+	step_ok("pip");
+	r = 0;
+out:
+	o->out = NULL;
+	o->outlen = 0;
+	sig = gotsig;
+	if (r == -1) {
+		if (!sig) {
+			logf_("venv derive failed: %s; building from nothing\n",
+			    why);
+			warnx("venv derive failed: %s; building from nothing",
+			    printable(why));
+		}
+		if (dfd != -1)
+			close(dfd);
+		dfd = -1;
+		remove_in(vfd, "venvs", key);
+	}
+	if (sfd != -1)
+		close(sfd);
+	if (dfd != -1)
+		close(dfd);
+	if (argv != NULL)
+		free_words(argv);
+	if (want != NULL)
+		free_words(want);
+	if (have != NULL)
+		free_words(have);
+	free(out);
+	free(cpath);
+	free(cons);
+	free((char *)c.from);
+	free((char *)c.to);
+	if (sig)
+		fail_build(sha, 128 + sig);
+	return r;
+}
 
 #define REQS_MAX	(64 << 20)	/* bytes of requirements a key covers */
 
@@ -3062,8 +3786,10 @@ static void
 step_venv_pip(const char *sha, const char *rdir)
 {
 	char *reqpath, *buf = NULL, key[17], *vpath, *lnk, *dot, **argv;
+	char src[17], *seeds = NULL, *rec;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	unsigned long long h = 1469598103934665603ULL;
+	unsigned long long h = 1469598103934665603ULL, base = h;
+	size_t recn;
 	char *extra[3] = { NULL, NULL, NULL };
 	struct result r;
 	struct stat st;
@@ -3108,6 +3834,10 @@ step_venv_pip(const char *sha, const char *rdir)
 	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
 	python_id(&h);
 	snprintf(key, sizeof(key), "%016llx", h);
+	/* what a venv is derived from must share these: the same python
+	 * and virtualenv command */
+	base = fnv(base, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
+	python_id(&base);
 	if (getenv("PIP_CACHE_DIR") == NULL && getenv("PIP_NO_CACHE_DIR") == NULL)
 		extra[ne++] = fmtpath("PIP_CACHE_DIR=%s/%s/pip-cache", root, STATE);
 	if (getenv("PIP_DISABLE_PIP_VERSION_CHECK") == NULL)
@@ -3137,11 +3867,20 @@ step_venv_pip(const char *sha, const char *rdir)
 			goto done;
 		}
 		remove_in(vfd, "venvs", key);	/* a broken one is never reused */
+		/* changed requirements: from the nearest venv when there is one */
+		if (buf != NULL && derive_source(vfd, base, buf, len, key, src,
+		    &seeds) == 0 && derive_venv(sha, vfd, key, src, seeds,
+		    reqpath, &o) == 0)
+			goto mark;
+		free(seeds);
+		seeds = NULL;
 	}
 	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
 	if (run_step("venv", argv, &o, &r) == -1)
 		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
 	free_words(argv);
+	if (shared)	/* what virtualenv put in, before pip changes it */
+		seeds = venv_seeds(vpath);
 	if (buf == NULL) {
 		char why[PATH_MAX + 32];
 		snprintf(why, sizeof(why), "no %s", cfg.requirements);
@@ -3155,8 +3894,13 @@ step_venv_pip(const char *sha, const char *rdir)
 			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
 		free_words(argv);
 	}
-	if (shared)
-		mark_venv_done(key);
+mark:
+	if (shared) {
+		rec = venv_record(base, seeds, buf ? buf : "", len, &recn);
+		mark_venv_done(key, rec, recn);
+		free(rec);
+	}
+	free(seeds);
 done:
 	if (vfd != -1)
 		close(vfd);
@@ -3382,8 +4126,14 @@ build_release(const char *sha)
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
 
-	/* make the tree durable before the history says it is complete */
-	sync();
+	/* make the tree durable before the history says it is complete:
+	 * its file system only (a shared venv was flushed when marked) */
+	if ((fd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		sync();
+	else {
+		flush_fs(fd);
+		close(fd);
+	}
 	if (history_add(EV_COMPLETE, sha) == -1) {
 		nhist--;
 		fail_build(sha, EXIT_FAILED);

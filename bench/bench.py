@@ -25,7 +25,10 @@ flips every run, so drift and noise from other work fall on both sides):
   2 activate / rollback whole-process time (no program, restart or check)
   3 no-op deploy vs `git --git-dir=ROOT/repo fetch` of the same mirror
   4 code-only redeploy vs the post's script
-  5 cold deploy (requirements changed: new virtualenv + pip) vs the post's
+  5 cold deploy (requirements changed, a venv from nothing: a root with
+    reuse_venv = no) vs the post's
+  5b dependency bump (one pin changed; reuse_venv = yes derives the new
+    venv from the current one) vs the post's
   6 prune of a 50,000-file release vs rm -rf of an identical tree
   7 peak RSS of the deploy process itself (VmHWM at exit, under ptrace, so
     git's and pip's memory is not counted)
@@ -49,6 +52,7 @@ Environment:
   BENCH_DIR           where the work folder goes (default: bench/work)
   BENCH_KEEP=1        keep the work folder (it is kept anyway on failure)
   BENCH_ONLY=8        run figure 8 alone
+  BENCH_ONLY=5        run figures 4, 5 and 5b alone
 """
 import ctypes
 import os
@@ -83,6 +87,7 @@ PRUNE_FILES = env_int("BENCH_PRUNE_FILES", 50000, 100)
 PRUNE_FILE_SIZE = env_int("BENCH_PRUNE_FILE_SIZE", 0, 0)
 PRUNE_IN_DEPLOYS = os.environ.get("BENCH_PRUNE_IN_DEPLOYS") == "1"
 ONLY_8 = os.environ.get("BENCH_ONLY") == "8"
+ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -422,9 +427,12 @@ def trim_post(post):
 			os.rename(os.path.join(rel, n), os.path.join(trash, n))
 
 
-def deploy_bench(url, app, pins, ours, post, res):
-	"""Figures 4 and 5: per run a code-only commit, then a commit that
-	bumps one pin; both sides deploy each, in alternating order.
+def deploy_bench(url, app, pins, ours, post, cold, res):
+	"""Figures 4, 5 and 5b: per run a code-only commit, then a commit that
+	bumps one pin; both sides deploy each, in alternating order.  The bump
+	is deployed a third time by cold/, a root with reuse_venv = no, which
+	builds its venv from nothing (figure 5) where ours/ derives it from
+	the current one (5b).
 
 	Deleting old releases is figure 6's business and is left out of both
 	sides here: ours/ has keep = 100, and the post's root is trimmed to 4
@@ -435,9 +443,10 @@ def deploy_bench(url, app, pins, ours, post, res):
 	itself, and it lands unevenly: the post deletes a virtualenv on every
 	run, deploy only when a shared one falls out of use.
 	BENCH_PRUNE_IN_DEPLOYS=1 keeps keep = 5 on both sides, untrimmed."""
-	code_o, code_p, cold_o, cold_p = [], [], [], []
-	steps_code, steps_cold = [], []
+	code_o, code_p, cold_o, cold_p, bump_o, bump_p = [], [], [], [], [], []
+	steps_code, steps_cold, steps_bump = [], [], []
 	olog = os.path.join(LOGS, "ours.log")
+	clog = os.path.join(LOGS, "cold.log")
 	pargv, penv = post_script(post, url)
 	for r in range(RUNS):
 		for kind in ("code", "cold"):
@@ -450,9 +459,13 @@ def deploy_bench(url, app, pins, ours, post, res):
 			if not PRUNE_IN_DEPLOYS:
 				trim_post(post)
 			off = os.path.getsize(olog)
+			coff = os.path.getsize(clog)
 			sides = [("ours", lambda: timed(deploy(ours, "deploy"),
 			    log="ours.log")),
 			    ("post", lambda: timed(pargv, env=penv, log="post.log"))]
+			if kind == "cold":
+				sides.append(("cold", lambda: timed(deploy(cold,
+				    "deploy"), log="cold.log")))
 			if r % 2:
 				sides.reverse()
 			t = {}
@@ -467,13 +480,20 @@ def deploy_bench(url, app, pins, ours, post, res):
 				code_p.append(t["post"])
 				steps_code.append(st)
 			else:
-				cold_o.append(t["ours"])
+				expect_current(cold, sha, "deploy, reuse_venv = no "
+				    "(run %d)" % r, ver)
+				bump_o.append(t["ours"])
+				bump_p.append(t["post"])
+				steps_bump.append(st)
+				cold_o.append(t["cold"])
 				cold_p.append(t["post"])
-				steps_cold.append(st)
-			say("  run %d %-4s: deploy %6.2fs   post's script %6.2fs" % (r,
-			    kind, t["ours"], t["post"]))
+				steps_cold.append(step_times(clog, coff))
+			say("  run %d %-4s: deploy %6.2fs   post's script %6.2fs%s" % (
+			    r, kind, t["ours"], t["post"], "   from nothing %6.2fs" %
+			    t["cold"] if "cold" in t else ""))
 	res["code"] = (code_o, code_p, steps_code)
 	res["cold"] = (cold_o, cold_p, steps_cold)
+	res["bump"] = (bump_o, bump_p, steps_bump)
 
 
 def noop_bench(ours, res):
@@ -998,7 +1018,8 @@ def report(res, info):
 		rows.append((n, what, ours, base, ratio, target,
 		    "-" if ok is None else "pass" if ok else "MISS"))
 
-	details = main_rows(res, row) if "switch" in res else [""]
+	details = main_rows(res, row) if "switch" in res else \
+	    deploy_rows(res, row) if "code" in res else [""]
 	zd = res.get("zd")
 	if zd:
 		for side, what in (("recipe", "fcgi-program group, rolling"),
@@ -1038,14 +1059,7 @@ def main_rows(res, row):
 	row("3", "no-op deploy vs git fetch of its mirror",
 	    "%.1f ms" % (med(d) * 1e3), "%.1f ms" % (med(g) * 1e3),
 	    "%.2fx" % r, "<= 1.2x", r <= 1.2)
-	co, cp, _ = res["code"]
-	r = med(co) / med(cp)
-	row("4", "code-only redeploy vs post's script", "%.2f s" % med(co),
-	    "%.2f s" % med(cp), "%.2fx" % r, "<= 0.2x", r <= 0.2)
-	co, cp, _ = res["cold"]
-	r = med(co) / med(cp)
-	row("5", "cold deploy vs post's script", "%.2f s" % med(co),
-	    "%.2f s" % med(cp), "%.2fx" % r, "<= 1.0x", r <= 1.0)
+	deploy_rows(res, row)
 	dp, rr, _ = res["prune"]
 	r = med(dp) / med(rr)
 	row("6", "prune %d-file release vs rm -rf" % PRUNE_FILES,
@@ -1072,15 +1086,7 @@ def main_rows(res, row):
 		(med(act) - med(true)) * 1e3, (med(rb) - med(true)) * 1e3))
 	details.append("  3 no-op deploy %s ms, git fetch %s ms" % (
 	    spread(d, 1e3, "%.1f"), spread(g, 1e3, "%.1f")))
-	for key, n in (("code", "4 code-only"), ("cold", "5 cold")):
-		co, cp, steps = res[key]
-		names = []
-		for s in steps:
-			names += [k for k in s if k not in names]
-		bd = ", ".join("%s %.2f" % (k, med([s.get(k, 0) for s in steps]))
-		    for k in names)
-		details.append("  %s: deploy %s s, post's script %s s; deploy's steps "
-		    "(s): %s" % (n, spread(co), spread(cp), bd))
+	details += deploy_rows(res, None)[1:]
 	details.append("  6 prune %s s, rm -rf %s s (files of %d bytes)" % (
 	    spread(dp, fmt="%.3f"), spread(rr, fmt="%.3f"), PRUNE_FILE_SIZE))
 	details.append("  7 peak RSS (KiB, %s; 2 MB = 1953 KiB): %s; not in the "
@@ -1091,6 +1097,32 @@ def main_rows(res, row):
 		details.append("  4-5 leave deleting old releases out of both sides "
 		    "(BENCH_PRUNE_IN_DEPLOYS=1 puts it back); figure 6 times it")
 	return details
+
+
+def deploy_rows(res, row):
+	"""Figures 4, 5 and 5b: their rows (when row is given) and details."""
+	for key, n, what, target in (
+	    ("code", "4", "code-only redeploy vs post's script", 0.2),
+	    ("cold", "5", "cold deploy vs post's script", 1.0),
+	    ("bump", "5b", "dependency bump (one pin) vs post's script", 0.5)):
+		co, cp, _ = res[key]
+		r = med(co) / med(cp)
+		if row is not None:
+			row(n, what, "%.2f s" % med(co), "%.2f s" % med(cp),
+			    "%.2fx" % r, "<= %.1fx" % target, r <= target)
+	details = [""]
+	for key, n in (("code", "4 code-only"), ("cold", "5 cold (reuse_venv = "
+	    "no)"), ("bump", "5b bump")):
+		co, cp, steps = res[key]
+		names = []
+		for s in steps:
+			names += [k for k in s if k not in names]
+		bd = ", ".join("%s %.2f" % (k, med([s.get(k, 0) for s in steps]))
+		    for k in names)
+		details.append("  %s: deploy %s s, post's script %s s; deploy's steps "
+		    "(s): %s" % (n, spread(co), spread(cp), bd))
+	return details
+
 
 def report_table(res, info, rows, details):
 	hdr = ("#", "figure", "deploy", "baseline", "ratio", "target", "result")
@@ -1160,6 +1192,10 @@ def main():
 		setup_ours(ours, url, "test = python manage.py test\nkeep = %d\n" %
 		    (5 if PRUNE_IN_DEPLOYS else 100))
 		run(deploy(ours, "deploy"), log="ours.log")
+		cold = os.path.join(W, "cold")
+		setup_ours(cold, url, "test = python manage.py test\nkeep = %d\n"
+		    "reuse_venv = no\n" % (5 if PRUNE_IN_DEPLOYS else 100))
+		run(deploy(cold, "deploy"), log="cold.log")
 		setup_post(post, url, sha)
 		expect_current(ours, sha, "first deploy", "v0")
 		expect_current(post, sha, "post's first release", "v0")
@@ -1169,7 +1205,11 @@ def main():
 			for f in fs if f.endswith(".py") and "bd_" in rt),
 			count_files(os.path.join(ours, "releases", sha)), "file://")
 		say("bench: 4-5 code-only and cold deploys, %d runs" % RUNS)
-		deploy_bench(url, app, pins, ours, post, res)
+		deploy_bench(url, app, pins, ours, post, cold, res)
+		if ONLY_5:
+			report(res, info)
+			ok = True
+			return 0
 		say("bench: 3 no-op deploy vs git fetch, %d runs" % FAST)
 		noop_bench(ours, res)
 		say("bench: 1-2 switches, %d runs of %d" % (RUNS, SWITCHES))

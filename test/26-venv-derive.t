@@ -1,0 +1,133 @@
+#!/bin/sh
+# reuse_venv: a dependency bump derives the new venv from the nearest
+# complete one (the current release's first) instead of building it from
+# nothing: a copy with the old venv's path rewritten, then pip installs the
+# difference and removes what the new requirements no longer bring in. The
+# result must be what a fresh build gives (pip freeze), must name no other
+# venv, and must keep working once its source is gone. A derive that fails
+# builds from nothing; local paths still get a venv of their own.
+. "$(dirname "$0")/lib.sh"
+
+VENV="virtualenv -p python3"
+key_of() { readlink "$ROOT/releases/$1/.venv" | sed 's|.*/||'; }
+freeze() { "$1/bin/python" -m pip freeze 2>/dev/null | sort; }
+# fresh DIR: a venv built from nothing, as deploy would, with the app's
+# requirements
+fresh() {
+	rm -rf "$1"
+	$VENV "$1" >/dev/null 2>&1 &&
+		"$1/bin/python" -m pip install -q -r "$APP/requirements.txt" >/dev/null 2>&1
+}
+
+mkdir -p "$T/wheels"
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" helper 1.0 >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" tool 1.0 --script tool-cli \
+    --requires "helper>=1" >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
+setup_root "virtualenv = $VENV" "keep = 5"
+
+printf 'appdep==1.0\ntool==1.0\n' >"$APP/requirements.txt"
+A=$(new_commit a)
+run_deploy deploy
+rc_is 0 "deploy A"
+K1=$(key_of "$A")
+grep_ok "A's venv is built from nothing" "$T/out" '^\[[0-9]+\] venv ok [0-9.]+s$'
+ok "its record says what it was built from" grep -qx 'tool==1.0' "$ROOT/venvs/$K1/.deploy-built"
+
+# one pin bumped
+printf 'appdep==2.0\ntool==1.0\n' >"$APP/requirements.txt"
+B=$(new_commit b)
+run_deploy deploy
+rc_is 0 "deploy B, appdep bumped"
+K2=$(key_of "$B")
+isnt "$K2" "$K1" "B has a venv of its own"
+grep_ok "the venv step says it was derived from A's" "$T/out" \
+    "^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/$K1\)\$"
+grep_ok "pip ran" "$T/out" '^\[[0-9]+\] pip ok'
+grep_nok "virtualenv did not run" "$ROOT/.deploy/logs/$B.log" '^\$ virtualenv'
+grep_ok "pip installed the difference" "$ROOT/.deploy/logs/$B.log" \
+    "^\\\$ $ROOT/venvs/$K2/bin/python -m pip install -r "
+fresh "$T/freshB"
+is "$(freeze "$ROOT/venvs/$K2")" "$(freeze "$T/freshB")" \
+    "pip freeze of the derived venv is a fresh build's"
+ok "it is marked complete" test -f "$ROOT/venvs/$K2/.deploy-complete"
+ok "the app runs from B" app_runs_from "$B"
+is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "and imports appdep 2.0"
+
+# it names no other venv, and works once its source is gone
+left=$(grep -rl -- "$ROOT/venvs/$K1" "$ROOT/venvs/$K2" 2>/dev/null)
+is "$left" "" "no file of the derived venv names the old venv"
+left=$(find "$ROOT/venvs/$K2" -type l -lname "*$K1*")
+is "$left" "" "no link of the derived venv points into the old one"
+ok "activate names the new venv" grep -q "$ROOT/venvs/$K2" "$ROOT/venvs/$K2/bin/activate"
+ok "the console script's shebang is the new venv's python" \
+    sh -c "head -n 1 '$ROOT/venvs/$K2/bin/tool-cli' | grep -qx '#!$ROOT/venvs/$K2/bin/python'"
+ok "modes kept: the console script is executable" test -x "$ROOT/venvs/$K2/bin/tool-cli"
+rm -rf "$ROOT/releases/$A" "$ROOT/venvs/$K1"
+ok "the source venv is gone" test ! -e "$ROOT/venvs/$K1"
+run "$ROOT/releases/$B/.venv/bin/tool-cli"
+is "$(out)" "tool 1.0" "the console script still runs"
+run "$ROOT/releases/$B/.venv/bin/python" -m pip check
+rc_is 0 "pip check passes"
+run "$ROOT/releases/$B/.venv/bin/python" -m pip freeze
+rc_is 0 "pip freeze runs"
+run sv restart app
+ok "the app restarts and runs from B" wait_for 10 app_runs_from "$B"
+is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "importing appdep 2.0"
+
+# a requirement dropped: it and what only it brought in are gone
+printf 'appdep==2.0\n' >"$APP/requirements.txt"
+C=$(new_commit c)
+run_deploy deploy
+rc_is 0 "deploy C, tool dropped"
+K3=$(key_of "$C")
+grep_ok "derived from B's, the current one" "$T/out" \
+    "^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/$K2\)\$"
+fresh "$T/freshC"
+is "$(freeze "$ROOT/venvs/$K3")" "$(freeze "$T/freshC")" \
+    "pip freeze of the derived venv is a fresh build's"
+run "$ROOT/venvs/$K3/bin/python" -m pip freeze
+unlike "$(out)" "*tool==*" "tool is uninstalled"
+unlike "$(out)" "*helper==*" "and helper, which only tool needed"
+ok "tool-cli is gone from bin/" test ! -e "$ROOT/venvs/$K3/bin/tool-cli"
+ok "B's venv still has tool" test -x "$ROOT/venvs/$K2/bin/tool-cli"
+run "$ROOT/venvs/$K3/bin/python" -m pip check
+rc_is 0 "pip check passes"
+left=$(grep -rl -- "$ROOT/venvs/$K2" "$ROOT/venvs/$K3" 2>/dev/null)
+is "$left" "" "no file of it names B's venv"
+ok "the app runs from C" app_runs_from "$C"
+
+# a derive that fails builds from nothing: the current venv lost its pip
+rm -rf "$ROOT/venvs/$K3"/lib/python*/site-packages/pip
+printf 'appdep==2.0\nhelper==1.0\n' >"$APP/requirements.txt"
+D=$(new_commit d)
+run_deploy deploy
+rc_is 0 "deploy D while C's venv is broken"
+like "$(err)" "*venv derive failed: *; building from nothing*" "it says the derive failed"
+grep_ok "and the log too" "$ROOT/.deploy/logs/$D.log" '^venv derive failed: .*; building from nothing'
+grep_ok "virtualenv ran" "$ROOT/.deploy/logs/$D.log" '^\$ virtualenv'
+K4=$(key_of "$D")
+fresh "$T/freshD"
+is "$(freeze "$ROOT/venvs/$K4")" "$(freeze "$T/freshD")" "D's venv is a fresh build's"
+run "$ROOT/venvs/$K4/bin/python" -c 'import helper, appdep; print(appdep.VERSION)'
+is "$(out)" "2.0" "and works"
+ok "the app runs from D" app_runs_from "$D"
+
+# a local path never shares nor derives
+mkdir -p "$APP/vendor"
+cp "$T/wheels"/appdep-2.0-*.whl "$APP/vendor/"
+echo "./vendor/$(ls "$APP/vendor")" >"$APP/requirements.txt"
+F=$(new_commit f)
+run_deploy deploy
+rc_is 0 "deploy F with a local-path requirement"
+ok "F's .venv is a folder, not a link" real_dir "$ROOT/releases/$F/.venv"
+grep_nok "nothing was derived" "$T/out" 'derived from'
+
+# pruning keeps working with derived venvs
+run_deploy prune
+rc_is 0 "prune"
+used=$(for r in "$ROOT"/releases/*/; do readlink "$r.venv"; done | grep venvs/ | sort -u | sed 's|.*/||')
+is "$(ls "$ROOT/venvs" | sort | tr '\n' ' ')" "$(printf '%s\n' $used | sort | tr '\n' ' ')" \
+	"venvs/ holds exactly the venvs kept releases use"
+
+done_testing
