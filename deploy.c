@@ -23,7 +23,9 @@
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <linux/fs.h>		/* FICLONE */
+#ifndef FICLONE			/* <linux/fs.h>'s, which musl does not carry */
+#define FICLONE	_IOW(0x94, 9, int)
+#endif
 #endif
 
 #include <ctype.h>
@@ -488,11 +490,33 @@ event_name(int t)
 	return t >= 0 && t < 5 ? evnames[t] : "?";
 }
 
+/*
+ * Splits s in place at blanks into at most max words (sscanf would pull
+ * a scanf with floating point into a static build); returns how many.
+ */
+static int
+fields(char *s, char **f, int max)
+{
+	int n = 0;
+
+	while (n < max) {
+		s += strspn(s, " \t\r\n");
+		if (*s == '\0')
+			break;
+		f[n++] = s;
+		s += strcspn(s, " \t\r\n");
+		if (*s != '\0')
+			*s++ = '\0';
+	}
+	return n;
+}
+
+
 int
 history_parse(const char *buf, size_t len, struct event **out, size_t *nout)
 {
 	struct event *ev = NULL, e;
-	char line[256], name[16];
+	char line[256], *f[3], *num;
 	const char *p = buf, *end = buf + len, *nl;
 	size_t n, nev = 0;
 
@@ -504,9 +528,14 @@ history_parse(const char *buf, size_t len, struct event **out, size_t *nout)
 			continue;
 		memcpy(line, p, n);
 		line[n] = '\0';
-		if (sscanf(line, "%lld %15s %64s", &e.t, name, e.sha) != 3 ||
-		    (e.type = event_type(name)) == -1 || !is_sha(e.sha))
+		if (fields(line, f, 3) != 3 || strlen(f[2]) > 64)
 			continue;
+		errno = 0;
+		e.t = strtoll(f[0], &num, 10);
+		if (errno != 0 || num == f[0] || *num != '\0' ||
+		    (e.type = event_type(f[1])) == -1 || !is_sha(f[2]))
+			continue;
+		memcpy(e.sha, f[2], strlen(f[2]) + 1);
 		ev = xrealloc(ev, (nev + 1) * sizeof(*ev));
 		ev[nev++] = e;
 	}
@@ -868,6 +897,25 @@ reqs_shareable(const char *buf, size_t len)
 static int qflag, vflag, nflag, Mflag, jflag;
 static long wflag = 0, kflag = 0;
 static const char *cmdname = "deploy";
+
+/* the first two words of line, copied when they fit: how many did */
+static int
+two_words(const char *line, char *a, size_t al, char *b, size_t bl)
+{
+	char copy[1024], *f[2];
+	int n;
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	n = fields(copy, f, 2);
+	if (n < 1 || strlen(f[0]) >= al)
+		return 0;
+	memcpy(a, f[0], strlen(f[0]) + 1);
+	if (n < 2 || b == NULL || strlen(f[1]) >= bl)
+		return 1;
+	memcpy(b, f[1], strlen(f[1]) + 1);
+	return 2;
+}
+
 
 static struct config cfg;
 static char *root;		/* absolute, resolved */
@@ -2117,16 +2165,39 @@ step_begin(const char *name)
 	}
 }
 
+/* The step's time so far, "1.23s": integer arithmetic, so that a static
+ * build need not carry printf's floating point */
+static const char *
+elapsed(void)
+{
+	static char buf[32];
+	long long cs = (long long)((now() - stepstart) * 100 + 0.5);
+
+	snprintf(buf, sizeof(buf), "%lld.%02llds", cs / 100, cs % 100);
+	return buf;
+}
+
+/* "[N] NAME ok TIME", with a note in parentheses when there is one */
+static void
+step_done(const char *name, const char *note)
+{
+	const char *t = elapsed();
+
+	logf_("== [%d] %s ok %s%s%s%s\n", stepno, name, t, note ? " (" : "",
+	    note ? note : "", note ? ")" : "");
+	live_clear();
+	if (!qflag) {
+		printf("[%d] %s %s %s%s%s%s\n", stepno, name, colour_out ?
+		    "\033[32mok\033[0m" : "ok", t, note ? " (" : "",
+		    note ? note : "", note ? ")" : "");
+		fflush(stdout);
+	}
+}
+
 static void
 step_ok(const char *name)
 {
-	logf_("== [%d] %s ok %.2fs\n", stepno, name, now() - stepstart);
-	live_clear();
-	if (!qflag) {
-		printf("[%d] %s %s %.2fs\n", stepno, name, colour_out ?
-		    "\033[32mok\033[0m" : "ok", now() - stepstart);
-		fflush(stdout);
-	}
+	step_done(name, NULL);
 }
 
 static void
@@ -2144,11 +2215,12 @@ step_skip(const char *name, const char *why)
 static void
 step_fail(const char *name, const char *why, int showtail)
 {
-	logf_("== [%d] %s FAILED %.2fs: %s\n", stepno, name,
-	    now() - stepstart, why);
+	const char *t = elapsed();
+
+	logf_("== [%d] %s FAILED %s: %s\n", stepno, name, t, why);
 	live_clear();
-	fprintf(stderr, "[%d] %s %s %.2fs: %s\n", stepno, name, colour_err ?
-	    "\033[1;31mFAILED\033[0m" : "FAILED", now() - stepstart, why);
+	fprintf(stderr, "[%d] %s %s %s: %s\n", stepno, name, colour_err ?
+	    "\033[1;31mFAILED\033[0m" : "FAILED", t, why);
 	if (showtail && taillen > 0)
 		tail_show(20);
 	fflush(stderr);
@@ -2230,26 +2302,44 @@ signals(void)
 
 /* ---- the lock ---- */
 
-/* "pid P (COMMAND, since LOCAL TIME)" of the lock's holder */
-static const char *
-lock_holder(void)
+/* The lock's holder, when a run holds fd's lock: 1 and its pid, since
+ * when, and its command (the lock file's "pid P started T COMMAND"). */
+static int
+lock_held(int fd, long *pid, long long *t, char *what, size_t wl)
 {
-	static char desc[160];
-	char buf[256], what[64] = "?";
-	long long t = 0;
+	char buf[256], *f[5];
 	struct flock fl;
 	int n;
 
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_WRLCK;
 	fl.l_whence = SEEK_SET;
-	if (fcntl(lockfd, F_GETLK, &fl) == -1)
-		fl.l_pid = 0;
-	n = (int)pread(lockfd, buf, sizeof(buf) - 1, 0);
+	if (fd == -1 || fcntl(fd, F_GETLK, &fl) == -1 || fl.l_type == F_UNLCK)
+		return 0;
+	n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
 	buf[n > 0 ? n : 0] = '\0';
-	sscanf(buf, "pid %*s started %lld %63s", &t, what);
-	snprintf(desc, sizeof(desc), "pid %ld (%s, since %s)", (long)fl.l_pid,
-	    what, fmttime(t));
+	snprintf(what, wl, "?");
+	*t = 0;
+	if (fields(buf, f, 5) == 5 && strcmp(f[2], "started") == 0) {
+		*t = strtoll(f[3], NULL, 10);
+		snprintf(what, wl, "%s", f[4]);
+	}
+	*pid = (long)fl.l_pid;
+	return 1;
+}
+
+/* "pid P (COMMAND, since LOCAL TIME)" of the lock's holder */
+static const char *
+lock_holder(void)
+{
+	static char desc[160];
+	char what[64] = "?";
+	long long t = 0;
+	long pid = 0;
+
+	lock_held(lockfd, &pid, &t, what, sizeof(what));
+	snprintf(desc, sizeof(desc), "pid %ld (%s, since %s)", pid, what,
+	    fmttime(t));
 	return desc;
 }
 
@@ -2306,8 +2396,13 @@ end_stale_step(void)
 
 	if ((s = read_file_at(statefd, "step", 60, &len, NULL)) == NULL)
 		return;
-	if (sscanf(s, "%ld %llu", &pgid, &t) < 1)
-		pgid = 0;
+	{
+		char *f[2];
+		int nf = fields(s, f, 2);
+
+		pgid = nf >= 1 ? strtol(f[0], NULL, 10) : 0;
+		t = nf >= 2 ? strtoull(f[1], NULL, 10) : 0;
+	}
 	free(s);
 	/* the leader alive but born later: that number is someone else's */
 	now_t = pgid > 1 ? start_time(pgid) : 0;
@@ -2717,7 +2812,7 @@ preflight_program(void)
 	    line = strtok_r(NULL, "\n", &save)) {
 		if (first[0] == '\0')
 			snprintf(first, sizeof(first), "%s", line);
-		if (sscanf(line, "%255s", name) != 1 ||
+		if (two_words(line, name, sizeof(name), NULL, 0) < 1 ||
 		    !(strncmp(name, cfg.program, plen) == 0 &&
 		    (name[plen] == '\0' || name[plen] == ':' ||
 		    name[plen - 1] == ':')))
@@ -2741,20 +2836,20 @@ preflight_program(void)
 	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
 }
 
-/* build: what the build needs; live: what the switch needs */
+/* build: what the build needs; switching: what the switch needs */
 static void
-preflight(int build, int live)
+preflight(int build, int switching)
 {
 	if (build) {
 		preflight_command("virtualenv", cfg.virtualenv);
 		preflight_links();
 	}
-	if (live && cfg.program != NULL) {
+	if (switching && cfg.program != NULL) {
 		preflight_command("supervisorctl", cfg.supervisorctl);
 		if (!preflight_failed)
 			preflight_program();
 	}
-	if (live && cfg.restart != NULL)
+	if (switching && cfg.restart != NULL)
 		preflight_command("restart", cfg.restart);
 }
 
@@ -3136,10 +3231,10 @@ rewrite_path(const char *buf, size_t n, const struct vcopy *c, size_t *outn)
 }
 
 static int
-copy_fail(struct vcopy *c, const char *rel, const char *name, const char *why)
+copy_fail(struct vcopy *c, const char *relp, const char *name, const char *why)
 {
-	snprintf(c->why, sizeof(c->why), "%s/%s%s%s: %s", c->from, rel,
-	    *rel ? "/" : "", name, why);
+	snprintf(c->why, sizeof(c->why), "%s/%s%s%s: %s", c->from, relp,
+	    *relp ? "/" : "", name, why);
 	return -1;
 }
 
@@ -3152,7 +3247,7 @@ copy_fail(struct vcopy *c, const char *rel, const char *name, const char *why)
  * link, so a write in one venv never shows in another.
  */
 static int
-copy_file(int sfd, int dfd, const char *rel, const char *name,
+copy_file(int sfd, int dfd, const char *relp, const char *name,
     struct vcopy *c)
 {
 	struct timespec ts[2];
@@ -3164,7 +3259,7 @@ copy_file(int sfd, int dfd, const char *rel, const char *name,
 
 	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
 	    fstat(in, &st) == -1) {
-		copy_fail(c, rel, name, strerror(errno));
+		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
 	buf = xrealloc(NULL, (size_t)st.st_size + 1);
@@ -3173,13 +3268,13 @@ copy_file(int sfd, int dfd, const char *rel, const char *name,
 		if (k > 0)
 			n += (size_t)k;
 	if (k == -1 || n != (size_t)st.st_size) {
-		copy_fail(c, rel, name, k == -1 ? strerror(errno) :
+		copy_fail(c, relp, name, k == -1 ? strerror(errno) :
 		    "changed while copied");
 		goto out;
 	}
 	if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1) {
-		copy_fail(c, rel, name, strerror(errno));
+		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
 	if (memchr(buf, '\0', n) == NULL || c->fromlen == c->tolen)
@@ -3214,10 +3309,10 @@ copy_file(int sfd, int dfd, const char *rel, const char *name,
 	r = 0;
 	goto out;
 werr:
-	copy_fail(c, rel, name, strerror(errno));
+	copy_fail(c, relp, name, strerror(errno));
 out:
 	if (out != -1 && close(out) == -1 && r == 0)
-		r = copy_fail(c, rel, name, strerror(errno));
+		r = copy_fail(c, relp, name, strerror(errno));
 	if (in != -1)
 		close(in);
 	free(nb);
@@ -3227,7 +3322,7 @@ out:
 
 /* the tree at sfd into the empty folder dfd: files, folders and links */
 static int
-copy_tree(int sfd, int dfd, const char *rel, struct vcopy *c)
+copy_tree(int sfd, int dfd, const char *relp, struct vcopy *c)
 {
 	struct timespec ts[2];
 	struct dirent *d;
@@ -3240,25 +3335,25 @@ copy_tree(int sfd, int dfd, const char *rel, struct vcopy *c)
 	if ((fd = dup(sfd)) == -1 || (dp = fdopendir(fd)) == NULL) {
 		if (fd != -1)
 			close(fd);
-		return copy_fail(c, rel, ".", strerror(errno));
+		return copy_fail(c, relp, ".", strerror(errno));
 	}
 	while (r == 0 && (errno = 0, d = readdir(dp)) != NULL) {
 		const char *nm = d->d_name;
 
 		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 ||
-		    (*rel == '\0' && strncmp(nm, ".deploy-", 8) == 0))
+		    (*relp == '\0' && strncmp(nm, ".deploy-", 8) == 0))
 			continue;
 		if (gotsig)
-			r = copy_fail(c, rel, nm, "interrupted");
+			r = copy_fail(c, relp, nm, "interrupted");
 		else if (fstatat(sfd, nm, &st, AT_SYMLINK_NOFOLLOW) == -1)
-			r = copy_fail(c, rel, nm, strerror(errno));
+			r = copy_fail(c, relp, nm, strerror(errno));
 		else if (S_ISREG(st.st_mode))
-			r = copy_file(sfd, dfd, rel, nm, c);
+			r = copy_file(sfd, dfd, relp, nm, c);
 		else if (S_ISLNK(st.st_mode)) {
 			size_t nn;
 
 			if ((ll = readlinkat(sfd, nm, lt, sizeof(lt) - 1)) == -1)
-				r = copy_fail(c, rel, nm, strerror(errno));
+				r = copy_fail(c, relp, nm, strerror(errno));
 			else {
 				lt[ll] = '\0';
 				/* an absolute target into the old venv */
@@ -3269,22 +3364,22 @@ copy_tree(int sfd, int dfd, const char *rel, struct vcopy *c)
 				if (nl != NULL)
 					nl[nn] = '\0';
 				if (symlinkat(nl ? nl : lt, dfd, nm) == -1)
-					r = copy_fail(c, rel, nm, strerror(errno));
+					r = copy_fail(c, relp, nm, strerror(errno));
 				free(nl);
 			}
 		} else if (S_ISDIR(st.st_mode)) {
-			sub = *rel ? fmtpath("%s/%s", rel, nm) : xstrdup(nm);
+			sub = *relp ? fmtpath("%s/%s", relp, nm) : xstrdup(nm);
 			if (mkdirat(dfd, nm, 0700) == -1 || (s2 = openat(sfd, nm,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
 			    (d2 = openat(dfd, nm, O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC)) == -1)
-				r = copy_fail(c, rel, nm, strerror(errno));
+				r = copy_fail(c, relp, nm, strerror(errno));
 			else if ((r = copy_tree(s2, d2, sub, c)) == 0) {
 				ts[0] = st.st_atim;
 				ts[1] = st.st_mtim;
 				if (fchmod(d2, st.st_mode & 07777) == -1 ||
 				    futimens(d2, ts) == -1)
-					r = copy_fail(c, rel, nm, strerror(errno));
+					r = copy_fail(c, relp, nm, strerror(errno));
 			}
 			if (s2 != -1)
 				close(s2);
@@ -3293,10 +3388,10 @@ copy_tree(int sfd, int dfd, const char *rel, struct vcopy *c)
 			s2 = d2 = -1;
 			free(sub);
 		} else
-			r = copy_fail(c, rel, nm, "not a file, folder or link");
+			r = copy_fail(c, relp, nm, "not a file, folder or link");
 	}
 	if (r == 0 && errno != 0)
-		r = copy_fail(c, rel, ".", strerror(errno));
+		r = copy_fail(c, relp, ".", strerror(errno));
 	closedir(dp);
 	return r;
 }
@@ -3589,13 +3684,10 @@ dryrun_dists(const char *out)
 static void
 step_ok_derived(const char *src)
 {
-	logf_("== [%d] venv ok %.2fs (derived from venvs/%s)\n", stepno,
-	    now() - stepstart, src);
-	if (!qflag) {
-		printf("[%d] venv ok %.2fs (derived from venvs/%s)\n", stepno,
-		    now() - stepstart, src);
-		fflush(stdout);
-	}
+	char note[128];
+
+	snprintf(note, sizeof(note), "derived from venvs/%.64s", src);
+	step_done("venv", note);
 }
 
 /* runs argv in the venv being derived; why says what failed */
@@ -4252,7 +4344,7 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
 	    line = strtok_r(NULL, "\n", &save)) {
 		long lp = 0;
 
-		if (sscanf(line, "%255s %31s", name, word) != 2)
+		if (two_words(line, name, sizeof(name), word, sizeof(word)) != 2)
 			continue;
 		if (!(strcmp(name, cfg.program) == 0 ||
 		    (group && strncmp(name, cfg.program, plen) == 0) ||
@@ -4331,7 +4423,8 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 	free_words(argv);
 	for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
 	    line = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(line, "%255s %31s", m[n].name, m[n].state) != 2)
+		if (two_words(line, m[n].name, sizeof(m[n].name), m[n].state,
+		    sizeof(m[n].state)) != 2)
 			continue;
 		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
 		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0)
@@ -4803,14 +4896,23 @@ pending_set(struct pending *p, int state)
 static void
 pending_read(struct pending *p)
 {
-	char *buf, st[16], a[80], b[80], c[16];
+	char *buf, st[16] = "", a[80] = "", b[80] = "", c[16] = "", *f[4];
 	size_t len;
 	int i, ok;
 
 	memset(p, 0, sizeof(*p));
 	if ((buf = read_file_at(statefd, "pending", 300, &len, NULL)) == NULL)
 		return;
-	ok = sscanf(buf, "%15s %79s %79s %15s", st, a, b, c) == 4 && is_sha(a);
+	ok = fields(buf, f, 4) == 4 && strlen(f[0]) < sizeof(st) &&
+	    strlen(f[1]) < sizeof(a) && strlen(f[2]) < sizeof(b) &&
+	    strlen(f[3]) < sizeof(c);
+	if (ok) {
+		memcpy(st, f[0], strlen(f[0]) + 1);
+		memcpy(a, f[1], strlen(f[1]) + 1);
+		memcpy(b, f[2], strlen(f[2]) + 1);
+		memcpy(c, f[3], strlen(f[3]) + 1);
+		ok = is_sha(a);
+	}
 	free(buf);
 	for (i = P_SWITCHED; ok && i <= P_BACK; i++)
 		if (strcmp(st, pnames[i]) == 0)
@@ -5248,8 +5350,16 @@ say_commits_in(const char *gd, const char *sha)
 	argv = words_plus("git", gd, "rev-list", "--left-right", "--count",
 	    "--end-of-options", range, (char *)NULL);
 	out[0] = '\0';
-	if (run(argv, &o, &r) == -1 || sscanf(out, "%ld %ld", &behind, &ahead) != 2)
-		behind = ahead = -1;
+	{
+		char *f[2];
+
+		if (run(argv, &o, &r) == -1 || fields(out, f, 2) != 2)
+			behind = ahead = -1;
+		else {
+			behind = strtol(f[0], NULL, 10);
+			ahead = strtol(f[1], NULL, 10);
+		}
+	}
 	free_words(argv);
 	free(range);
 	if (ahead == -1)
@@ -5781,34 +5891,6 @@ cmd_list(void)
 	return EXIT_OK;
 }
 
-/* The lock's holder, when a run holds it: 1 and its pid, time, command. */
-static int
-lock_held(long *pid, long long *t, char *what, size_t wl)
-{
-	char buf[256], fmt[32];
-	struct flock fl;
-	int fd, n, held;
-
-	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW);
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	held = fd != -1 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-	if (held) {
-		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		snprintf(what, wl, "?");
-		*t = 0;
-		snprintf(fmt, sizeof(fmt), "pid %%*s started %%lld %%%zus",
-		    wl - 1);
-		sscanf(buf, fmt, t, what);
-		*pid = (long)fl.l_pid;
-	}
-	if (fd != -1)
-		close(fd);
-	return held;
-}
 
 static int
 cmd_status(void)
@@ -5816,7 +5898,7 @@ cmd_status(void)
 	char why[PATH_MAX * 2], what[64];
 	long cur, rb, pid = 0;
 	long long t = 0;
-	int c, held;
+	int c, held, fd;
 
 	need_deploy_root();
 	if (statefd != -1)
@@ -5825,7 +5907,11 @@ cmd_status(void)
 	scan_releases();
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
-	held = lock_held(&pid, &t, what, sizeof(what));
+	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	held = lock_held(fd, &pid, &t, what, sizeof(what));
+	if (fd != -1)
+		close(fd);
 	if (jflag) {
 		printf("{");
 		json_field("root", root, 0);
