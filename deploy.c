@@ -5979,9 +5979,7 @@ usage(int status)
 	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
 	    "activate REV\n"
 	    "          rollback [REV] | migrate REV | list | status | log [REV] "
-	    "| prune | help\n"
-	    "options may also follow the command; 'deploy help' or "
-	    "'man deploy' says more\n",
+	    "| prune | help\n",
 	    status ? stderr : stdout);
 	leave(status);
 }
