@@ -3093,9 +3093,8 @@ fnv(unsigned long long h, const void *p, size_t n)
 static void
 python_id(unsigned long long *h)
 {
-	char **w = words(cfg.virtualenv), **p;
+	char **w = words(cfg.virtualenv), **p, found[PATH_MAX], real[PATH_MAX];
 	const char *name = "python3";
-	char *path = getenv("PATH"), *copy, *dir, *save, *f, real[PATH_MAX];
 	struct stat st;
 
 	for (p = w; *p; p++)
@@ -3105,19 +3104,12 @@ python_id(unsigned long long *h)
 			name = *p + 9;
 		else if (p == w && strstr(*p, "python") != NULL)
 			name = *p;
-	copy = xstrdup(path ? path : "/usr/bin:/bin");
-	for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		f = strchr(name, '/') ? xstrdup(name) : fmtpath("%s/%s", dir, name);
-		if (realpath(f, real) != NULL && stat(real, &st) == 0) {
-			*h = fnv(*h, real, strlen(real));
-			*h = fnv(*h, &st.st_size, sizeof(st.st_size));
-			*h = fnv(*h, &st.st_mtime, sizeof(st.st_mtime));
-			free(f);
-			break;
-		}
-		free(f);
+	if (path_lookup(name, found, sizeof(found)) == 0 &&
+	    realpath(found, real) != NULL && stat(real, &st) == 0) {
+		*h = fnv(*h, real, strlen(real));
+		*h = fnv(*h, &st.st_size, sizeof(st.st_size));
+		*h = fnv(*h, &st.st_mtime, sizeof(st.st_mtime));
 	}
-	free(copy);
 	free_words(w);
 }
 
@@ -3702,222 +3694,313 @@ derive_run(char **argv, struct runopts *o, char *why, size_t wl)
 	return -1;
 }
 
+/* argv for the venv's own pip: VENV/bin/python -m pip WORDS... */
+static char **
+venv_pip(const char *vpath, const char *first, ...)
+{
+	char **argv = words_plus("x", "-m", "pip", (char *)NULL), *a;
+	size_t n = 3;
+	va_list ap;
+
+	free(argv[0]);
+	argv[0] = fmtpath("%s/bin/python", vpath);
+	va_start(ap, first);
+	for (a = (char *)first; a != NULL; a = va_arg(ap, char *)) {
+		argv = xrealloc(argv, (n + 2) * sizeof(*argv));
+		argv[n++] = xstrdup(a);
+		argv[n] = NULL;
+	}
+	va_end(ap);
+	return argv;
+}
+
+/* the copy: the source venv into venvs/KEY, paths rewritten */
+static int
+derive_copy(int vfd, const char *src, const char *key, struct vcopy *c,
+    char *why, size_t wl)
+{
+	struct stat st;
+	int sfd, dfd = -1, r = -1;
+
+	if ((sfd = openat(vfd, src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fstat(sfd, &st) == -1)
+		snprintf(why, wl, "%s: %s", c->from, strerror(errno));
+	else if (mkdirat(vfd, key, 0700) == -1 || (dfd = openat(vfd, key,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		snprintf(why, wl, "%s: %s", c->to, strerror(errno));
+	else if (copy_tree(sfd, dfd, "", c) == -1)
+		snprintf(why, wl, "copy: %s", c->why);
+	else if (fchmod(dfd, st.st_mode & 07777) == -1)
+		snprintf(why, wl, "%s: %s", c->to, strerror(errno));
+	else
+		r = 0;
+	if (sfd != -1)
+		close(sfd);
+	if (dfd != -1)
+		close(dfd);
+	return r;
+}
+
+/* uninstalls what the venv has ("name version") and want lacks */
+static int
+derive_uninstall(const char *vpath, char **want, char **have,
+    struct runopts *o, char *why, size_t wl)
+{
+	char **argv = venv_pip(vpath, "uninstall", "-y", (char *)NULL), **w, **h;
+	size_t n, len;
+	int r = 0;
+
+	for (n = 0; argv[n]; n++)
+		;
+	for (h = have; *h; h++) {
+		len = strcspn(*h, " ");
+		if (is_seed(*h))
+			continue;
+		for (w = want; *w && (strncmp(*w, *h, len) != 0 ||
+		    (*w)[len] != ' '); w++)
+			;
+		if (*w != NULL)
+			continue;
+		argv = xrealloc(argv, (n + 2) * sizeof(*argv));
+		argv[n] = xstrdup(*h);
+		argv[n++][len] = '\0';
+		argv[n] = NULL;
+	}
+	if (n > 5)
+		r = derive_run(argv, o, why, wl);
+	free_words(argv);
+	return r;
+}
+
+/* pip constraints pinning every non-seed "name version" of want */
+static int
+write_constraints(const char *cpath, char **want, char *why, size_t wl)
+{
+	size_t cn = 0;
+	char *cons, *sp, **w;
+	int fd, r = 0;
+
+	for (w = want; *w; w++)
+		cn += strlen(*w) + 2;
+	cons = xrealloc(NULL, cn + 1);
+	for (w = want, cn = 0; *w; w++)
+		if (!is_seed(*w) && (sp = strchr(*w, ' ')) != NULL)
+			cn += (size_t)sprintf(cons + cn, "%.*s==%s\n",
+			    (int)(sp - *w), *w, sp + 1);
+	if ((fd = open(cpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1 || write_all(fd, cons, cn) == -1 ||
+	    close(fd) == -1) {
+		snprintf(why, wl, "%s: %s", cpath, strerror(errno));
+		r = -1;
+	}
+	free(cons);
+	return r;
+}
+
 /*
- * venvs/key as a copy of venvs/src, its paths rewritten, then pip makes
- * it what a fresh build would be: a dry run of a fresh resolve says which
- * distributions at which versions the requirements need, everything else
- * the copy holds is uninstalled, then pip install -r adds what is
- * missing. The seeds (pip, setuptools, wheel) must come out as
- * virtualenv made them. 0 when done; -1, the folder removed, when the
- * caller must build from nothing.
+ * The copy to what a fresh build would hold: pip's dry run over the new
+ * requirements says what that is; what else the copy has is uninstalled;
+ * an install pinned to the dry run's versions does the rest.
+ */
+static int
+derive_pip(const char *vpath, const char *reqpath, const char *seeds,
+    struct runopts *o, char *why, size_t wl)
+{
+	char *out = xrealloc(NULL, DRYRUN_MAX), **argv, **want = NULL;
+	char **have = NULL, *cpath = fmtpath("%s/.deploy-constraints", vpath);
+	char *got;
+	int r = -1;
+
+	out[0] = '\0';
+	argv = venv_pip(vpath, "install", "--dry-run", "--ignore-installed",
+	    "-r", reqpath, (char *)NULL);
+	o->out = out;
+	o->outlen = DRYRUN_MAX;
+	if (derive_run(argv, o, why, wl) == -1)
+		goto out;
+	o->out = NULL;
+	if (strlen(out) >= DRYRUN_MAX - 1 || (want = dryrun_dists(out)) == NULL) {
+		snprintf(why, wl, "pip's dry run did not say what it would "
+		    "install");
+		goto out;
+	}
+	if ((have = venv_dists(vpath, why, wl)) == NULL ||
+	    derive_uninstall(vpath, want, have, o, why, wl) == -1 ||
+	    write_constraints(cpath, want, why, wl) == -1)
+		goto out;
+	free_words(argv);
+	argv = venv_pip(vpath, "install", "-r", reqpath, "-c", cpath,
+	    (char *)NULL);
+	if (derive_run(argv, o, why, wl) == -1)
+		goto out;
+	unlink(cpath);
+	if (strcmp((got = venv_seeds(vpath)), seeds) != 0)
+		snprintf(why, wl, "pip, setuptools or wheel differ from what "
+		    "virtualenv installs (%s, not %s)", got, seeds);
+	else
+		r = 0;
+	free(got);
+out:
+	o->out = NULL;
+	o->outlen = 0;
+	free_words(argv);
+	if (want != NULL)
+		free_words(want);
+	if (have != NULL)
+		free_words(have);
+	free(cpath);
+	free(out);
+	return r;
+}
+
+/*
+ * venvs/KEY from the venvs/SRC nearest to it, as the venv and pip steps:
+ * 0 done; -1 failed (logged, the half-made venv removed): build from
+ * nothing instead. A signal ends the build.
  */
 static int
 derive_venv(const char *sha, int vfd, const char *key, const char *src,
     const char *seeds, const char *reqpath, struct runopts *o)
 {
+	char why[PATH_MAX + 256] = "";
 	struct vcopy c;
-	struct stat st;
-	char why[PATH_MAX + 256], **argv = NULL, **want = NULL, **have = NULL;
-	char *out = NULL, *got, **w, **h, *cpath = NULL, *cons = NULL;
-	int sfd = -1, dfd = -1, cfd, r = -1, sig;
-	size_t nun = 0, cn;
+	int r = -1;
 
 	memset(&c, 0, sizeof(c));
 	c.from = fmtpath("%s/venvs/%s", root, src);
 	c.to = fmtpath("%s/venvs/%s", root, key);
 	c.fromlen = strlen(c.from);
 	c.tolen = strlen(c.to);
-	why[0] = '\0';
-
 	step_begin("venv");
 	logf_("deriving %s from %s\n", c.to, c.from);
-	if ((sfd = openat(vfd, src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || fstat(sfd, &st) == -1)
-		snprintf(why, sizeof(why), "%s: %s", c.from, strerror(errno));
-	else if (mkdirat(vfd, key, 0700) == -1 || (dfd = openat(vfd, key,
-	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		snprintf(why, sizeof(why), "%s: %s", c.to, strerror(errno));
-	else if (copy_tree(sfd, dfd, "", &c) == -1)
-		snprintf(why, sizeof(why), "copy: %s", c.why);
-	else if (fchmod(dfd, st.st_mode & 07777) == -1)
-		snprintf(why, sizeof(why), "%s: %s", c.to, strerror(errno));
-	if (why[0] != '\0')
-		goto out;
-	step_ok_derived(src);
-
-	step_begin("pip");
-	out = xrealloc(NULL, DRYRUN_MAX);
-	out[0] = '\0';
-	argv = words_plus("x", "-m", "pip", "install", "--dry-run",
-	    "--ignore-installed", "-r", reqpath, (char *)NULL);
-	free(argv[0]);
-	argv[0] = fmtpath("%s/bin/python", c.to);
-	o->out = out;
-	o->outlen = DRYRUN_MAX;
-	if (derive_run(argv, o, why, sizeof(why)) == -1)
-		goto out;
-	o->out = NULL;
-	o->outlen = 0;
-	if (strlen(out) >= DRYRUN_MAX - 1 || (want = dryrun_dists(out)) == NULL) {
-		snprintf(why, sizeof(why), "pip's dry run did not say what it "
-		    "would install");
-		goto out;
+	if (derive_copy(vfd, src, key, &c, why, sizeof(why)) == 0) {
+		step_ok_derived(src);
+		step_begin("pip");
+		if ((r = derive_pip(c.to, reqpath, seeds, o, why,
+		    sizeof(why))) == 0)
+			step_ok("pip");
 	}
-	if ((have = venv_dists(c.to, why, sizeof(why))) == NULL)
-		goto out;
-	/* uninstall what a fresh build would not hold; pip install moves
-	 * the rest to the versions the dry run named (constraints) */
-	free_words(argv);
-	argv = words_plus("x", "-m", "pip", "uninstall", "-y", (char *)NULL);
-	free(argv[0]);
-	argv[0] = fmtpath("%s/bin/python", c.to);
-	for (h = have; *h; h++) {
-		if (is_seed(*h))
-			continue;
-		got = xstrdup(*h);
-		*strchr(got, ' ') = '\0';
-		for (w = want; *w && (strncmp(*w, got, strlen(got)) != 0 ||
-		    (*w)[strlen(got)] != ' '); w++)
-			;
-		if (*w != NULL) {
-			free(got);
-			continue;
-		}
-		{
-			size_t k;
-
-			for (k = 0; argv[k]; k++)
-				;
-			argv = xrealloc(argv, (k + 2) * sizeof(*argv));
-			argv[k] = got;
-			argv[k + 1] = NULL;
-		}
-		nun++;
-	}
-	if (nun > 0 && derive_run(argv, o, why, sizeof(why)) == -1)
-		goto out;
-	free_words(argv);
-	cpath = fmtpath("%s/.deploy-constraints", c.to);
-	for (w = want, cn = 0; *w; w++)
-		if (!is_seed(*w))
-			cn += strlen(*w) + 2;
-	cons = xrealloc(NULL, cn + 1);
-	for (w = want, cn = 0; *w; w++)
-		if (!is_seed(*w)) {
-			got = strchr(*w, ' ');
-			cn += (size_t)sprintf(cons + cn, "%.*s==%s\n",
-			    (int)(got - *w), *w, got + 1);
-		}
-	if ((cfd = open(cpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) == -1 || write_all(cfd, cons, cn) == -1) {
-		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
-		if (cfd != -1)
-			close(cfd);
-		goto out;
-	}
-	if (close(cfd) == -1) {
-		snprintf(why, sizeof(why), "%s: %s", cpath, strerror(errno));
-		goto out;
-	}
-	argv = words_plus("x", "-m", "pip", "install", "-r", reqpath, "-c",
-	    cpath, (char *)NULL);
-	free(argv[0]);
-	argv[0] = fmtpath("%s/bin/python", c.to);
-	if (derive_run(argv, o, why, sizeof(why)) == -1)
-		goto out;
-	unlink(cpath);
-	got = venv_seeds(c.to);
-	if (strcmp(got, seeds) != 0)
-		snprintf(why, sizeof(why), "pip, setuptools or wheel differ "
-		    "from what virtualenv installs (%s, not %s)", got, seeds);
-	free(got);
-	if (why[0] != '\0')
-		goto out;
-	step_ok("pip");
-	r = 0;
-out:
-	o->out = NULL;
-	o->outlen = 0;
-	sig = gotsig;
 	if (r == -1) {
-		if (!sig) {
+		if (!gotsig) {
 			logf_("venv derive failed: %s; building from nothing\n",
 			    why);
 			warnx("venv derive failed: %s; building from nothing",
 			    printable(why));
 		}
-		if (dfd != -1)
-			close(dfd);
-		dfd = -1;
 		remove_in(vfd, "venvs", key);
 	}
-	if (sfd != -1)
-		close(sfd);
-	if (dfd != -1)
-		close(dfd);
-	if (argv != NULL)
-		free_words(argv);
-	if (want != NULL)
-		free_words(want);
-	if (have != NULL)
-		free_words(have);
-	free(out);
-	free(cpath);
-	free(cons);
 	free((char *)c.from);
 	free((char *)c.to);
-	if (sig)
-		fail_build(sha, 128 + sig);
+	if (gotsig)
+		fail_build(sha, 128 + gotsig);
 	return r;
 }
 
 #define REQS_MAX	(64 << 20)	/* bytes of requirements a key covers */
 
-/* 4. venv and pip: built once per key under venvs/, or in the release */
+/*
+ * The requirements file's bytes, or NULL when nothing is at its path
+ * (the pip step is then skipped). A link is followed while it stays in
+ * the release; *reqpath becomes the file pip must read, so that it reads
+ * what was hashed. Anything else fails the build.
+ */
+static char *
+read_requirements(const char *sha, const char *rdir, char **reqpath,
+    size_t *len)
+{
+	char rreal[PATH_MAX], qreal[PATH_MAX], why[PATH_MAX + 128] = "";
+	char *buf = NULL;
+	struct stat st;
+	size_t rl;
+
+	*reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
+	*len = 0;
+	if (lstat(*reqpath, &st) == -1 && errno == ENOENT)
+		return NULL;
+	if (realpath(rdir, rreal) == NULL)
+		snprintf(why, sizeof(why), "%s: %s", rdir, strerror(errno));
+	else if (realpath(*reqpath, qreal) == NULL)
+		snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
+		    errno == ENOENT ? "a symbolic link to nothing" :
+		    strerror(errno));
+	else if (strncmp(qreal, rreal, rl = strlen(rreal)) != 0 ||
+	    qreal[rl] != '/')
+		snprintf(why, sizeof(why), "%s: a symbolic link out of the "
+		    "release (to %s)", cfg.requirements, qreal);
+	else if ((buf = read_file_at(AT_FDCWD, qreal, REQS_MAX, len,
+	    NULL)) == NULL)
+		snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
+		    strerror(errno));
+	if (why[0] != '\0') {
+		step_begin("pip");
+		step_fail("pip", printable(why), 0);
+		fail_build(sha, EXIT_FAILED);
+	}
+	free(*reqpath);
+	*reqpath = xstrdup(qreal);
+	return buf;
+}
+
+/*
+ * The venv and pip steps from nothing: virtualenv, then pip install -r.
+ * *seeds, when asked, gets what virtualenv put in, before pip changes it.
+ */
+static void
+build_venv(const char *sha, const char *vpath, const char *reqpath,
+    int haveq, struct runopts *o, char **seeds)
+{
+	struct result r;
+	char **argv;
+
+	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
+	if (run_step("venv", argv, o, &r) == -1)
+		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	free_words(argv);
+	if (seeds != NULL)
+		*seeds = venv_seeds(vpath);
+	if (!haveq) {
+		char why[PATH_MAX + 32];
+
+		snprintf(why, sizeof(why), "no %s", cfg.requirements);
+		step_skip("pip", why);
+		return;
+	}
+	argv = venv_pip(vpath, "install", "-r", reqpath, (char *)NULL);
+	if (run_step("pip", argv, o, &r) == -1)
+		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	free_words(argv);
+}
+
+/* releases/SHA/.venv -> ../../venvs/KEY */
+static void
+link_venv(const char *sha, const char *rdir, const char *key)
+{
+	char *lnk = fmtpath("../../venvs/%s", key);
+	char *dot = fmtpath("%s/.venv", rdir);
+
+	if (symlink(lnk, dot) == -1) {
+		warnx("%s: %s", dot, strerror(errno));
+		fail_build(sha, EXIT_FAILED);
+	}
+	free(lnk);
+	free(dot);
+}
+
+/*
+ * 4. venv and pip: shared under venvs/KEY when the requirements allow
+ * (reused as it is, or derived from the nearest one), else in the release
+ */
 static void
 step_venv_pip(const char *sha, const char *rdir)
 {
-	char *reqpath, *buf = NULL, key[17], *vpath, *lnk, *dot, **argv;
-	char src[17], *seeds = NULL, *rec;
+	char *reqpath, *buf, key[17], *vpath, src[17], *seeds = NULL, *rec;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	unsigned long long h = 1469598103934665603ULL, base = h;
-	size_t recn;
 	char *extra[3] = { NULL, NULL, NULL };
-	struct result r;
-	struct stat st;
-	size_t len = 0;
+	size_t len, recn;
 	int shared, vfd = -1, ne = 0;
 
-	reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
-	/* skipped only when nothing is there; a link is followed while it
-	 * stays in the release, and pip reads what was hashed */
-	if (lstat(reqpath, &st) == 0 || errno != ENOENT) {
-		char rreal[PATH_MAX], qreal[PATH_MAX], why[PATH_MAX + 128];
-		size_t rl = 0;
-
-		why[0] = '\0';
-		if (realpath(rdir, rreal) == NULL)
-			snprintf(why, sizeof(why), "%s: %s", rdir, strerror(errno));
-		else if (realpath(reqpath, qreal) == NULL)
-			snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
-			    errno == ENOENT ? "a symbolic link to nothing" :
-			    strerror(errno));
-		else if (strncmp(qreal, rreal, rl = strlen(rreal)) != 0 ||
-		    qreal[rl] != '/')
-			snprintf(why, sizeof(why), "%s: a symbolic link out of "
-			    "the release (to %s)", cfg.requirements, qreal);
-		else if ((buf = read_file_at(AT_FDCWD, qreal, REQS_MAX, &len,
-		    NULL)) == NULL)
-			snprintf(why, sizeof(why), "%s: %s", cfg.requirements,
-			    strerror(errno));
-		if (why[0] != '\0') {
-			step_begin("pip");
-			step_fail("pip", printable(why), 0);
-			fail_build(sha, EXIT_FAILED);
-		}
-		free(reqpath);
-		reqpath = xstrdup(qreal);
-	}
+	buf = read_requirements(sha, rdir, &reqpath, &len);
 	/* past REQS_MAX the key would not see all of it: never shared */
 	shared = cfg.reuse_venv && (buf == NULL || (len <= REQS_MAX &&
 	    reqs_shareable(buf, len)));
@@ -3938,60 +4021,32 @@ step_venv_pip(const char *sha, const char *rdir)
 	o.record = 1;
 	vpath = shared ? fmtpath("%s/venvs/%s", root, key) :
 	    fmtpath("%s/.venv", rdir);
-
-	if (shared) {
-		mkdirat(rootfd, "venvs", 0755);
-		if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY |
-		    O_CLOEXEC | O_NOFOLLOW)) == -1)
-			die(EXIT_FAILED, "%s/venvs: %s", root, strerror(errno));
-		lnk = fmtpath("../../venvs/%s", key);
-		dot = fmtpath("%s/.venv", rdir);
-		if (symlink(lnk, dot) == -1) {
-			warnx("%s: %s", dot, strerror(errno));
-			fail_build(sha, EXIT_FAILED);
-		}
-		free(lnk);
-		free(dot);
-		if (venv_done(vfd, key)) {
-			step_skip("venv", "reused venvs/");
-			logf_("reusing %s\n", vpath);
-			step_skip("pip", "requirements unchanged");
-			goto done;
-		}
-		remove_in(vfd, "venvs", key);	/* a broken one is never reused */
-		/* changed requirements: from the nearest venv when there is one */
-		if (buf != NULL && derive_source(vfd, base, buf, len, key, src,
-		    &seeds) == 0 && derive_venv(sha, vfd, key, src, seeds,
-		    reqpath, &o) == 0)
-			goto mark;
+	if (!shared) {
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, NULL);
+		goto done;
+	}
+	mkdirat(rootfd, "venvs", 0755);
+	if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		die(EXIT_FAILED, "%s/venvs: %s", root, strerror(errno));
+	link_venv(sha, rdir, key);
+	if (venv_done(vfd, key)) {
+		step_skip("venv", "reused venvs/");
+		logf_("reusing %s\n", vpath);
+		step_skip("pip", "requirements unchanged");
+		goto done;
+	}
+	remove_in(vfd, "venvs", key);	/* a broken one is never reused */
+	/* changed requirements: from the nearest venv when there is one */
+	if (buf == NULL || derive_source(vfd, base, buf, len, key, src,
+	    &seeds) == -1 || derive_venv(sha, vfd, key, src, seeds, reqpath,
+	    &o) == -1) {
 		free(seeds);
-		seeds = NULL;
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, &seeds);
 	}
-	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
-	if (run_step("venv", argv, &o, &r) == -1)
-		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
-	free_words(argv);
-	if (shared)	/* what virtualenv put in, before pip changes it */
-		seeds = venv_seeds(vpath);
-	if (buf == NULL) {
-		char why[PATH_MAX + 32];
-		snprintf(why, sizeof(why), "no %s", cfg.requirements);
-		step_skip("pip", why);
-	} else {
-		argv = words_plus("x", "-m", "pip", "install", "-r", reqpath,
-		    (char *)NULL);
-		free(argv[0]);
-		argv[0] = fmtpath("%s/bin/python", vpath);	/* the venv's own */
-		if (run_step("pip", argv, &o, &r) == -1)
-			fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
-		free_words(argv);
-	}
-mark:
-	if (shared) {
-		rec = venv_record(base, seeds, buf ? buf : "", len, &recn);
-		mark_venv_done(key, rec, recn);
-		free(rec);
-	}
+	rec = venv_record(base, seeds, buf ? buf : "", len, &recn);
+	mark_venv_done(key, rec, recn);
+	free(rec);
 	free(seeds);
 done:
 	if (vfd != -1)
