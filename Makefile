@@ -43,6 +43,15 @@ test: prereqs deploy test/unit
 	./test/unit
 	prove -j2 test/20-kill-loop.t $$(ls test/*.t | grep -v 20-kill-loop)
 
+# a quick look (about 2 minutes on 2 cores): the unit test and the files
+# that cover the main path: deploy, a failing build, rollback, the switch
+# back, finishing a killed switch, preflight
+QUICK = test/02-deploy.t test/03-fail.t test/05-rollback.t \
+	test/11-switchback.t test/22-finish-switch.t test/23-first-minutes.t
+test-quick: prereqs deploy test/unit
+	./test/unit
+	prove -j2 $(QUICK)
+
 # the whole suite again, built with AddressSanitizer and UBSan
 test-asan:
 	$(MAKE) clean
@@ -82,4 +91,4 @@ uninstall:
 clean:
 	rm -f deploy $(STATIC) test/unit test/fuzz
 
-.PHONY: all static prereqs test test-asan fuzz bench demo demo-clean install uninstall clean
+.PHONY: all static prereqs test test-quick test-asan fuzz bench demo demo-clean install uninstall clean
