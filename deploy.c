@@ -4925,8 +4925,11 @@ put_state_file(const char *name, const char *buf, size_t n)
 	return 0;
 }
 
-/* Moves the machine to p->state and writes it down; done removes it. */
-static void
+/*
+ * Moves the machine to p->state and writes it down; done removes it.
+ * -1 when it could not be written (said so).
+ */
+static int
 pending_set(struct pending *p, int state)
 {
 	char buf[200];
@@ -4936,12 +4939,15 @@ pending_set(struct pending *p, int state)
 	if (state == P_NONE) {
 		if (unlinkat(statefd, "pending", 0) == -1 && errno != ENOENT)
 			warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
-		return;
+		return 0;
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
 	    p->prev[0] ? p->prev : "-", p->prune ? "prune" : "-");
-	if (put_state_file("pending", buf, (size_t)n) == -1)
+	if (put_state_file("pending", buf, (size_t)n) == -1) {
 		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -5041,9 +5047,12 @@ show_program_output(void)
 	    "empty", cfg.program, cfg.program);
 }
 
-/* back: the release failed; put the previous one back and restart it */
+/*
+ * back: the release failed; put the previous one back and restart it.
+ * *retry: the switch itself failed, so the next run must try again.
+ */
 static int
-switch_back(struct pending *p)
+switch_back(struct pending *p, int *retry)
 {
 	if (release_state(p->sha) != R_FAILED)
 		history_add(EV_FAILED, p->sha);
@@ -5060,6 +5069,7 @@ switch_back(struct pending *p)
 		open_log(p->prev, 0);
 		step_begin("switch back");
 		if (switch_current(p->prev) == -1) {
+			*retry = 1;
 			step_fail("switch back", "could not replace current", 0);
 			warnx("could not switch back: current still points to "
 			    "the failed release %s; run 'deploy activate %s'",
@@ -5083,11 +5093,13 @@ switch_back(struct pending *p)
 static int
 finish_switch(struct pending *p)
 {
-	int st = EXIT_OK;
+	int st = EXIT_OK, retry;
 
 	late = 1;
 	while (p->state != P_NONE) {
-		if (gotsig && p->state != P_BACK)
+		/* a signal stops it between states; what is left of "checked"
+		 * and "back" is finished first */
+		if (gotsig && p->state != P_BACK && p->state != P_CHECKED)
 			return 128 + gotsig;	/* pending kept */
 		switch (p->state) {
 		case P_SWITCHED:
@@ -5111,12 +5123,15 @@ finish_switch(struct pending *p)
 			/* a failed release that passes again is complete again */
 			if (release_state(p->sha) == R_FAILED)
 				history_add(EV_COMPLETE, p->sha);
-			if (p->prune)
-				do_prune(1);
+			if (p->prune && !gotsig)
+				do_prune(1);	/* else the next prune does it */
 			pending_set(p, P_NONE);
 			break;
 		case P_BACK:
-			st = switch_back(p);
+			retry = 0;
+			st = switch_back(p, &retry);
+			if (retry)
+				return st;	/* "back" kept for the next run */
 			pending_set(p, P_NONE);
 			break;
 		}
@@ -5158,11 +5173,17 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	open_log(sha, 0);
 	if (migrate && (st = step_migrate(sha)) != EXIT_OK)
 		return st;
+	if (gotsig)
+		return 128 + gotsig;	/* current unchanged */
 	if (strcmp(cursha, sha) != 0) {
 		step_begin("switch");
 		/* written first: a kill right after the rename is finished by
 		 * the next run; one before it is dropped (current differs) */
-		pending_set(&p, P_SWITCHED);
+		if (pending_set(&p, P_SWITCHED) == -1) {
+			step_fail("switch", "cannot record it in .deploy/pending: "
+			    "not switching", 0);
+			return EXIT_FAILED;
+		}
 		if (switch_current(sha) == -1) {
 			step_fail("switch", "could not replace current", 0);
 			pending_set(&p, P_NONE);
@@ -5213,12 +5234,13 @@ run_notify(int status)
 static void
 leave(int status)
 {
-	static int leaving;
+	static int leaving = -1;
 
-	if (notify_event != NULL && cfg.notify != NULL && !leaving) {
-		leaving = 1;
+	if (leaving != -1)	/* a die() inside notify: the first status holds */
+		exit(leaving);
+	leaving = status;
+	if (notify_event != NULL && cfg.notify != NULL)
 		run_notify(status);
-	}
 	fflush(stdout);
 	exit(status);
 }
@@ -5461,8 +5483,8 @@ say_commits_fetched(const char *ref, const char *sha)
 	struct result r;
 	int fd, ok;
 
-	snprintf(dir, sizeof(dir), "%s/deploy-n.XXXXXX", tmp && *tmp ? tmp :
-	    "/tmp");
+	snprintf(dir, sizeof(dir), "%s/deploy-n.XXXXXX", tmp && *tmp == '/' ?
+	    tmp : "/tmp");	/* never relative: git runs in the root */
 	if (mkdtemp(dir) == NULL)
 		return;
 	o.timeout = cfg.timeout;
@@ -5563,10 +5585,12 @@ cmd_deploy(const char *ref, int prepare_only)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
-	if ((st = cleanup()) != EXIT_OK)
-		return st;
+	/* from here on, whatever ends the run is told (notify) */
 	if (!prepare_only)
 		notify_event = "deploy";
+	copy_sha(notify_prev, cursha);
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
 	copy_sha(notify_prev, cursha);
 	step_fetch();
 	if (ref == NULL)
@@ -5577,7 +5601,14 @@ cmd_deploy(const char *ref, int prepare_only)
 	scan_releases();
 	i = release_find(rel, nrel, sha);
 	if (i >= 0 && rel[i].state == R_FAILED && strcmp(sha, cursha) == 0) {
-		/* live, so never removed: give it another restart and check */
+		/* live, so never removed: give it another restart and check;
+		 * prepare switches and restarts nothing */
+		if (prepare_only) {
+			say("%.12s is built (current, but it failed its last "
+			    "restart or check)", sha);
+			printf("%s\n", sha);
+			return EXIT_OK;
+		}
 		say("%.12s is current but failed its last restart or check: "
 		    "restarting and checking it again", sha);
 		return activate_release(sha, "", 1, 0);
@@ -5613,7 +5644,8 @@ subjects(const char *a, const char *b, char *sa, char *sb, size_t len)
 
 	sa[0] = sb[0] = '\0';
 	argv = words_plus("git", gitdir(), "log", "--no-walk=unsorted",
-	    "--format=%H %s", "--end-of-options", a, b, (char *)NULL);
+	    "--ignore-missing", "--format=%H %s", "--end-of-options", a, b,
+	    (char *)NULL);
 	o.out = out;
 	o.outlen = sizeof(out);
 	o.timeout = 30;
@@ -5662,7 +5694,9 @@ find_rev(const char *rev)
 		    "('deploy list' shows them)", printable(rev));
 	if (rel[i].state == R_FAILED)
 		die(EXIT_USAGE, "release %s failed after its switch; "
-		    "'deploy deploy %s' rebuilds it", rel[i].name, rel[i].name);
+		    "'deploy deploy %s' %s", rel[i].name, rel[i].name,
+		    strcmp(rel[i].name, cursha) == 0 ? "restarts and checks it "
+		    "again" : "rebuilds it");
 	return i;
 }
 
@@ -5678,9 +5712,10 @@ cmd_activate(const char *rev, int rollback)
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
+		notify_event = rollback ? "rollback" : "activate";
+		copy_sha(notify_prev, cursha);
 		if ((st = cleanup()) != EXIT_OK)
 			return st;
-		notify_event = rollback ? "rollback" : "activate";
 		copy_sha(notify_prev, cursha);
 	} else {
 		history_load();
@@ -5804,19 +5839,40 @@ need_deploy_root(void)
 		    STATE);
 }
 
+/* bytes of the UTF-8 sequence at s, or 0 when it is not a valid one */
+static int
+utf8_len(const unsigned char *s)
+{
+	int n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
+	    s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* a JSON string; what is not valid UTF-8 becomes U+FFFD */
 static void
 json_str(const char *s)
 {
-	putchar('"');
-	for (; s != NULL && *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	int n;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
+	putchar('"');
+	for (; *p; p += n ? n : 1) {
+		n = utf8_len(p);
+		if (n == 0)
+			fputs("\\ufffd", stdout);
+		else if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
 		else
-			putchar(c);
+			fwrite(p, 1, (size_t)n, stdout);
 	}
 	putchar('"');
 }
@@ -5842,6 +5898,21 @@ json_time(const char *name, long long t)
 		printf(", \"%s_epoch\": null", name);
 }
 
+/* src into dst (size n), cut to fit at a character boundary */
+static void
+cut_utf8(char *dst, const char *src, size_t n)
+{
+	size_t len = strlen(src);
+
+	if (len >= n) {
+		len = n - 1;
+		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
+			len--;	/* src[len] would start the cut character */
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 #define SUBJ	61	/* a subject in list, cut to fit */
 
 /* Each release's commit subject, from the mirror, in one git process. */
@@ -5859,7 +5930,8 @@ static char (*release_subjects(void))[SUBJ]
 	if (fstatat(rootfd, "repo", &st, 0) == -1)
 		return subj;
 	argv = words_plus("git", gitdir(), "log", "--no-walk=unsorted",
-	    "--format=%H %s", "--end-of-options", (char *)NULL);
+	    "--ignore-missing", "--format=%H %s", "--end-of-options",
+	    (char *)NULL);
 	for (n = 0; argv[n]; n++)
 		;
 	for (i = 0; i < nrel; i++)
@@ -5882,7 +5954,7 @@ static char (*release_subjects(void))[SUBJ]
 				continue;
 			*sp = '\0';
 			if ((k = release_find(rel, nrel, line)) >= 0)
-				snprintf(subj[k], SUBJ, "%s", printable(sp + 1));
+				cut_utf8(subj[k], printable(sp + 1), SUBJ);
 		}
 	free(out);
 	free_words(argv);

@@ -14,6 +14,10 @@ make_app
 cat >"$T/slowrestart.sh" <<EOF
 #!/bin/sh
 echo "\$(pwd)" >>"$T/restarts"
+# a folder where the switch's temp link goes: the next switch fails
+if [ -e "$T/block.switch" ]; then
+	mkdir -p "$ROOT/.current.tmp/x"
+fi
 if [ ! -e CRASH ] && [ -s "$T/restart.delay" ]; then
 	touch "$T/restart.go"
 	sleep "\$(cat "$T/restart.delay")"
@@ -33,8 +37,9 @@ if [ -s "$T/check.delay" ]; then
 fi
 exec python health.py "$APPSTATE"
 EOF
+NOTIFY='notify = sh -c "echo \$DEPLOY_EVENT \$DEPLOY_STATUS >>'"$T"'/notified"'
 setup_root "restart = sh $T/slowrestart.sh" "check = sh $T/slowcheck.sh" \
-    "check_timeout = 10" "keep = 2"
+    "check_timeout = 10" "keep = 2" "$NOTIFY"
 
 # slow_restart SECONDS / slow_check SECONDS: 0 for full speed
 slow_restart() {
@@ -62,6 +67,13 @@ bg_wait
 is "$bgrc" 5 "SIGTERM during a failing first restart: exit 5, not 143"
 [ "$bgrc" = 5 ] || show_bg
 is "$(list_state "$Z")" failed "the release is recorded failed"
+
+# ---- prepare of a failed current release restarts nothing
+nrestarts=$(wc -l <"$T/restarts")
+run_deploy prepare
+rc_is 0 "prepare of the failed current release: exit 0"
+is "$(last_line)" "$Z" "it prints the sha"
+is "$(wc -l <"$T/restarts")" "$nrestarts" "and restarts nothing"
 
 A=$(new_commit v1)
 run_deploy deploy
@@ -92,8 +104,10 @@ bg_wait
 slow_restart 0
 is "$(current_link)" "releases/$A" "killed there: current is the previous release"
 isnt "$(app_state)" RUNNING "and the app is down (its restart never ran)"
+rm -f "$T/notified"
 run_deploy activate "$A"
 rc_is 4 "the next command finishes the switch back first and says so (exit 4)"
+is "$(cat "$T/notified" 2>/dev/null)" "activate 4" "notify is told, with the status the finish decided"
 ok "the previous release runs again" app_runs_from "$A"
 like "$(out)" "*finishing*" "it says it finishes the interrupted run"
 is "$(list_state "$G")" failed "the failed release is recorded failed"
@@ -114,6 +128,28 @@ rc_is 4 "the next deploy switches back (exit 4), not 'nothing to go back to' (5)
 is "$(current_link)" "releases/$A" "current is the previous release"
 ok "which runs" app_runs_from "$A"
 grep_nok "it never says there is nothing to go back to" "$T/err" "no release to go back to"
+
+# ---- a switch back whose rename fails keeps "back" for the next run
+I=$(crash_commit crash-five)
+touch "$T/block.switch"
+run_deploy deploy
+rm -f "$T/block.switch"
+rc_is 5 "the switch back cannot rename: exit 5"
+is "$(current_link)" "releases/$I" "current is still the failed release"
+grep_ok "the switch back stays pending" "$ROOT/.deploy/pending" "^back $I $A "
+rm -rf "$ROOT/.current.tmp"
+run_deploy deploy
+rc_is 4 "the next deploy switches back (exit 4), not 'nothing to go back to'"
+is "$(current_link)" "releases/$A" "current is the previous release"
+ok "which runs" app_runs_from "$A"
+
+# ---- pending cannot be written: no switch at all
+mkdir -p "$ROOT/.deploy/pending.tmp/x"
+J=$(new_commit v-j)
+run_deploy deploy
+rc_is 1 "pending cannot be recorded: exit 1"
+is "$(current_link)" "releases/$A" "current unchanged"
+rm -rf "$ROOT/.deploy/pending.tmp"
 
 # ---- 4: resuming a killed deploy finishes it, prune included
 B=$(new_commit v2)

@@ -46,8 +46,12 @@ grep_ok "a notify step is reported" "$T/out" "^\[[0-9]+\] notify ok"
 B1=$(new_commit second-one)
 B2=$(new_commit third-one)
 B3=$(new_commit fourth-one)
+before=$(tree_listing "$ROOT")
 run_deploy -n deploy
 like "$(out)" "*3 new commits since ${A%"${A#????????????}"}*" "-n says how many commits come"
+(cd "$ROOT" && TMPDIR=tmp run_deploy -n deploy)
+like "$(out)" "*3 new commits*" "-n with a relative TMPDIR says it too"
+is "$(tree_listing "$ROOT")" "$before" "and -n left nothing in the root"
 run_deploy deploy
 rc_is 0 "deploy of three commits: exit 0"
 like "$(out)" "*3 new commits since*fourth-one*third-one*second-one*" \
@@ -75,6 +79,26 @@ rc_is 0 "log REV: exit 0"
 like "$(out)" "*deploy $A*" "log REV prints that release's log"
 run_deploy log 123
 rc_is 2 "log with a malformed REV: exit 2"
+
+# ---- a subject cut to fit at a character boundary; JSON stays valid
+git -C "$APP" commit -q --allow-empty -m "a$(printf 'é%.0s' $(seq 1 40))"
+U=$(sha_of HEAD)
+run_deploy deploy
+rc_is 0 "a commit with a long non-ASCII subject deploys"
+run_deploy list
+is "$("$PY" -c '
+import sys
+for line in open(sys.argv[1], "rb"):
+    line.decode("utf-8")
+print("ok")' "$T/out" 2>&1)" ok "list cuts subjects at a character boundary (valid UTF-8)"
+run_deploy --json list
+is "$("$PY" -c '
+import json, sys
+d = json.loads(open(sys.argv[1], "rb").read())
+s = [r["subject"] for r in d["releases"] if r["current"]][0]
+print(s.startswith("a\u00e9") and set(s[1:]) == {"\u00e9"})
+' "$T/out" 2>&1)" True "--json list is valid JSON, the subject cut between characters"
+run_deploy deploy "$B1"
 
 # ---- --json
 run_deploy --json list

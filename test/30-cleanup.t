@@ -43,4 +43,29 @@ run_deploy activate "$B"
 rc_is 0 "activate after the kill: exit 0"
 ok "the incomplete release is gone after activate too" absent "$ROOT/releases/$C"
 
+# ---- a signal that comes before the switch (here, while cleanup removes a
+# large incomplete release) leaves current as it was: no switch at all
+X=0123456789abcdef0123456789abcdef01234567
+"$PY" -c '
+import os, sys
+d = sys.argv[1]
+for i in range(300):
+    sub = os.path.join(d, "d%03d" % i)
+    os.makedirs(sub)
+    for j in range(400):
+        open(os.path.join(sub, "f%03d" % j), "w").close()
+' "$ROOT/releases/$X" || bail "could not plant a large release"
+echo "$(date +%s) build $X" >>"$ROOT/.deploy/history"
+is "$(list_state "$X")" incomplete "a large incomplete release is planted"
+before=$(current_link)
+bg_deploy sigclean rollback
+ok "the rollback starts removing it" wait_for 30 test -e "$ROOT/.deploy/lock"
+sleep 0.3
+kill -TERM "$bgpid"
+bg_wait
+is "$bgrc" 143 "SIGTERM before the switch: exit 143"
+[ "$bgrc" = 143 ] || show_bg
+is "$(current_link)" "$before" "current unchanged: it never switched"
+ok "nothing is left pending" absent "$ROOT/.deploy/pending"
+
 done_testing

@@ -19,7 +19,7 @@ like "$url" "http://127.0.0.1:*/" "it serves on a loopback port"
 grep_ok "v1 deployed and served" "$T/out" '^demo: deployed v1: .* says: hello from v1$'
 grep_ok "v2 deployed and served" "$T/out" '^demo: deployed v2: .* says: hello from v2$'
 grep_ok "list shows two complete releases, v2 current" "$T/out" \
-    '^    [0-9a-f]{40} +complete .*current$'
+    '^    [0-9a-f]{40} +complete .*current( .*)?$'
 grep_ok "status names the current release" "$T/out" '^    current: [0-9a-f]{40} '
 grep_ok "v3 fails its tests with exit 1 and v2 still serves" "$T/out" \
     '^demo: deploy of v3 .*exit 1: \[[0-9]+\] test FAILED.* still says: hello from v2$'
