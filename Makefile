@@ -24,7 +24,7 @@ static: $(STATIC)
 
 $(STATIC): deploy.c deploy.h
 	$(MUSLCC) $(WFLAGS) -Werror $(STATICFLAGS) -DVERSION='"$(VERSION)"' -static -s \
-	    -Wl,--gc-sections -o $@ deploy.c
+	    -Wl,--gc-sections -Wl,-z,noseparate-code -o $@ deploy.c
 	@size=$$(wc -c <$@); echo "$@: static, stripped, $$size bytes"; \
 	if [ $$size -gt $(STATIC_MAX) ]; then \
 		echo "$@: larger than $(STATIC_MAX) bytes" >&2; rm -f $@; exit 1; \

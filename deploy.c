@@ -2250,21 +2250,31 @@ words(const char *s)
 	return w;
 }
 
+/* w with the words of ap (up to a NULL) added */
 static char **
-words_plus(const char *s, ...)
+append_words(char **w, va_list ap)
 {
-	char **w = words(s), *a;
 	size_t n;
-	va_list ap;
+	char *a;
 
 	for (n = 0; w[n]; n++)
 		;
-	va_start(ap, s);
 	while ((a = va_arg(ap, char *)) != NULL) {
 		w = xrealloc(w, (n + 2) * sizeof(*w));
 		w[n++] = xstrdup(a);
 		w[n] = NULL;
 	}
+	return w;
+}
+
+static char **
+words_plus(const char *s, ...)
+{
+	char **w = words(s);
+	va_list ap;
+
+	va_start(ap, s);
+	w = append_words(w, ap);
 	va_end(ap);
 	return w;
 }
@@ -3281,10 +3291,9 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		done = 1;
 	if (!done && n > 0) {
 		long long oi = 0, oo = 0;
-		long cr;
 
-		while ((size_t)oi < n && (cr = syscall(SYS_copy_file_range, in,
-		    &oi, out, &oo, n - (size_t)oi, 0)) > 0)
+		while ((size_t)oi < n && syscall(SYS_copy_file_range, in, &oi,
+		    out, &oo, n - (size_t)oi, 0) > 0)
 			;
 		if ((size_t)oi == n)
 			done = 1;
@@ -3696,20 +3705,15 @@ derive_run(char **argv, struct runopts *o, char *why, size_t wl)
 
 /* argv for the venv's own pip: VENV/bin/python -m pip WORDS... */
 static char **
-venv_pip(const char *vpath, const char *first, ...)
+venv_pip(const char *vpath, ...)
 {
-	char **argv = words_plus("x", "-m", "pip", (char *)NULL), *a;
-	size_t n = 3;
+	char **argv = words_plus("x", "-m", "pip", (char *)NULL);
 	va_list ap;
 
 	free(argv[0]);
 	argv[0] = fmtpath("%s/bin/python", vpath);
-	va_start(ap, first);
-	for (a = (char *)first; a != NULL; a = va_arg(ap, char *)) {
-		argv = xrealloc(argv, (n + 2) * sizeof(*argv));
-		argv[n++] = xstrdup(a);
-		argv[n] = NULL;
-	}
+	va_start(ap, vpath);
+	argv = append_words(argv, ap);
 	va_end(ap);
 	return argv;
 }
@@ -3727,7 +3731,7 @@ derive_copy(int vfd, const char *src, const char *key, struct vcopy *c,
 		snprintf(why, wl, "%s: %s", c->from, strerror(errno));
 	else if (mkdirat(vfd, key, 0700) == -1 || (dfd = openat(vfd, key,
 	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		snprintf(why, wl, "%s: %s", c->to, strerror(errno));
+		snprintf(why, wl, "mkdir %s: %s", c->to, strerror(errno));
 	else if (copy_tree(sfd, dfd, "", c) == -1)
 		snprintf(why, wl, "copy: %s", c->why);
 	else if (fchmod(dfd, st.st_mode & 07777) == -1)
@@ -5757,6 +5761,8 @@ cmd_migrate(const char *rev)
 	char sha[65];
 	int st;
 
+	if (rev == NULL)
+		die(EXIT_USAGE, "usage: deploy migrate REV");
 	if (cfg.migrate == NULL)
 		die(EXIT_USAGE, "no migrate command in deploy.conf: nothing to run");
 	need_current_sane();

@@ -36,28 +36,16 @@ git -C "$APP" rm -q CRASH
 
 # ---- a supervisord.conf committed in the app
 mkdir -p "$T/dev"
-cat >"$T/dev/supervisord.conf" <<EOF
-[unix_http_server]
-file=$T/dev.sock
-
-[supervisord]
-pidfile=$T/dev/supervisord.pid
-logfile=$T/dev/supervisord.log
-childlogdir=$T/dev
-nodaemon=false
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://$T/dev.sock
-
+{
+	supervisord_head "$T/dev.sock" "$T/dev"
+	cat <<EOF
 [program:app]
 directory=$T/dev
 command=/bin/sh -c "echo started >>$T/dev/app.started; exec sleep 1000"
 autostart=false
 startsecs=0
 EOF
+} >"$T/dev/supervisord.conf"
 supervisord -c "$T/dev/supervisord.conf" || bail "dev supervisord did not start"
 devsv() { supervisorctl -c "$T/dev/supervisord.conf" "$@"; }
 wait_for 15 test -S "$T/dev.sock" || bail "no dev supervisord socket"

@@ -14,41 +14,8 @@ REMOTE=$APP
 mkdir -p "$ROOT" "$T/runs ü"
 TESTRUNS="$T/runs ü/testruns"
 
-# supervisord with the program's paths quoted (lib.sh's start_supervisord
-# writes them bare, which supervisord would split at the spaces)
-mkdir -p "$T/svlogs"
-cat >"$SVCONF" <<EOF
-[unix_http_server]
-file=$T/supervisor.sock
-
-[supervisord]
-pidfile=$T/supervisord.pid
-logfile=$T/supervisord.log
-childlogdir=$T/svlogs
-nodaemon=false
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://$T/supervisor.sock
-
-[program:app]
-directory=$ROOT/current
-command="$ROOT/current/.venv/bin/python" app.py
-environment=APP_STATE="$APPSTATE"
-autostart=false
-autorestart=true
-startsecs=1
-startretries=1
-stopwaitsecs=5
-stopasgroup=true
-killasgroup=true
-redirect_stderr=true
-stdout_logfile=$T/app.log
-EOF
-supervisord -c "$SVCONF" || bail "supervisord did not start"
-wait_for 15 sv_up || bail "supervisord not answering"
+# lib.sh's supervisord quotes the program's path: the root holds spaces
+start_supervisord
 
 setup_root "test = python check_app.py \"$TESTRUNS\"" \
 	"link = 'config file ✓.ini'" "envfile = app env ✓.txt" "keep = 2"

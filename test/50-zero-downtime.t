@@ -58,25 +58,9 @@ V1=$(sha_of HEAD)
 
 # supervisord as lib.sh starts it, with the README's section instead of
 # [program:app]; it autostarts nothing (there is no release yet)
-mkdir -p "$T/svlogs" "$ROOT"
+mkdir -p "$ROOT"
 {
-	cat <<EOF
-[unix_http_server]
-file=$T/supervisor.sock
-
-[supervisord]
-pidfile=$T/supervisord.pid
-logfile=$T/supervisord.log
-childlogdir=$T/svlogs
-nodaemon=false
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://$T/supervisor.sock
-
-EOF
+	supervisord_head "$T/supervisor.sock" "$T"
 	recipe fcgi
 	echo "autostart=false"
 	echo "redirect_stderr=true"

@@ -50,36 +50,11 @@ host_sv_up() {
 # host's current), `deploy init`, a config, the binary in shared/
 start_host() {
 	_h=$T/$1
-	mkdir -p "$_h/svlogs" "$_h/root"
-	cat >"$_h/sv.conf" <<EOF
-[unix_http_server]
-file=$_h/sv.sock
-
-[supervisord]
-pidfile=$_h/sv.pid
-logfile=$_h/supervisord.log
-childlogdir=$_h/svlogs
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://$_h/sv.sock
-
-[program:app]
-directory=$_h/root/current
-command=$_h/root/current/.venv/bin/python app.py
-environment=APP_STATE="$_h/appstate"
-autostart=false
-autorestart=true
-startsecs=1
-startretries=1
-stopwaitsecs=5
-stopasgroup=true
-killasgroup=true
-redirect_stderr=true
-stdout_logfile=$_h/app.log
-EOF
+	mkdir -p "$_h/root"
+	{
+		supervisord_head "$_h/sv.sock" "$_h"
+		app_program "$_h/root" "$_h/appstate" "$_h/app.log"
+	} >"$_h/sv.conf"
 	supervisord -c "$_h/sv.conf" || bail "supervisord of $1 did not start"
 	wait_for 15 host_sv_up "$1" || bail "supervisord of $1 not answering"
 	"$DEPLOY" -C "$_h/root" init "$REMOTE" >/dev/null 2>&1 ||
@@ -100,11 +75,11 @@ EOF
 
 stop_hosts() {
 	for _hn in $HOSTS; do
-		[ -f "$T/$_hn/sv.pid" ] || continue
-		_p=$(cat "$T/$_hn/sv.pid" 2>/dev/null)
+		[ -f "$T/$_hn/supervisord.pid" ] || continue
+		_p=$(cat "$T/$_hn/supervisord.pid" 2>/dev/null)
 		host_sv "$_hn" shutdown >/dev/null 2>&1
 		wait_for 10 eval "! alive ${_p:-0}" || kill -9 "$_p" 2>/dev/null
-		rm -f "$T/$_hn/sv.pid"
+		rm -f "$T/$_hn/supervisord.pid"
 	done
 }
 trap '_xst=$?; stop_hosts; (exit $_xst); cleanup' EXIT

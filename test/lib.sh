@@ -518,28 +518,37 @@ sv() {
 	supervisorctl -c "$SVCONF" "$@"
 }
 
-start_supervisord() {
-	mkdir -p "$T/svlogs"
-	cat >"$SVCONF" <<EOF
+# supervisord_head SOCKET DIR: the sections every supervisord of the tests
+# has: its socket, and its pid file, log and child logs in DIR
+supervisord_head() {
+	mkdir -p "$2/svlogs"
+	cat <<EOF
 [unix_http_server]
-file=$T/supervisor.sock
+file=$1
 
 [supervisord]
-pidfile=$T/supervisord.pid
-logfile=$T/supervisord.log
-childlogdir=$T/svlogs
+pidfile=$2/supervisord.pid
+logfile=$2/supervisord.log
+childlogdir=$2/svlogs
 nodaemon=false
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
-serverurl=unix://$T/supervisor.sock
+serverurl=unix://$1
 
+EOF
+}
+
+# app_program ROOT APPSTATE LOG: [program:app], the test app run from
+# ROOT/current (its path quoted: a root may hold spaces)
+app_program() {
+	cat <<EOF
 [program:app]
-directory=$ROOT/current
-command=$ROOT/current/.venv/bin/python app.py
-environment=APP_STATE="$APPSTATE"
+directory=$1/current
+command="$1/current/.venv/bin/python" app.py
+environment=APP_STATE="$2"
 autostart=false
 autorestart=true
 startsecs=1
@@ -548,8 +557,15 @@ stopwaitsecs=5
 stopasgroup=true
 killasgroup=true
 redirect_stderr=true
-stdout_logfile=$T/app.log
+stdout_logfile=$3
 EOF
+}
+
+start_supervisord() {
+	{
+		supervisord_head "$T/supervisor.sock" "$T"
+		app_program "$ROOT" "$APPSTATE" "$T/app.log"
+	} >"$SVCONF"
 	supervisord -c "$SVCONF" || bail "supervisord did not start"
 	wait_for 15 sv_up || bail "supervisord not answering on $T/supervisor.sock"
 }
