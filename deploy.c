@@ -1096,9 +1096,14 @@ read_file_at(int dfd, const char *name, size_t max, size_t *len,
 	return buf;
 }
 
-/* Writes a file under a temp name, fsyncs it, renames it in, fsyncs dir. */
+/*
+ * Writes a file under a temp name and renames it in, so that a kill never
+ * leaves half of it. durable: fsyncs the file and the folder too; without,
+ * the file must outlive our process, not the machine.
+ */
 static int
-replace_file_at(int dfd, const char *name, const char *data, size_t len)
+replace_file_at(int dfd, const char *name, const char *data, size_t len,
+    int durable)
 {
 	char tmp[128];
 	int fd;
@@ -1106,9 +1111,9 @@ replace_file_at(int dfd, const char *name, const char *data, size_t len)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	unlinkat(dfd, tmp, 0);
 	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0644)) == -1)
+	    O_NOFOLLOW, 0600)) == -1)
 		return -1;
-	if (write_all(fd, data, len) == -1 || fsync(fd) == -1) {
+	if (write_all(fd, data, len) == -1 || (durable && fsync(fd) == -1)) {
 		close(fd);
 		unlinkat(dfd, tmp, 0);
 		return -1;
@@ -1117,7 +1122,7 @@ replace_file_at(int dfd, const char *name, const char *data, size_t len)
 		unlinkat(dfd, tmp, 0);
 		return -1;
 	}
-	return fsync(dfd);
+	return durable ? fsync(dfd) : 0;
 }
 
 /* ---- history: the durable order of releases ---- */
@@ -1158,7 +1163,7 @@ history_save(void)
 		    event_name(hist[i].type), hist[i].sha);
 		len += (size_t)n;
 	}
-	if (replace_file_at(statefd, "history", buf, len) == -1) {
+	if (replace_file_at(statefd, "history", buf, len, 1) == -1) {
 		warnx("cannot write %s/%s/history: %s", root, STATE,
 		    strerror(errno));
 		free(buf);
@@ -1742,17 +1747,7 @@ record_step(pid_t pgid)
 	}
 	n = snprintf(buf, sizeof(buf), "%ld %llu\n", (long)pgid,
 	    start_time((long)pgid));
-	/* no fsync: the record must outlive our process, not the machine */
-	unlinkat(statefd, "step.tmp", 0);
-	{
-		int fd = openat(statefd, "step.tmp", O_WRONLY | O_CREAT |
-		    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (fd == -1)
-			return;
-		if (write_all(fd, buf, (size_t)n) == -1 || close(fd) == -1 ||
-		    renameat(statefd, "step.tmp", statefd, "step") == -1)
-			unlinkat(statefd, "step.tmp", 0);
-	}
+	replace_file_at(statefd, "step", buf, (size_t)n, 0);
 }
 
 /*
@@ -4906,28 +4901,6 @@ struct pending {
 	int	prune;
 };
 
-/*
- * A small file that must outlive our process, not the machine: a temp
- * name and a rename, so a kill never leaves half of it; no fsync.
- */
-static int
-put_state_file(const char *name, const char *buf, size_t n)
-{
-	char tmp[64];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	unlinkat(statefd, tmp, 0);
-	if ((fd = openat(statefd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) == -1)
-		return -1;
-	if (write_all(fd, buf, n) == -1 || close(fd) == -1 ||
-	    renameat(statefd, tmp, statefd, name) == -1) {
-		unlinkat(statefd, tmp, 0);
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * Moves the machine to p->state and writes it down; done removes it.
@@ -4947,7 +4920,8 @@ pending_set(struct pending *p, int state)
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
 	    p->prev[0] ? p->prev : "-", p->prune ? "prune" : "-");
-	if (put_state_file("pending", buf, (size_t)n) == -1) {
+	/* no fsync: after a power cut supervisord starts current anyway */
+	if (replace_file_at(statefd, "pending", buf, (size_t)n, 0) == -1) {
 		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
 		return -1;
 	}
