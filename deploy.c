@@ -1758,7 +1758,7 @@ record_step(pid_t pgid)
  * take it with us.
  */
 static int
-start_guard(pid_t pgid)
+start_guard(pid_t pgid, pid_t *gpid)
 {
 	int p[2];
 	ssize_t k;
@@ -1791,22 +1791,19 @@ start_guard(pid_t pgid)
 		_exit(0);
 	}
 	close(p[0]);
+	*gpid = pid;
 	return p[1];
 }
 
+/* The goodbye byte, then the guard's exit: nothing of ours outlives us. */
 static void
-stop_guard(int g)
+stop_guard(int g, pid_t gpid)
 {
 	if (g == -1)
 		return;
 	write_all(g, "k", 1);
 	close(g);
-}
-
-static void
-reap_guards(void)
-{
-	while (waitpid(-1, NULL, WNOHANG) > 0)
+	while (waitpid(gpid, NULL, 0) == -1 && errno == EINTR)
 		;
 }
 
@@ -2015,7 +2012,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	int out[2], ep[2], guard, st = 0, n;
 	char *const *a;
 	size_t outn = 0;
-	pid_t pid, r;
+	pid_t pid, r, gpid = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (argv[0] == NULL)
@@ -2037,7 +2034,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	setpgid(pid, pid);
 	close(out[1]);
 	close(ep[1]);
-	guard = start_guard(pid);
+	guard = start_guard(pid, &gpid);
 	if (o->record)
 		record_step(pid);
 	while ((n = (int)read(ep[0], &res->execerr, sizeof(res->execerr))) == -1 &&
@@ -2058,8 +2055,7 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	close(out[0]);
 	if (o->record)
 		record_step(0);
-	stop_guard(guard);
-	reap_guards();
+	stop_guard(guard, gpid);
 	res->status = st;
 	if (res->execerr)
 		logf_("deploy: cannot run %s: %s\n", argv[0],
