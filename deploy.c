@@ -2480,21 +2480,30 @@ unlock_mirror(void)
 		    n, n == 1 ? "" : "s");
 }
 
+/* ROOT/venvs to read, never through a link; NULL when absent */
+static DIR *
+venvs_dir(void)
+{
+	DIR *dp;
+	int fd;
+
+	if ((fd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return NULL;
+	if ((dp = fdopendir(fd)) == NULL)
+		close(fd);
+	return dp;
+}
+
 /* Virtualenvs a killed run left half built: never reused, so removed. */
 static void
 remove_incomplete_venvs(void)
 {
 	struct dirent *d;
 	DIR *dp;
-	int fd;
 
-	if ((fd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1)
+	if ((dp = venvs_dir()) == NULL)
 		return;
-	if ((dp = fdopendir(fd)) == NULL) {
-		close(fd);
-		return;
-	}
 	while ((d = readdir(dp)) != NULL) {
 		if (d->d_name[0] == '.' || venv_done(dirfd(dp), d->d_name))
 			continue;
@@ -4758,16 +4767,11 @@ prune_venvs(int asstep)
 	struct dirent *d;
 	size_t i;
 	ssize_t k;
-	int vfd, used;
+	int used;
 	DIR *dp;
 
-	if ((vfd = openat(rootfd, "venvs", O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1)
+	if ((dp = venvs_dir()) == NULL)
 		return;
-	if ((dp = fdopendir(vfd)) == NULL) {
-		close(vfd);
-		return;
-	}
 	scan_releases();
 	while ((d = readdir(dp)) != NULL) {
 		if (d->d_name[0] == '.')
