@@ -39,7 +39,12 @@ struct config {
 	long	 timeout;
 	char	*migrate;
 	char	*notify;
+	int	 verify;	/* VERIFY_* */
+	char	*allowed_signers;
+	char	*gpg_keyring;
 };
+
+enum { VERIFY_OFF, VERIFY_COMMIT, VERIFY_TAG };
 
 void	config_init(struct config *);
 void	config_free(struct config *);
@@ -107,5 +112,18 @@ long	rev_match(const struct release *, size_t, const char *rev);
 long	rollback_target(const struct release *, size_t, long cur);
 /* Sets mark on what prune removes; returns how many. */
 size_t	prune_select(struct release *, size_t, long keep, long cur, long rb);
+
+/* SHA-256 (FIPS 180-4), for the audit trail's chain of lines. */
+struct sha256 {
+	unsigned long	 h[8];		/* 32 bits used of each */
+	unsigned long long len;		/* bytes so far */
+	unsigned char	 buf[64];
+	size_t		 nbuf;
+};
+void	sha256_init(struct sha256 *);
+void	sha256_update(struct sha256 *, const void *, size_t);
+void	sha256_final(struct sha256 *, unsigned char out[32]);
+/* The digest of p as 64 lowercase hex digits and a NUL. */
+void	sha256_hex(const void *p, size_t n, char out[65]);
 
 #endif

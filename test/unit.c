@@ -327,6 +327,74 @@ test_reqs(void)
 	    "only len bytes are read");
 }
 
+static void
+test_sha256(void)
+{
+	static const struct {
+		const char *in;
+		const char *hex;
+	} v[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+		{ "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+		  "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1" },
+		/* 55 and 56 bytes: the padding's two cases */
+		{ "0123456789012345678901234567890123456789012345678901234",
+		  "f34d5a0f80c0cbf84c8c0b90218c22637abd199965249da736a20143c8c9c9d9" },
+		{ "01234567890123456789012345678901234567890123456789012345",
+		  "83aa034bda83e458a0dc9cbce0d4e354716aa0ff770ed37ac0ed2b292052e4af" },
+	};
+	char hex[65], msg[80], *a;
+	struct sha256 c;
+	unsigned char d[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		sha256_hex(v[i].in, strlen(v[i].in), hex);
+		snprintf(msg, sizeof(msg), "sha256 of %zu bytes", strlen(v[i].in));
+		ok(strcmp(hex, v[i].hex) == 0, msg);
+	}
+	/* a million 'a's, fed in uneven pieces */
+	a = malloc(1000000);
+	memset(a, 'a', 1000000);
+	sha256_init(&c);
+	for (i = 0; i < 1000000; i += 997)
+		sha256_update(&c, a + i, 1000000 - i < 997 ? 1000000 - i : 997);
+	sha256_final(&c, d);
+	ok(d[0] == 0xcd && d[1] == 0xc7 && d[30] == 0x2c && d[31] == 0xd0,
+	    "sha256 of a million 'a's in pieces");
+	free(a);
+}
+
+static void
+test_verify_keys(void)
+{
+	struct config c;
+	char err[ERRLEN];
+
+	ok(parse("repo = x\n", &c, err) == 0 && c.verify == VERIFY_OFF,
+	    "verify is off by default");
+	config_free(&c);
+	ok(parse("repo = x\nverify = tag\nallowed_signers = keys/allowed\n"
+	    "gpg_keyring = keys/gpg\n", &c, err) == 0 && c.verify == VERIFY_TAG &&
+	    strcmp(c.allowed_signers, "keys/allowed") == 0 &&
+	    strcmp(c.gpg_keyring, "keys/gpg") == 0, "verify and key files parse");
+	config_free(&c);
+	ok(parse("repo = x\nverify = commit\n", &c, err) == 0 &&
+	    c.verify == VERIFY_COMMIT, "verify = commit");
+	config_free(&c);
+	ok(parse("repo = x\nverify = yes\n", &c, err) == -1 &&
+	    strstr(err, "f.conf:2:") && strstr(err, "off, commit or tag"),
+	    "verify = yes refused, naming the choices");
+	config_free(&c);
+	ok(parse("repo = x\nallowed_signers = /etc/keys\n", &c, err) == -1 &&
+	    parse("repo = x\ngpg_keyring = ../k\n", &c, err) == -1,
+	    "key files must be under shared/");
+	config_free(&c);
+}
+
 int
 main(void)
 {
@@ -337,6 +405,8 @@ main(void)
 	test_order();
 	test_envfile();
 	test_reqs();
+	test_sha256();
+	test_verify_keys();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
