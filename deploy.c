@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1022,7 +1023,7 @@ sha256_hex(const void *p, size_t n, char out[65])
 
 /* ---- the program ---- */
 
-static int qflag, vflag, nflag, Mflag, jflag;
+static int qflag, vflag, nflag, Mflag, jflag, verifyflag;
 static long wflag = 0, kflag = 0;
 static const char *cmdname = "deploy";
 
@@ -5742,6 +5743,288 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	return finish_switch(&p);
 }
 
+/*
+ * ---- audit: who changed what, and from where ----
+ *
+ * ROOT/.deploy/audit holds one JSON object per line for every command
+ * that changed something or was refused (a signature): appended with
+ * O_APPEND in one write and fsynced, under an fcntl lock of the file so
+ * that two writers never chain off the same line. Each line starts with
+ * "prev", the SHA-256 of the line before it (64 zeros for the first), so
+ * a changed or removed line breaks the chain at the next one; audit-head
+ * holds the hash of the last line, which covers that one too. "observed"
+ * is what the kernel says (uid, its name, the terminal, the host);
+ * "claimed" is what the environment says, which whoever runs us can set.
+ * Prune never touches the file.
+ */
+
+#define AUDIT_ZERO \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_VAL	256	/* bytes kept of one environment value */
+
+static const char *audit_cmd;	/* set once a command holds the lock */
+static int audit_skip;		/* it found nothing to do */
+static double audit_t0;		/* when we started */
+
+static const struct {
+	const char	*var;
+	const char	*key;
+} audit_claims[] = {
+	{ "SUDO_USER", "sudo_user" },
+	{ "GITHUB_ACTOR", "github_actor" },
+	{ "GITHUB_RUN_ID", "github_run_id" },
+	{ "GITHUB_REPOSITORY", "github_repository" },
+	{ "CIRCLE_USERNAME", "circle_username" },
+	{ "CIRCLE_BUILD_URL", "circle_build_url" },
+	{ "GITLAB_USER_LOGIN", "gitlab_user_login" },
+	{ "CI_JOB_URL", "ci_job_url" },
+	{ "DEPLOY_ACTOR", "deploy_actor" },
+};
+
+struct sbuf {
+	char	*p;
+	size_t	 n, cap;
+};
+
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+static int utf8_len(const unsigned char *);
+
+/* a JSON string of at most max bytes of s, or null */
+static void
+sb_jstr(struct sbuf *b, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char esc[8];
+	size_t k;
+	int n;
+
+	if (s == NULL) {
+		sb_add(b, "null", 4);
+		return;
+	}
+	sb_add(b, "\"", 1);
+	for (; *p && max > 0; p += k, max -= k < max ? k : max) {
+		n = utf8_len(p);
+		k = n > 0 ? (size_t)n : 1;
+		if (n == 0 || k > max)
+			sb_add(b, "\\ufffd", 6);
+		else if (*p == '"' || *p == '\\' || *p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), *p == '"' || *p == '\\' ?
+			    "\\%c" : "\\u%04x", *p);
+			sb_add(b, esc, strlen(esc));
+		} else
+			sb_add(b, (const char *)p, k);
+	}
+	sb_add(b, "\"", 1);
+}
+
+/* , "KEY": VALUE */
+static void
+sb_json(struct sbuf *b, const char *key, const char *s, size_t max)
+{
+	sb_add(b, ", \"", 3);
+	sb_add(b, key, strlen(key));
+	sb_add(b, "\": ", 3);
+	sb_jstr(b, s, max);
+}
+
+static const char *
+env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* The user name of our uid, or NULL. */
+static const char *
+user_name(void)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	return pw != NULL ? pw->pw_name : NULL;
+}
+
+/* Who asked, in one word, for notify: the most specific claim first. */
+static const char *
+audit_actor(void)
+{
+	static const char *order[] = { "DEPLOY_ACTOR", "GITHUB_ACTOR",
+	    "GITLAB_USER_LOGIN", "CIRCLE_USERNAME", "SUDO_USER" };
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if ((v = env_or_null(order[i])) != NULL)
+			return v;
+	return (v = user_name()) != NULL ? v : "unknown";
+}
+
+/* "observed": {...}, "claimed": {...} */
+static void
+audit_who(struct sbuf *b)
+{
+	char num[64], host[256], *f[2], *copy;
+	const char *tty = isatty(0) ? ttyname(0) : isatty(2) ? ttyname(2) :
+	    NULL;
+	size_t i;
+
+	snprintf(num, sizeof(num), ", \"observed\": {\"uid\": %ld",
+	    (long)getuid());
+	sb_add(b, num, strlen(num));
+	if (geteuid() != getuid()) {
+		snprintf(num, sizeof(num), ", \"euid\": %ld", (long)geteuid());
+		sb_add(b, num, strlen(num));
+	}
+	sb_json(b, "user", user_name(), AUDIT_VAL);
+	sb_json(b, "tty", tty, AUDIT_VAL);
+	host[sizeof(host) - 1] = '\0';
+	sb_json(b, "host", gethostname(host, sizeof(host) - 1) == 0 ? host :
+	    NULL, AUDIT_VAL);
+	sb_add(b, "}, \"claimed\": {\"actor\": ", 24);
+	sb_jstr(b, audit_actor(), AUDIT_VAL);
+	if (env_or_null("SSH_CONNECTION") != NULL) {
+		copy = xstrdup(getenv("SSH_CONNECTION"));
+		if (fields(copy, f, 2) == 2) {
+			sb_json(b, "ssh_client", f[0], AUDIT_VAL);
+			sb_json(b, "ssh_port", f[1], AUDIT_VAL);
+		} else
+			sb_json(b, "ssh_connection", getenv("SSH_CONNECTION"),
+			    AUDIT_VAL);
+		free(copy);
+	}
+	for (i = 0; i < sizeof(audit_claims) / sizeof(audit_claims[0]); i++)
+		if (env_or_null(audit_claims[i].var) != NULL)
+			sb_json(b, audit_claims[i].key,
+			    getenv(audit_claims[i].var), AUDIT_VAL);
+	sb_add(b, "}", 1);
+}
+
+/*
+ * The hash of the file's last line, into hex; *torn set when the file
+ * does not end in a newline (a crash mid-write): that piece is hashed as
+ * the last line, and the next line starts on a line of its own.
+ */
+static int
+audit_last(int fd, char hex[65], int *torn)
+{
+	struct stat st;
+	char *buf, *e, *s;
+	size_t n;
+	off_t off;
+
+	*torn = 0;
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_size == 0) {
+		memcpy(hex, AUDIT_ZERO, 65);
+		return 0;
+	}
+	n = st.st_size > (1 << 20) ? 1 << 20 : (size_t)st.st_size;
+	off = st.st_size - (off_t)n;
+	buf = xrealloc(NULL, n + 1);
+	if (pread(fd, buf, n, off) != (ssize_t)n) {
+		free(buf);
+		return -1;
+	}
+	e = buf + n;
+	if (e[-1] == '\n')
+		e--;
+	else
+		*torn = 1;
+	for (s = e; s > buf && s[-1] != '\n'; s--)
+		;
+	sha256_hex(s, (size_t)(e - s), hex);
+	free(buf);
+	return 0;
+}
+
+/* Appends {"prev": ..., REC} and moves audit-head to it; 0 when done. */
+static int
+audit_append(const char *rec, size_t n)
+{
+	char prev[65], head[66];
+	struct sbuf b = { NULL, 0, 0 };
+	struct flock fl;
+	int fd, torn, r = -1;
+
+	if ((fd = openat(statefd, "audit", O_RDWR | O_APPEND | O_CREAT |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	while ((r = fcntl(fd, F_SETLKW, &fl)) == -1 && errno == EINTR)
+		;
+	if (r == 0 && (r = audit_last(fd, prev, &torn)) == 0) {
+		sb_add(&b, "\n{\"prev\": \"", 11);
+		sb_add(&b, prev, 64);
+		sb_add(&b, "\"", 1);
+		sb_add(&b, rec, n);
+		sb_add(&b, "}\n", 2);
+		sha256_hex(b.p + 1, b.n - 2, head);
+		head[64] = '\n';
+		r = write_all(fd, b.p + !torn, b.n - !torn) == -1 ||
+		    fsync(fd) == -1 || replace_file_at(statefd, "audit-head",
+		    head, 65, 1) == -1 ? -1 : 0;
+	}
+	if (close(fd) == -1)
+		r = -1;
+	free(b.p);
+	return r;
+}
+
+/*
+ * One line of the audit trail: event (the command), its exit status, the
+ * revision it deployed and the one before, and a detail (a pause's
+ * reason, say) or NULL. Never ends the run: a trail that cannot be
+ * written is said on stderr.
+ */
+static void
+audit_event(const char *event, int status, const char *rev, const char *prev,
+    const char *detail)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	char t[32], num[64], who[1100] = "";
+	time_t now_t = time(NULL);
+	struct tm *tm = gmtime(&now_t);
+
+	if (statefd == -1)
+		return;
+	if (tm == NULL || strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", tm) == 0)
+		snprintf(t, sizeof(t), "@%lld", (long long)now_t);
+	sb_json(&b, "time", t, sizeof(t));
+	sb_json(&b, "event", event, AUDIT_VAL);
+	snprintf(num, sizeof(num), ", \"status\": %d", status);
+	sb_add(&b, num, strlen(num));
+	sb_json(&b, "revision", rev && *rev ? rev : NULL, 64);
+	sb_json(&b, "previous", prev && *prev ? prev : NULL, 64);
+	snprintf(num, sizeof(num), ", \"duration\": %.2f", now() - audit_t0);
+	sb_add(&b, num, strlen(num));
+	if (signer[0] == '\0' && rev != NULL)
+		signer_of(rev, who, sizeof(who));
+	sb_json(&b, "signer", signer[0] ? signer : who[0] && rev ? who : NULL,
+	    sizeof(who));
+	sb_json(&b, "refused", refusal[0] ? refusal : NULL, sizeof(refusal));
+	sb_json(&b, "detail", detail, 1024);
+	audit_who(&b);
+	if (audit_append(b.p, b.n) == -1)
+		warnx("cannot append to %s/%s/audit: %s", root, STATE,
+		    strerror(errno));
+	free(b.p);
+}
+
 /* ---- notify: told after every deploy, activate and rollback ---- */
 
 static const char *notify_event;	/* set once the lock is ours */
@@ -5751,7 +6034,7 @@ static void
 run_notify(int status)
 {
 	struct runopts o = opts(root, ENV_APP, NULL, NULL);
-	char *env[6], **argv;
+	char *env[7], **argv;
 	struct result r;
 	size_t i;
 
@@ -5761,7 +6044,8 @@ run_notify(int status)
 	env[3] = fmtpath("DEPLOY_PREVIOUS=%s", notify_prev);
 	env[4] = notify_rev[0] ? fmtpath("DEPLOY_LOG=%s/%s/logs/%s.log", root,
 	    STATE, notify_rev) : xstrdup("DEPLOY_LOG=");
-	env[5] = NULL;
+	env[5] = fmtpath("DEPLOY_ACTOR=%s", audit_actor());
+	env[6] = NULL;
 	o.extra = env;
 	if (o.timeout == 0 || o.timeout > 60)
 		o.timeout = 60;
@@ -5771,12 +6055,13 @@ run_notify(int status)
 		warnx("notify failed (%s); the exit status stays %d",
 		    why_failed(&r, argv[0], o.timeout), status);
 	free_words(argv);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 		free(env[i]);
 }
 
-/* Every exit of the program: notify first, when a deploy, activate or
- * rollback took the lock. */
+/* Every exit of the program: the audit line first, when a command that
+ * changes something took the lock, then notify for deploy, activate and
+ * rollback. */
 static void
 leave(int status)
 {
@@ -5785,6 +6070,8 @@ leave(int status)
 	if (leaving != -1)	/* a die() inside notify: the first status holds */
 		exit(leaving);
 	leaving = status;
+	if (audit_cmd != NULL && !(audit_skip && status == EXIT_OK))
+		audit_event(audit_cmd, status, notify_rev, notify_prev, NULL);
 	if (notify_event != NULL && cfg.notify != NULL)
 		run_notify(status);
 	fflush(stdout);
@@ -6163,7 +6450,8 @@ cmd_deploy(const char *ref, int prepare_only)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
-	/* from here on, whatever ends the run is told (notify) */
+	/* from here on, whatever ends the run is told (notify, audit) */
+	audit_cmd = prepare_only ? "prepare" : "deploy";
 	if (!prepare_only)
 		notify_event = "deploy";
 	copy_sha(notify_prev, cursha);
@@ -6211,6 +6499,7 @@ cmd_deploy(const char *ref, int prepare_only)
 	}
 	if (strcmp(sha, cursha) == 0) {
 		say("%s is already current: nothing to do", sha);
+		audit_skip = 1;
 		return EXIT_OK;
 	}
 	return activate_release(sha, cursha, 1, 1);
@@ -6294,7 +6583,7 @@ cmd_activate(const char *rev, int rollback)
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
-		notify_event = rollback ? "rollback" : "activate";
+		notify_event = audit_cmd = rollback ? "rollback" : "activate";
 		copy_sha(notify_prev, cursha);
 		if ((st = cleanup()) != EXIT_OK)
 			return st;
@@ -6313,6 +6602,7 @@ cmd_activate(const char *rev, int rollback)
 	copy_sha(notify_rev, sha);
 	if (strcmp(sha, cursha) == 0 && !nflag) {
 		say("%s is already current: nothing to do", sha);
+		audit_skip = 1;
 		return EXIT_OK;
 	}
 	if (nflag) {
@@ -6352,9 +6642,11 @@ cmd_migrate(const char *rev)
 	}
 	need_state();
 	lock_root("migrate");
+	audit_cmd = "migrate";
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
 	copy_sha(sha, rel[find_rev(rev)].name);
+	copy_sha(notify_rev, sha);
 	open_log(sha, 0);
 	Mflag = 0;
 	return step_migrate(sha);
@@ -6676,9 +6968,171 @@ cmd_prune(void)
 	}
 	need_state();
 	lock_root("prune");
+	audit_cmd = "prune";
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
 	do_prune(0);
+	return EXIT_OK;
+}
+
+/* ---- audit: the trail, shown and checked ---- */
+
+/* The value of "key" in a line deploy wrote, for showing: "" when it is
+ * null or absent. Escapes inside a value keep the escaped character. */
+static const char *
+audit_get(const char *line, const char *key, char *buf, size_t len)
+{
+	char pat[64];
+	const char *p;
+	size_t n = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	buf[0] = '\0';
+	if ((p = strstr(line, pat)) == NULL)
+		return buf;
+	p += strlen(pat);
+	if (*p == '"') {
+		for (p++; *p && *p != '"' && n + 1 < len; p++) {
+			/* \" and \\ shown as the character; \uXXXX as is */
+			if (*p == '\\' && p[1] != '\0' && p[1] != 'u')
+				p++;
+			buf[n++] = *p;
+		}
+	} else if (strncmp(p, "null", 4) != 0)
+		while (*p && *p != ',' && *p != '}' && n + 1 < len)
+			buf[n++] = *p++;
+	buf[n] = '\0';
+	return buf;
+}
+
+/* One line of the text view: when, what, status, revision, who. */
+static void
+audit_show(const char *line)
+{
+	static const char *extra[][2] = { { "actor", "by " },
+	    { "sudo_user", "sudo from " }, { "ssh_client", "ssh " },
+	    { "github_run_id", "github run " }, { "ci_job_url", "gitlab " },
+	    { "circle_build_url", "circleci " }, { "tty", "on " },
+	    { "signer", "signed by " }, { "refused", "REFUSED: " },
+	    { "detail", "" } };
+	char v[5][80], x[1100], port[16];
+	size_t i;
+
+	printf("%s  %-8s  %3s  %-12.12s  %s(%s)",
+	    *audit_get(line, "time", v[0], sizeof(v[0])) ? v[0] : "?",
+	    audit_get(line, "event", v[1], sizeof(v[1])),
+	    audit_get(line, "status", v[2], sizeof(v[2])),
+	    *audit_get(line, "revision", v[3], sizeof(v[3])) ? v[3] : "-",
+	    audit_get(line, "user", x, sizeof(x)),
+	    audit_get(line, "uid", v[4], sizeof(v[4])));
+	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		if (*audit_get(line, extra[i][0], x, sizeof(x)) == '\0' ||
+		    (i == 0 && strcmp(x, audit_get(line, "user", v[0],
+		    sizeof(v[0]))) == 0))
+			continue;
+		printf("  %s%s", extra[i][1], printable(x));
+		if (i == 2 && *audit_get(line, "ssh_port", port, sizeof(port)))
+			printf(":%s", printable(port));
+	}
+	putchar('\n');
+}
+
+/* Each line must start with the hash of the one before; 0 when all do. */
+static int
+audit_check(const char *buf, size_t len)
+{
+	char prev[65] = AUDIT_ZERO, before[65] = "", head[128], *h;
+	const char *p = buf, *e = buf + len, *nl;
+	size_t n, lineno = 0, hl;
+
+	for (; p < e; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(e - p))) == NULL)
+			die(EXIT_FAILED, "%s/%s/audit line %zu: not ended by a "
+			    "newline (a write cut short?)", root, STATE, lineno);
+		n = (size_t)(nl - p);
+		if (n < 77 || strncmp(p, "{\"prev\": \"", 10) != 0 ||
+		    p[74] != '"' || p[n - 1] != '}')
+			die(EXIT_FAILED, "%s/%s/audit line %zu: not an audit "
+			    "record", root, STATE, lineno);
+		if (memcmp(p + 10, prev, 64) != 0) {
+			if (lineno == 1)
+				die(EXIT_FAILED, "%s/%s/audit line 1: does not "
+				    "start the trail: a line before it was "
+				    "removed, or it was changed", root, STATE);
+			die(EXIT_FAILED, "%s/%s/audit line %zu: does not follow "
+			    "line %zu: line %zu was changed or removed, or this "
+			    "one was changed", root, STATE, lineno, lineno - 1,
+			    lineno - 1);
+		}
+		memcpy(before, prev, sizeof(prev));
+		sha256_hex(p, n, prev);
+	}
+	/* the last line has no next one: audit-head stands for it (or for
+	 * the line before, when a crash came between the two writes) */
+	h = read_file_at(statefd, "audit-head", 100, &hl, NULL);
+	if (h != NULL)
+		snprintf(head, sizeof(head), "%.64s", h);
+	free(h);
+	if (h == NULL && lineno > 0)
+		die(EXIT_FAILED, "%s/%s/audit-head: %s", root, STATE,
+		    strerror(errno));
+	if (h != NULL && strcmp(head, prev) != 0 && strcmp(head, before) != 0)
+		die(EXIT_FAILED, "%s/%s/audit line %zu (the last): does not "
+		    "match audit-head: it was changed, or lines after it were "
+		    "removed", root, STATE, lineno);
+	say("%s/%s/audit: %zu lines, each follows the one before", root,
+	    STATE, lineno);
+	return EXIT_OK;
+}
+
+/* audit [--json] [-n N] | audit --verify */
+static int
+cmd_audit(const char *arg)
+{
+	const char *p, *nl, *e, **start = NULL;
+	long want = LONG_MAX;
+	size_t len = 0, nstart = 0, i;
+	char *buf, *line = NULL;
+
+	if (arg != NULL && (!nflag || parse_long(arg, 1, LONG_MAX, &want) == -1))
+		die(EXIT_USAGE, "usage: deploy audit [--json] [-n N] | deploy "
+		    "audit --verify");
+	if (nflag && arg == NULL)
+		die(EXIT_USAGE, "audit -n N: give how many lines");
+	need_deploy_root();
+	if (statefd == -1 || (buf = read_file_at(statefd, "audit", (size_t)1 <<
+	    30, &len, NULL)) == NULL) {
+		if (statefd != -1 && errno != ENOENT)
+			die(EXIT_FAILED, "%s/%s/audit: %s", root, STATE,
+			    strerror(errno));
+		buf = xstrdup("");
+	}
+	if (verifyflag)
+		return audit_check(buf, len);
+	e = buf + len;
+	for (p = buf; p < e; p = nl + 1) {
+		start = xrealloc(start, (nstart + 1) * sizeof(*start));
+		start[nstart++] = p;
+		if ((nl = memchr(p, '\n', (size_t)(e - p))) == NULL)
+			break;
+	}
+	for (i = nstart > (size_t)want ? nstart - (size_t)want : 0;
+	    i < nstart; i++) {
+		p = start[i];
+		if ((nl = memchr(p, '\n', (size_t)(e - p))) == NULL)
+			nl = e;
+		line = xrealloc(line, (size_t)(nl - p) + 1);
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		if (jflag)
+			printf("%s\n", line);
+		else
+			audit_show(line);
+	}
+	free(start);
+	free(line);
+	free(buf);
 	return EXIT_OK;
 }
 
@@ -6694,7 +7148,8 @@ usage(int status)
 	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
 	    "activate REV\n"
 	    "          rollback [REV] | migrate REV | list | status | log [REV] "
-	    "| prune | help\n",
+	    "| prune | help\n"
+	    "          audit [--json] [-n N] | audit --verify\n",
 	    status ? stderr : stdout);
 	leave(status);
 }
@@ -6856,6 +7311,8 @@ long_opts(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--json") == 0)
 			jflag = 1;
+		else if (strcmp(argv[i], "--verify") == 0)
+			verifyflag = 1;
 		else if (strcmp(argv[i], "--version") == 0) {
 			printf("deploy %s\n", VERSION);
 			leave(EXIT_OK);
@@ -6888,6 +7345,7 @@ static const struct command {
 	{ "status", "status", 0, 0, A_NONE, 0 },
 	{ "log", "log [REV]", 1, 0, A_REV, 0 },
 	{ "prune", "prune", 0, 0, A_NONE, 1 },
+	{ "audit", "audit [--json] [-n N] | audit --verify", 1, 0, A_NONE, 0 },
 	{ "help", "help", 0, 0, A_NONE, 0 },
 };
 
@@ -6911,7 +7369,9 @@ check_args(const char *cmd, int argc, char *argv[])
 	c = &commands[i];
 	if (c->arg == A_NONE && c->conf == 0 && strcmp(cmd, "init") == 0)
 		return c;	/* init checks its own */
-	if (argc - 1 > c->maxargs || argc - 1 < c->minargs)
+	if (argc - 1 > c->maxargs || argc - 1 < c->minargs ||
+	    (verifyflag && strcmp(cmd, "audit") != 0) ||
+	    (verifyflag && (argc > 1 || jflag || nflag)))
 		die(EXIT_USAGE, "usage: deploy %s", c->synopsis);
 	if (argc == 2 && c->arg == A_REF && !ref_ok(argv[1]))
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
@@ -6942,6 +7402,8 @@ run_command(const char *cmd, int argc, char *argv[])
 		return cmd_activate(arg, 1);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(arg);
+	if (strcmp(cmd, "audit") == 0)
+		return cmd_audit(arg);
 	return cmd_prune();
 }
 
@@ -6953,6 +7415,7 @@ main(int argc, char *argv[])
 	char *prog = argv[0], *cpath;
 	int st, ended;
 
+	audit_t0 = now();
 	argc = long_opts(argc, argv);
 	parse_opts(argc, argv, &copt, &conf);
 	ended = optind > 1 && strcmp(argv[optind - 1], "--") == 0;

@@ -1,0 +1,180 @@
+#!/bin/sh
+# The audit trail ROOT/.deploy/audit: one JSON line per command that
+# changed something or was refused, with who (observed: uid, name, tty;
+# claimed: SUDO_USER, SSH_CONNECTION, CI variables, DEPLOY_ACTOR) kept
+# apart; each line carries the SHA-256 of the one before, so that
+# `deploy audit --verify` finds an edited line, an edited field and a
+# removed line. notify gets DEPLOY_ACTOR. Prune leaves the trail alone.
+. "$(dirname "$0")/lib.sh"
+
+cat >"$T/notify.sh" <<EOF
+#!/bin/sh
+printf '%s %s\n' "\$DEPLOY_EVENT" "\$DEPLOY_ACTOR" >>"$T/notified"
+EOF
+chmod 755 "$T/notify.sh"
+# no program: a restart would only cost time here
+setup_root -program "notify = $T/notify.sh"
+AUDIT=$ROOT/.deploy/audit
+A=$(sha_of HEAD)
+unset SSH_CONNECTION SUDO_USER GITHUB_ACTOR GITHUB_RUN_ID GITHUB_REPOSITORY \
+    CIRCLE_USERNAME CIRCLE_BUILD_URL GITLAB_USER_LOGIN CI_JOB_URL DEPLOY_ACTOR
+
+lines() { wc -l <"$AUDIT" | tr -d ' '; }
+
+# env_deploy VAR=VALUE... "$DEPLOY" ARGS: run_deploy with those set
+env_deploy() {
+	run timeout -k 5 "$DEPLOY_TEST_LIMIT" env DEPLOY_TEST_MARK="$MARK" "$@"
+}
+
+# ---- a deploy over ssh, by sudo, from cron
+env_deploy SSH_CONNECTION="192.0.2.7 50022 192.0.2.1 22" SUDO_USER=alice \
+    DEPLOY_ACTOR=cron "$DEPLOY" -C "$ROOT" deploy
+rc_is 0 "a deploy with SSH_CONNECTION, SUDO_USER and DEPLOY_ACTOR"
+is "$(lines)" 1 "one audit line"
+is "$(stat -c %a "$AUDIT")" 600 "the trail is mode 0600"
+is "$(cat "$T/notified")" "deploy cron" "notify got DEPLOY_ACTOR as recorded"
+
+# ---- from GitHub Actions
+B=$(new_commit v2)
+env_deploy GITHUB_ACTOR=octocat GITHUB_RUN_ID=4242 \
+    GITHUB_REPOSITORY=example/app "$DEPLOY" -C "$ROOT" deploy
+rc_is 0 "a deploy with GITHUB_ACTOR"
+is "$(lines)" 2 "two audit lines"
+is "$(tail -n 1 "$T/notified")" "deploy octocat" "notify got the GitHub actor"
+
+# nothing to do: nothing recorded
+run_deploy deploy
+is "$(lines)" 2 "a deploy of what is current adds no line"
+run_deploy -n rollback
+is "$(lines)" 2 "-n adds no line"
+
+# ---- a failed deploy, a rollback with an odd actor, a prune
+touch "$APP/FAIL_TESTS"
+C=$(new_commit v3-broken)
+env_deploy DEPLOY_ACTOR='chat "bot"
+with a newline' "$DEPLOY" -C "$ROOT" deploy
+rc_is 1 "a failing deploy"
+env_deploy DEPLOY_ACTOR='chat "bot"
+with a newline' "$DEPLOY" -C "$ROOT" rollback
+rc_is 0 "a rollback"
+run_deploy prune
+rc_is 0 "prune"
+is "$(lines)" 5 "the failed deploy, the rollback and prune add a line each"
+
+# ---- a refused signature
+ssh-keygen -q -t ed25519 -N '' -C k -f "$T/key" || bail "ssh-keygen"
+printf 'k@example.invalid %s\n' "$(cat "$T/key.pub")" >"$ROOT/shared/allowed"
+chmod 644 "$ROOT/shared/allowed"
+write_conf -program "notify = $T/notify.sh" "verify = commit" \
+    "allowed_signers = allowed"
+rm "$APP/FAIL_TESTS"
+D=$(new_commit v4-unsigned)
+run_deploy deploy
+rc_is 1 "an unsigned commit is refused"
+is "$(lines)" 6 "the refusal adds a line"
+
+# ---- strict JSON, the fields, the chain
+cat >"$T/check.py" <<'EOF'
+import hashlib, json, os, pwd, re, sys
+
+def strict(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), "duplicate key: %r" % keys
+    return dict(pairs)
+
+def no_const(c):
+    raise ValueError("not JSON: %s" % c)
+
+path, A, B, C, D = sys.argv[1:]
+raw = open(path, "rb").read()
+assert raw.endswith(b"\n")
+lines = raw.split(b"\n")[:-1]
+recs = []
+prev = "0" * 64
+for l in lines:
+    r = json.loads(l.decode("utf-8"), object_pairs_hook=strict,
+                   parse_constant=no_const)
+    assert r["prev"] == prev, (r["prev"], prev)
+    prev = hashlib.sha256(l).hexdigest()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["time"]), r
+    assert isinstance(r["status"], int), r
+    assert isinstance(r["duration"], float) and r["duration"] >= 0, r
+    o = r["observed"]
+    assert o["uid"] == os.getuid(), o
+    assert o["user"] == pwd.getpwuid(os.getuid()).pw_name, o
+    assert o["tty"] is None, o          # the tests run with stdin /dev/null
+    recs.append(r)
+ev = [(r["event"], r["status"], r["revision"], r["previous"]) for r in recs]
+assert ev == [("deploy", 0, A, None), ("deploy", 0, B, A), ("deploy", 1, C, B),
+              ("rollback", 0, A, B), ("prune", 0, None, None),
+              ("deploy", 1, D, A)], ev
+c = recs[0]["claimed"]
+assert c == {"actor": "cron", "ssh_client": "192.0.2.7", "ssh_port": "50022",
+             "sudo_user": "alice", "deploy_actor": "cron"}, c
+c = recs[1]["claimed"]
+assert c == {"actor": "octocat", "github_actor": "octocat",
+             "github_run_id": "4242", "github_repository": "example/app"}, c
+assert recs[3]["claimed"]["deploy_actor"] == 'chat "bot"\nwith a newline'
+assert all(r["refused"] is None for r in recs[:5])
+assert recs[5]["refused"] == "commit unsigned", recs[5]
+assert all(r["signer"] is None for r in recs)
+EOF
+ok "every line is strict JSON with the fields, and chains to the one before" \
+    "$PY" "$T/check.py" "$AUDIT" "$A" "$B" "$C" "$D"
+
+run_deploy audit
+rc_is 0 "audit exits 0"
+is "$(wc -l <"$T/out" | tr -d ' ')" 6 "audit: one text line per event"
+grep_ok "the text shows the ssh client, sudo and the actor" "$T/out" \
+    "^[0-9-]+T[0-9:]+Z  deploy +0  ${A%????????????????????????????}  .*\(.*[0-9]+\)  by cron  sudo from alice  ssh 192\.0\.2\.7:50022\$"
+grep_ok "the text shows a refusal" "$T/out" "  deploy +1  ${D%????????????????????????????}  .*REFUSED: commit unsigned\$"
+grep_ok "the text shows the GitHub run" "$T/out" "by octocat  github run 4242"
+run_deploy audit --json -n 2
+rc_is 0 "audit --json -n 2 exits 0"
+is "$(out)" "$(tail -n 2 "$AUDIT")" "audit --json -n 2: the last two lines as stored"
+run_deploy audit -n 0
+rc_is 2 "audit -n 0 is a usage error"
+run_deploy list --verify
+rc_is 2 "--verify is for audit only"
+
+run_deploy audit --verify
+rc_is 0 "audit --verify on the trail as written: exit 0"
+grep_ok "and says how many lines" "$T/out" "audit: 6 lines"
+
+# ---- tampering: each is found, and the line named
+cp "$AUDIT" "$T/audit.orig"
+sed -i '2s/"status": 0/"status": 9/' "$AUDIT"
+run_deploy audit --verify
+rc_is 1 "an edited field: audit --verify exits 1"
+grep_ok "it names line 3, which no longer follows line 2" "$T/err" \
+    "audit line 3: does not follow line 2"
+cp "$T/audit.orig" "$AUDIT"
+sed -i '4s/.*/{"prev": "0000000000000000000000000000000000000000000000000000000000000000", "event": "forged"}/' "$AUDIT"
+run_deploy audit --verify
+rc_is 1 "a replaced line: exit 1"
+grep_ok "it names that line" "$T/err" "audit line 4: does not follow line 3"
+cp "$T/audit.orig" "$AUDIT"
+sed -i '3d' "$AUDIT"
+run_deploy audit --verify
+rc_is 1 "a removed line: exit 1"
+grep_ok "the line after it is named" "$T/err" "audit line 3: does not follow line 2"
+cp "$T/audit.orig" "$AUDIT"
+sed -i '6s/"status": 1/"status": 0/' "$AUDIT"
+run_deploy audit --verify
+rc_is 1 "an edited last line: exit 1"
+grep_ok "it is named" "$T/err" "audit line 6 \(the last\): does not match audit-head"
+cp "$T/audit.orig" "$AUDIT"
+sed -i '1d' "$AUDIT"
+run_deploy audit --verify
+rc_is 1 "the first line removed: exit 1"
+grep_ok "the new first line is named" "$T/err" "audit line 1: does not start the trail"
+cp "$T/audit.orig" "$AUDIT"
+run_deploy audit --verify
+rc_is 0 "restored: exit 0"
+
+# a new line chains to the restored trail
+run_deploy prune
+run_deploy audit --verify
+rc_is 0 "appending after a check keeps the chain"
+grep_ok "seven lines now" "$T/out" "audit: 7 lines"
+done_testing
