@@ -5,7 +5,8 @@
 # and rollback. Put the webhook's URL in the envfile (shared/production.env):
 #     SLACK_WEBHOOK_URL=https://hooks.slack.com/services/...
 # deploy(1) gives this script DEPLOY_EVENT, DEPLOY_STATUS, DEPLOY_REVISION,
-# DEPLOY_PREVIOUS and DEPLOY_LOG. Its failure never changes deploy's exit
+# DEPLOY_PREVIOUS, DEPLOY_LOG and DEPLOY_ACTOR (who asked, as the audit
+# trail records it). Its failure never changes deploy's exit
 # status; curl gives up after 10 seconds.
 set -eu
 : "${SLACK_WEBHOOK_URL:?set SLACK_WEBHOOK_URL in the envfile}"
@@ -20,7 +21,7 @@ esac
 rev=$(printf '%.12s' "${DEPLOY_REVISION:-?}")
 prev=$(printf '%.12s' "${DEPLOY_PREVIOUS:-none}")
 host=$(hostname)
-text="$DEPLOY_EVENT of $rev on $host (was $prev): $what"
+text="$DEPLOY_EVENT of $rev on $host (was $prev) by ${DEPLOY_ACTOR:-?}: $what"
 # JSON-escape the text: backslashes and quotes
 json=$(printf '%s' "$text" | sed 's/\\/\\\\/g; s/"/\\"/g')
 exec curl -fsS --max-time 10 -H 'Content-Type: application/json' \
