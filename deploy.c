@@ -3508,7 +3508,7 @@ gpg_status(char *line, const char **why, char *who, size_t wl)
 static int
 read_verdict(char *out, int ok, const char *what)
 {
-	char *line, *save, *p, who[400] = "";
+	char *line, *save, *p, who[400] = "", other[200] = "";
 	const char *why = "unsigned";
 	int good = 0;
 
@@ -3533,11 +3533,23 @@ read_verdict(char *out, int ok, const char *what)
 			why = good ? NULL : "signed by a key not allowed";
 		} else if (strstr(line, "no signature found") != NULL)
 			why = "unsigned";
-		else if (strstr(line, "erification failed") != NULL ||
+		else if (strstr(line, "key has expired") != NULL) {
+			why = "signed by an expired key";	/* valid-before */
+			good = 0;
+		} else if (strstr(line, "erification failed") != NULL ||
 		    strstr(line, "ould not verify") != NULL) {
 			why = "bad signature";
 			good = 0;
-		}
+		} else if (other[0] == '\0' && strcmp(line, "No principal "
+		    "matched.") != 0)
+			snprintf(other, sizeof(other), "%s", line);
+	}
+	/* words we do not know, where a signature was expected: say them
+	 * rather than call the commit unsigned */
+	if (why != NULL && strcmp(why, "unsigned") == 0 && !good &&
+	    other[0] != '\0') {
+		why = "not accepted";
+		snprintf(who, sizeof(who), "%s", other);
 	}
 	signer[0] = '\0';
 	if (ok && good && why == NULL && who[0] != '\0') {
@@ -5762,7 +5774,11 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	"0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_VAL	256	/* bytes kept of one environment value */
 
-static const char *audit_cmd;	/* set once a command holds the lock */
+/* A command that changes something sets audit_cmd once it holds the
+ * lock (and audit_detail, say a pause's reason): leave() then writes its
+ * line with the exit status. audit_event() writes one line at once. */
+static const char *audit_cmd;
+static const char *audit_detail;
 static int audit_skip;		/* it found nothing to do */
 static double audit_t0;		/* when we started */
 
@@ -6071,7 +6087,8 @@ leave(int status)
 		exit(leaving);
 	leaving = status;
 	if (audit_cmd != NULL && !(audit_skip && status == EXIT_OK))
-		audit_event(audit_cmd, status, notify_rev, notify_prev, NULL);
+		audit_event(audit_cmd, status, notify_rev, notify_prev,
+		    audit_detail);
 	if (notify_event != NULL && cfg.notify != NULL)
 		run_notify(status);
 	fflush(stdout);

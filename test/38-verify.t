@@ -112,6 +112,14 @@ run_deploy -n deploy
 rc_is 1 "-n on it: exit 1"
 grep_ok "-n says it would refuse it" "$T/err" "would refuse ${C%????????????????????????????}: commit signed by a key not allowed"
 
+# no private folder for the keys: a configuration error, never "allow"
+TMPDIR=$T/nosuch
+run_deploy deploy
+TMPDIR=$T/tmp
+rc_is 2 "no place for the private key folder (TMPDIR unusable): exit 2"
+grep_ok "the message says where" "$T/err" "^deploy: verify: $T/nosuch/"
+is "$(releases)" "$before" "and nothing is built"
+
 # ---- OpenPGP: dave is in the user's keyring, not in gpg_keyring
 write_conf -program "verify = commit" "allowed_signers = allowed_signers" \
     "gpg_keyring = keys"
@@ -168,6 +176,20 @@ run_deploy deploy v7
 rc_is 0 "verify = tag and a signed tag: deployed"
 is "$(current_sha)" "$G" "the tag's commit is current"
 like "$(list_line "$G")" "*  signed by alice@example.invalid (ssh *" "list shows the tag's signer"
+
+# ---- an allowed key past its valid-before date
+printf 'alice@example.invalid valid-before="20200101" %s\n' \
+    "$(cat "$T/alice.pub")" >"$ROOT/shared/expired_signers"
+chmod 644 "$ROOT/shared/expired_signers"
+write_conf -program "verify = commit" "allowed_signers = expired_signers"
+before=$(releases)
+cur=$(current_sha)
+H=$(signed_commit v8 $SSH_ALICE)
+run_deploy deploy
+refused "a commit signed by an expired ssh key" "$H"
+grep_ok "the line says the key expired" "$T/err" \
+    "commit signed by an expired key: ssh key SHA256:"
+write_conf -program "verify = tag" "allowed_signers = allowed_signers"
 
 # ---- rollback goes back to a release verified when it was built
 run_deploy rollback
