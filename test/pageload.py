@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Browsers on loopback: a page, then the asset it names, during a deploy.
 
-usage: pageload.py URL STOPFILE RESULTFILE [THREADS [SECONDS [MAXPAGES]]]
+usage: pageload.py URL STOPFILE RESULTFILE [THREADS [SECONDS [MAXPAGES [PAUSE]]]]
 
 THREADS threads (default 4) each GET URL (the page: "VERSION ASSETPATH",
 e.g. "v2 /static/app.3f2a9c.css"), then the asset it names from the same
-server, each over a new connection, again and again with a 5 ms pause,
+server, each over a new connection, again and again with a pause of
+PAUSE ms (default 5),
 until STOPFILE appears, SECONDS pass (default 120) or MAXPAGES pages were
 asked for (default 100000).  5 s timeout a request; anything but a 200
 fails.  An asset whose body does not hold the page's VERSION is
@@ -40,6 +41,7 @@ def main():
 	deadline = time.monotonic() + (float(sys.argv[5])
 	    if len(sys.argv) > 5 else 120)
 	maxpages = int(sys.argv[6]) if len(sys.argv) > 6 else 100000
+	pause = (float(sys.argv[7]) if len(sys.argv) > 7 else 5) / 1000
 	lock = threading.Lock()
 	st = {"n": 0, "pages": 0, "pages_failed": 0, "assets": 0,
 	    "assets_failed": 0, "mismatched": 0, "versions": set(),
@@ -61,7 +63,7 @@ def main():
 			if len(words) != 2 or not words[1].startswith("/"):
 				with lock:
 					note("pages_failed", "page: %s" % body[:200])
-				time.sleep(0.005)
+				time.sleep(pause)
 				continue
 			version, asset = words
 			acode, abody = get(urllib.parse.urljoin(url, asset))
@@ -79,7 +81,7 @@ def main():
 					if not st["ready"]:
 						st["ready"] = True
 						open(result + ".ready", "w").close()
-			time.sleep(0.005)
+			time.sleep(pause)
 
 	threads = [threading.Thread(target=client) for _ in range(nthreads)]
 	for t in threads:
