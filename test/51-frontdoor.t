@@ -40,53 +40,7 @@ URL=http://127.0.0.1:$NPORT
 # in a release holding BAD_HEALTH)
 mkdir -p "$APP/assets"
 git init -q "$APP" && git -C "$APP" symbolic-ref HEAD refs/heads/main
-cat >"$APP/app.py" <<'EOF'
-"""The test's Django app: a page naming its stylesheet, and /health."""
-from pathlib import Path
-
-import django
-from django.conf import settings
-
-# resolved: the folder of the release this process runs, never current/
-BASE_DIR = Path(__file__).resolve().parent
-STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
-conf = dict(DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF=__name__,
-            INSTALLED_APPS=["django.contrib.staticfiles"],
-            STATIC_URL="/static/",
-            STATIC_ROOT=BASE_DIR / "public" / "static",
-            STATICFILES_DIRS=[BASE_DIR / "assets"])
-if django.VERSION >= (4, 2):
-    conf["STORAGES"] = {"default": {"BACKEND":
-                        "django.core.files.storage.FileSystemStorage"},
-                        "staticfiles": {"BACKEND": STORAGE}}
-else:
-    conf["STATICFILES_STORAGE"] = STORAGE
-settings.configure(**conf)
-django.setup()
-
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-from django.http import HttpResponse  # noqa: E402
-from django.templatetags.static import static  # noqa: E402
-from django.urls import path  # noqa: E402
-
-VERSION = (BASE_DIR / "VERSION").read_text().strip()
-
-
-def page(request):
-    return HttpResponse("%s %s\n" % (VERSION, static("app.css")),
-                        content_type="text/plain")
-
-
-def health(request):
-    bad = (BASE_DIR / "BAD_HEALTH").exists()
-    return HttpResponse("bad\n" if bad else BASE_DIR.name + "\n",
-                        content_type="text/plain")
-
-
-urlpatterns = [path("", page), path("health", health)]
-app = get_wsgi_application()
-EOF
+cp "$TESTDIR/frontapp.py" "$APP/app.py" || bail "no test/frontapp.py"
 cat >"$APP/manage.py" <<'EOF'
 import sys
 
