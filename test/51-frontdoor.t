@@ -80,7 +80,7 @@ write_conf -test \
     "virtualenv = virtualenv --system-site-packages -p $PYSYS" \
     "$(recipe conf | grep '^program')" \
     "$(recipe conf | grep '^check')" \
-    "$(recipe static | grep '^build')" "check_timeout = 10"
+    "$(recipe static | grep '^build')" "check_timeout = 20"
 grep_ok "the README's build line runs collectstatic" \
     "$ROOT/shared/deploy.conf" '^build = python manage.py collectstatic --noinput$'
 

@@ -9,7 +9,7 @@
 # the switch goes on.
 . "$(dirname "$0")/lib.sh"
 
-plan 33
+plan 36
 
 make_app
 setup_root -program "check = test ! -e BAD_CHECK" "check_timeout = 1"
@@ -116,5 +116,15 @@ rm -r "$ROOT/previous"
 G=$(new_commit vG)
 run_deploy deploy
 is "$(prev)" "releases/$F" "once it is gone, previous is set again"
+
+# 10. a folder in the temp link's place is not taken for the link
+rm "$ROOT/previous"
+mkdir -p "$ROOT/.previous.tmp/x"
+H=$(new_commit vH)
+run_deploy deploy
+rc_is 0 "a folder named .previous.tmp: the deploy still succeeds"
+like "$(err)" "*previous*may miss their assets*" "and says so"
+ok "the folder did not become previous" test ! -e "$ROOT/previous"
+rm -r "$ROOT/.previous.tmp"
 
 done_testing
