@@ -9,7 +9,7 @@
 # the switch goes on.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 37
 
 make_app
 setup_root -program "check = test ! -e BAD_CHECK" "check_timeout = 1"
@@ -100,6 +100,7 @@ ok "prune removes D now" test ! -e "$ROOT/releases/$D"
 ln -s releases/nothing "$ROOT/.previous.tmp"
 run_deploy prune
 rc_is 0 "prune with a leftover .previous.tmp"
+like "$(out)" "*nothing to prune*" "and nothing else to prune: it says so"
 ok "the leftover is gone" test ! -L "$ROOT/.previous.tmp"
 
 # 9. a previous deploy cannot replace: said so, the switch goes on
