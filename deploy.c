@@ -26,6 +26,9 @@
 #ifndef FICLONE			/* <linux/fs.h>'s, which musl does not carry */
 #define FICLONE	_IOW(0x94, 9, int)
 #endif
+#ifndef RENAME_EXCHANGE		/* <linux/fs.h>'s too */
+#define RENAME_EXCHANGE	(1 << 1)
+#endif
 #endif
 
 #include <ctype.h>
@@ -47,6 +50,7 @@
 
 #define STATE	".deploy"		/* bookkeeping folder under the root */
 #define TMPLINK	".current.tmp"
+#define PREVLINK	".previous.tmp"
 #define GRACE	5			/* seconds between SIGTERM and SIGKILL */
 #define SETTLE	1			/* seconds a restarted program must stay up */
 #define TAILMAX	8192
@@ -2717,6 +2721,7 @@ cleanup(void)
 	need_current_sane();	/* read again: it may have moved while we waited */
 	if (unlinkat(rootfd, TMPLINK, 0) == 0)
 		say("removed %s left by an interrupted switch", TMPLINK);
+	unlinkat(rootfd, PREVLINK, 0);	/* the same, for previous */
 	unlinkat(statefd, "index", 0);
 	unlinkat(statefd, "index.lock", 0);	/* a killed read-tree's */
 	unlinkat(statefd, "history.tmp", 0);
@@ -4911,6 +4916,89 @@ step_migrate(const char *sha)
 	return st;
 }
 
+/* ---- previous: the release current before the last switch ---- */
+
+/* The release ROOT/previous names, or "" (none, or not a release link). */
+static void
+read_previous(char sha[65])
+{
+	char buf[PATH_MAX];
+	ssize_t n;
+
+	sha[0] = '\0';
+	n = readlinkat(rootfd, "previous", buf, sizeof(buf) - 1);
+	if (n <= 9)
+		return;
+	buf[n] = '\0';
+	if (strncmp(buf, "releases/", 9) == 0 && is_sha(buf + 9))
+		copy_sha(sha, buf + 9);
+}
+
+/*
+ * Right before current moves from cursha to sha: previous -> cursha, so
+ * that a page the old release rendered (its processes serve until the
+ * restart reaches them, and browsers hold its pages after) still finds
+ * its assets: nginx looks in current, then in previous. previous moves
+ * first, never after: the release leaving is in the pair throughout.
+ * When previous already names sha (a switch back, a rollback to it), the
+ * two links are swapped by one renameat2(RENAME_EXCHANGE) where the
+ * kernel and file system have it, so neither release is missing for an
+ * instant: 1, current is switched too. 0: previous set, or nothing to do
+ * (no current yet). -1: could not (said so): the switch goes on, since
+ * the app itself runs; pages of the old release may miss their assets.
+ */
+static int
+set_previous(const char *sha)
+{
+	char prev[65], *target;
+	int ret = 0;
+
+	if (cursha[0] == '\0' || strcmp(cursha, sha) == 0)
+		return 0;
+	read_previous(prev);
+	target = fmtpath("releases/%s", cursha);
+#if defined(__linux__) && defined(SYS_renameat2)
+	if (strcmp(prev, sha) == 0) {
+		char buf[PATH_MAX];
+		ssize_t n = readlinkat(rootfd, "current", buf, sizeof(buf) - 1);
+
+		/* only a link we wrote: the post's absolute one is rewritten */
+		if (n > 0 && (size_t)n == strlen(target) &&
+		    memcmp(buf, target, (size_t)n) == 0 &&
+		    syscall(SYS_renameat2, rootfd, "previous", rootfd, "current",
+		    RENAME_EXCHANGE) == 0) {
+			free(target);
+			return 1;
+		}
+	}
+#endif
+	unlinkat(rootfd, PREVLINK, 0);
+	if (symlinkat(target, rootfd, PREVLINK) == -1 ||
+	    renameat(rootfd, PREVLINK, rootfd, "previous") == -1) {
+		warnx("%s/previous: %s: pages that release %.12s rendered may "
+		    "miss their assets", root, strerror(errno), cursha);
+		unlinkat(rootfd, PREVLINK, 0);
+		ret = -1;
+	}
+	free(target);
+	return ret;
+}
+
+/* Prune keeps the release previous names: its pages' assets are there. */
+static size_t
+keep_previous(void)
+{
+	char prev[65];
+	long i;
+
+	read_previous(prev);
+	if (prev[0] == '\0' || (i = release_find(rel, nrel, prev)) < 0 ||
+	    !rel[i].mark)
+		return 0;
+	rel[i].mark = 0;
+	return 1;
+}
+
 /* 6. switch: a new link under a temp name, renamed over current */
 static int
 switch_current(const char *sha)
@@ -4925,6 +5013,8 @@ switch_current(const char *sha)
 		free(target);
 		return -1;
 	}
+	if (set_previous(sha) == 1)
+		goto switched;	/* swapped with previous in one step */
 	unlinkat(rootfd, TMPLINK, 0);
 	if (symlinkat(target, rootfd, TMPLINK) == -1) {
 		warnx("%s/%s: %s", root, TMPLINK, strerror(errno));
@@ -4938,6 +5028,7 @@ switch_current(const char *sha)
 		free(target);
 		return -1;
 	}
+switched:
 	if (fsync(rootfd) == -1)
 		warnx("fsync %s: %s", root, strerror(errno));
 	snprintf(cursha, sizeof(cursha), "%s", sha);
@@ -5395,6 +5486,7 @@ do_prune(int asstep)
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
 	n = prune_select(rel, nrel, cfg.keep, cur, rb);
+	n -= keep_previous();
 	fd = releases_fd(0);
 	for (i = 0; i < nrel; i++) {
 		if (!rel[i].mark)

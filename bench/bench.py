@@ -52,6 +52,7 @@ Environment:
   BENCH_DIR           where the work folder goes (default: bench/work)
   BENCH_KEEP=1        keep the work folder (it is kept anyway on failure)
   BENCH_ONLY=8        run figure 8 alone
+  BENCH_ONLY=9        run figure 9 alone (pages and assets through nginx)
   BENCH_ONLY=5        run figures 4, 5 and 5b alone
 """
 import ctypes
@@ -87,6 +88,7 @@ PRUNE_FILES = env_int("BENCH_PRUNE_FILES", 50000, 100)
 PRUNE_FILE_SIZE = env_int("BENCH_PRUNE_FILE_SIZE", 0, 0)
 PRUNE_IN_DEPLOYS = os.environ.get("BENCH_PRUNE_IN_DEPLOYS") == "1"
 ONLY_8 = os.environ.get("BENCH_ONLY") == "8"
+ONLY_9 = os.environ.get("BENCH_ONLY") == "9"
 ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -960,6 +962,152 @@ def zd_bench(res):
 					break
 				time.sleep(0.1)
 
+FD_MANAGE = """import sys
+
+import app  # noqa: F401 (configures Django)
+from django.core.management import execute_from_command_line
+
+execute_from_command_line(sys.argv)
+"""
+FD_NGINX = """%(user)sdaemon off;
+worker_processes 1;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log;
+events { worker_connections 256; }
+http {
+	include /etc/nginx/mime.types;
+	access_log off;
+	client_body_temp_path %(dir)s/body;
+	proxy_temp_path %(dir)s/proxy;
+	fastcgi_temp_path %(dir)s/fastcgi;
+	include %(dir)s/ours.conf;
+	include %(dir)s/current-only.conf;
+}
+"""
+
+
+def fd_commit(app, ver):
+	with open(os.path.join(app, "assets", "app.css"), "w") as f:
+		f.write("/* %s */\nbody { color: #222; }\n" % ver)
+	return commit(app, ver)
+
+
+def fd_load(urls, fn, tag):
+	"""fn() with test/pageload.py's 4 browsers on each of urls: for each,
+	(pages, pages failed, assets failed, mismatched)."""
+	procs = []
+	for i, url in enumerate(urls):
+		res = os.path.join(W, "fd", "load.%s.%d" % (tag, i))
+		for f in (res, res + ".stop", res + ".ready"):
+			if os.path.exists(f):
+				os.unlink(f)
+		procs.append((res, subprocess.Popen([sys.executable, os.path.join(
+		    TOP, "test", "pageload.py"), url + "/", res + ".stop", res, "4",
+		    "120", "100000"], env=ENV)))
+	t = time.time()
+	while not all(os.path.exists(r + ".ready") for r, _ in procs):
+		if time.time() - t > 15:
+			for _, p in procs:
+				p.kill()
+			raise Broken("the browsers got nothing from %s" % urls)
+		time.sleep(0.05)
+	fn()
+	time.sleep(0.5)
+	out = []
+	for res, p in procs:
+		open(res + ".stop", "w").close()
+		p.wait()
+		with open(res) as f:
+			m = re.match(r"pages=(\d+) pages_failed=(\d+) assets=\d+ "
+			    r"assets_failed=(\d+) mismatched=(\d+)", f.readline())
+		out.append(tuple(int(x) for x in m.groups()))
+	return out
+
+
+def fd_bench(res):
+	"""Figure 9: pages and the assets they name through nginx while
+	deploy replaces v(N) by v(N+1): the README's front door (the
+	[fcgi-program:web] group of two gunicorn processes, the Django app of
+	test/frontapp.py with collectstatic in build, examples/nginx.conf as
+	written), 4 browsers on it; the baseline, 4 browsers on a second
+	server of the same nginx, the same example without its fallback to
+	previous: nginx looking under current alone, as with 376b546."""
+	if subprocess.run([ZD_PYTHON, "-c", "import gunicorn, django"],
+	    stderr=subprocess.DEVNULL).returncode != 0 or \
+	    shutil.which("supervisord", path=SYSPATH) is None or \
+	    shutil.which("nginx", path=SYSPATH) is None:
+		say("  skipped: no nginx or supervisord, or no gunicorn or django "
+		    "for %s" % ZD_PYTHON)
+		return
+	d = os.path.join(W, "fd")
+	app, root = os.path.join(d, "app"), os.path.join(d, "root")
+	os.makedirs(os.path.join(app, "assets"))
+	shutil.copy(os.path.join(TOP, "test", "frontapp.py"),
+	    os.path.join(app, "app.py"))
+	with open(os.path.join(app, "manage.py"), "w") as f:
+		f.write(FD_MANAGE)
+	with open(os.path.join(app, "check_revision.py"), "w") as f:
+		f.write(readme_block("check"))
+	run(["git", "init", "-q", app], log="fd.log")
+	run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+	    log="fd.log")
+	fd_commit(app, "fd-0")
+	port, nports = free_port(), (free_port(), free_port())
+	conf = os.path.join(d, "supervisord.conf")
+	with open(conf, "w") as f:
+		f.write(ZD_SV % {"dir": d} + readme_block("fcgi").replace(
+		    "/var/www/example", root).replace("127.0.0.1:8000",
+		    "127.0.0.1:%d" % port) + "stdout_logfile=%s/app.log\n"
+		    "redirect_stderr=true\n" % d)
+	with open(os.path.join(TOP, "examples", "nginx.conf")) as f:
+		ex = f.read().replace("/var/www/example", root).replace(
+		    "127.0.0.1:8000", "127.0.0.1:%d" % port)
+	for name, np, text in (("ours", nports[0], ex), ("current-only",
+	    nports[1], re.sub(r"\n *error_page 404 = @previous;", "", ex))):
+		with open(os.path.join(d, name + ".conf"), "w") as f:
+			f.write(text.replace("listen 80;", "listen 127.0.0.1:%d;" % np))
+	with open(os.path.join(d, "nginx.conf"), "w") as f:
+		f.write(FD_NGINX % {"dir": d,
+		    "user": "user root;\n" if os.getuid() == 0 else ""})
+	sv = ["supervisorctl", "-c", conf]
+	nginx = None
+	try:
+		run(["supervisord", "-c", conf], log="fd.log")
+		nginx = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d,
+		    "nginx.conf")], env=ENV)
+		time.sleep(1)
+		setup_ours(root, "file://" + app, "virtualenv = virtualenv "
+		    "--system-site-packages -p %s\nsupervisorctl = supervisorctl "
+		    "-c %s\n" % (ZD_PYTHON, conf) + readme_block("static").replace(
+			"127.0.0.1:8000", "127.0.0.1:%d" % port))
+		run(deploy(root, "deploy"), log="fd.log")
+		out = {"ours": [], "current-only": []}
+		urls = ["http://127.0.0.1:%d" % p for p in nports]
+		for r in range(RUNS):
+			sha = fd_commit(app, "fd-%d" % (r + 1))
+			o = fd_load(urls, lambda: run(deploy(root, "deploy"),
+			    log="fd.log"), "r%d" % r)
+			expect_current(root, sha, "figure 9", "fd-%d" % (r + 1))
+			out["ours"].append(o[0])
+			out["current-only"].append(o[1])
+			say("  run %d: pages/assets failed %d/%d of %d; nginx under "
+			    "current alone %d/%d of %d" % (r, o[0][1], o[0][2] + o[0][3],
+			    o[0][0], o[1][1], o[1][2] + o[1][3], o[1][0]))
+		res["fd"] = out
+	finally:
+		if nginx is not None:
+			nginx.terminate()
+			nginx.wait()
+		run(sv + ["shutdown"], log="fd.log", check=False)
+		pidf = os.path.join(d, "sv.pid")
+		for i in range(100):
+			try:
+				with open(pidf) as f:
+					os.kill(int(f.read()), signal.SIGTERM if i % 20 == 0 else 0)
+			except (OSError, ValueError):
+				break
+			time.sleep(0.1)
+
 # ---------------------------------------------------------------- report
 
 def machine():
@@ -1038,6 +1186,20 @@ def report(res, info):
 		details.append("  8 failed requests / longest gap (ms) a run: %s" %
 		    "; ".join("%s %s" % (k, ", ".join("%d/%d" % (x[1], x[2])
 			for x in v)) for k, v in zd.items()))
+	fd = res.get("fd")
+	if fd:
+		o, b = fd["ours"], fd["current-only"]
+		row("9", "deploy through nginx, %d runs: pages failed" % len(o),
+		    "%d of %d" % (sum(x[1] for x in o), sum(x[0] for x in o)),
+		    "%d of %d" % (sum(x[1] for x in b), sum(x[0] for x in b)), "-",
+		    "0", sum(x[1] for x in o) == 0)
+		row("9", "  assets failed (or another release's)",
+		    "%d of %d" % (sum(x[2] + x[3] for x in o), sum(x[0] for x in o)),
+		    "%d of %d" % (sum(x[2] + x[3] for x in b), sum(x[0] for x in b)),
+		    "-", "0", sum(x[2] + x[3] for x in o) == 0)
+		details.append("  9 pages failed / assets failed a run: ours %s; "
+		    "current only %s" % tuple(", ".join("%d/%d" % (x[1], x[2] + x[3])
+			for x in v) for v in (o, b)))
 	report_table(res, info, rows, details)
 
 
@@ -1173,6 +1335,12 @@ def main():
 	try:
 		res = {"t0": t0, "load0": loadavg()}
 		say("bench: work folder %s" % W)
+		if ONLY_9:
+			say("bench: 9 deploys through nginx, %d runs" % RUNS)
+			fd_bench(res)
+			report(res, machine())
+			ok = True
+			return 0
 		if ONLY_8:
 			say("bench: 8 deploys under load, %d runs" % RUNS)
 			zd_bench(res)
@@ -1220,6 +1388,8 @@ def main():
 		rss_bench(url, app, pins, ours, res)
 		say("bench: 8 deploys under load, %d runs" % RUNS)
 		zd_bench(res)
+		say("bench: 9 deploys through nginx, %d runs" % RUNS)
+		fd_bench(res)
 		say("bench: done in %.0fs" % (time.time() - t0))
 		report(res, info)
 		ok = True

@@ -7,7 +7,7 @@
 # - supervisord.conf starts a real supervisord that knows the program,
 #   STOPPED, and deploy's preflight (-n) passes against it;
 # - app.service passes systemd-analyze verify.
-# examples/nginx.conf is not checked here: nginx is not a prerequisite.
+# examples/nginx.conf is run as written by test/51-frontdoor.t, with a real nginx.
 . "$(dirname "$0")/lib.sh"
 
 # swap FILE [ROOT]: FILE with the server's paths moved under $T
