@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2595,6 +2596,17 @@ path_lookup(const char *name, char *out, size_t outlen)
 	return found ? 0 : -1;
 }
 
+/* A user's name for messages: a bare number says too little. */
+static const char *
+user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	snprintf(buf, len, "%s", pw != NULL && pw->pw_name != NULL ?
+	    printable(pw->pw_name) : "no such user in the password database");
+	return buf;
+}
+
 /*
  * Reads a file whose words deploy runs or hands to what it runs (the
  * config, the envfile): a regular file, not a symbolic link, owned by us
@@ -2629,9 +2641,15 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
 		    "(chmod go-w %s)", shown, shown);
-	if (st.st_uid != geteuid() && st.st_uid != 0)
-		die(EXIT_USAGE, "%s: owned by uid %ld, not by you or root; "
-		    "refusing it", shown, (long)st.st_uid);
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		char owner[64], me[64];
+
+		die(EXIT_USAGE, "%s: owned by uid %ld (%s), not by root or by "
+		    "the user running deploy (uid %ld, %s); refusing it",
+		    shown, (long)st.st_uid, user_name(st.st_uid, owner,
+		    sizeof(owner)), (long)geteuid(), user_name(geteuid(), me,
+		    sizeof(me)));
+	}
 	if (st.st_size > CONF_MAX)
 		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	/* read what was checked, not whatever the path names by now */
