@@ -2742,6 +2742,118 @@ gitdir(void)
 }
 
 /*
+ * ---- what supervisorctl's answers mean ----
+ *
+ * supervisorctl says what went wrong in its own terms (a Python exception,
+ * "no such process"); these turn the common ones into what the admin
+ * should change.
+ */
+
+/* supervisorctl's "error: <class 'PermissionError'>, [Errno 13] ..." */
+static int
+sv_denied(const char *out)
+{
+	return strstr(out, "PermissionError") != NULL ||
+	    strstr(out, "Permission denied") != NULL;
+}
+
+static void
+sv_denied_why(char *why, size_t wl)
+{
+	char me[64];
+
+	snprintf(why, wl, "the user running deploy (uid %ld, %s) may not use "
+	    "supervisord's socket (permission denied): give it that user or "
+	    "group with chown=USER:GROUP and chmod=0770 under "
+	    "[unix_http_server] in supervisord.conf, then restart supervisord",
+	    (long)geteuid(), user_name(geteuid(), me, sizeof(me)));
+}
+
+/* Levenshtein distance, for names up to 63 bytes; 99 for longer ones */
+static int
+distance(const char *a, const char *b)
+{
+	int d[64][64];
+	size_t i, j, la = strlen(a), lb = strlen(b);
+
+	if (la >= 64 || lb >= 64)
+		return 99;
+	for (i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+/*
+ * For a program supervisord does not know: the names it knows that are
+ * close to it (same group, or a letter or two away), and what to write
+ * instead ("web:*" for the processes of group web). "" when none is.
+ */
+static void
+close_programs(char *buf, size_t bl)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
+	char out[16384], *line, *save, name[256], want[256], mean[600] = "";
+	char **argv, *colon;
+	size_t n = 0, shown = 0;
+	struct result r;
+
+	snprintf(want, sizeof(want), "%s", cfg.program);
+	want[strcspn(want, ":")] = '\0';	/* "web:*", "web:x": web */
+	argv = words_plus(cfg.supervisorctl, "status", (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 30;
+	out[0] = '\0';
+	run(argv, &o, &r);	/* non-zero when some are not running */
+	free_words(argv);
+	buf[0] = '\0';
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char grp[256], sug[260];
+		int k;
+
+		if (two_words(line, name, sizeof(name), NULL, 0) < 1)
+			continue;
+		snprintf(grp, sizeof(grp), "%s", name);
+		if ((colon = strchr(grp, ':')) != NULL)
+			*colon = '\0';
+		if (strcmp(grp, want) != 0 && distance(grp, want) > 2 &&
+		    distance(name, cfg.program) > 2)
+			continue;
+		if (shown++ < 6 && n < bl) {
+			k = snprintf(buf + n, bl - n, "%s%s", n ? ", " : "",
+			    printable(name));
+			n = k < 0 ? bl : n + (size_t)k;
+		}
+		if (colon != NULL)
+			snprintf(sug, sizeof(sug), "%s:*", grp);
+		else
+			snprintf(sug, sizeof(sug), "%s", name);
+		if (strcmp(sug, cfg.program) != 0 && strstr(mean, sug) == NULL &&
+		    strlen(mean) + strlen(sug) + 5 < sizeof(mean))
+			snprintf(mean + strlen(mean), sizeof(mean) - strlen(mean),
+			    "%s%s", mean[0] ? " or " : "", printable(sug));
+	}
+	if (shown > 6 && n < bl)
+		snprintf(buf + n, bl - n, " and %zu more", shown - 6);
+	n = strlen(buf);
+	if (n > 0 && mean[0] && n < bl)
+		snprintf(buf + n, bl - n, " -> did you mean %s?", mean);
+}
+
+/*
  * ---- preflight: setup mistakes caught before anything is fetched ----
  *
  * Cheap checks of what a deploy will need, so that a misspelled program or
@@ -2818,8 +2930,8 @@ static void
 preflight_program(void)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
-	char out[8192], *line, *save, name[256], why[600], first[200] = "";
-	char what[300], **argv;
+	char out[8192], *line, *save, name[256], why[1200], first[200] = "";
+	char what[300], **argv, near[600];
 	size_t plen = strlen(cfg.program);
 	int matched = 0, unknown = 0;
 	struct result r;
@@ -2852,10 +2964,15 @@ preflight_program(void)
 	if (r.execerr)
 		snprintf(why, sizeof(why), "cannot run %s: %s", cfg.supervisorctl,
 		    strerror(r.execerr));
+	else if (matched == 0 && sv_denied(first))
+		sv_denied_why(why, sizeof(why));
 	else if (matched == 0)
 		snprintf(why, sizeof(why), "'%s status' cannot reach "
 		    "supervisord: %s", cfg.supervisorctl, first[0] ? printable(first) :
 		    "no answer");
+	else if (unknown && (close_programs(near, sizeof(near)), near[0]))
+		snprintf(why, sizeof(why), "supervisord does not know it; it "
+		    "knows %s", near);
 	else if (unknown)
 		snprintf(why, sizeof(why), "supervisord does not know it (add a "
 		    "[program:%.*s] section with autostart=false, then "
@@ -4458,6 +4575,36 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
  */
 #define MAXMEMBERS	256
 
+/*
+ * supervisorctl's "ERROR (no such file)" (or "not executable") for a
+ * restart: supervisord found nothing to exec, so the program never ran
+ * and has no output to show.  And the process of a group whose restart
+ * failed, so that its output can be shown before the switch back.
+ */
+static int spawnerr;
+static char failed_member[256];
+
+static void
+note_spawn_error(void)
+{
+	if (find_bytes(tail, taillen, "(no such file)", 14) != NULL ||
+	    find_bytes(tail, taillen, "(file is not executable)", 24) != NULL)
+		spawnerr = 1;
+}
+
+static const char *
+spawn_why(void)
+{
+	static char buf[600];
+
+	snprintf(buf, sizeof(buf), "supervisord found no file to run: the "
+	    "command= of [program:%.*s] names a file that is not in the "
+	    "release, or not executable (for .venv/bin/NAME: is the package "
+	    "that provides NAME in %s?)", (int)strcspn(cfg.program, ":"),
+	    cfg.program, cfg.requirements);
+	return buf;
+}
+
 struct member {
 	char		 name[256];
 	char		 state[32];
@@ -4535,6 +4682,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 		return -1;
 	}
 	free_words(argv);
+	note_spawn_error();
+	snprintf(failed_member, sizeof(failed_member), "%s", name);
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
 		if (group_members(sha, name, &m, 1) != 1) {
@@ -4546,11 +4695,14 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			if (m.pid != firstpid) {
 				firstpid = m.pid;
 				settled = now() + SETTLE;
-			} else if (now() >= settled)
+			} else if (now() >= settled) {
+				failed_member[0] = '\0';
 				return 0;
+			}
 		} else if (strcmp(m.state, "STARTING") != 0) {
-			snprintf(why, wl, "%.255s is %s, not RUNNING", name,
-			    m.state);
+			snprintf(why, wl, "%.255s is %s, not RUNNING%s%s", name,
+			    m.state, spawnerr ? ": " : "", spawnerr ? spawn_why() :
+			    "");
 			return -1;
 		}
 		if (gotsig && !late) {
@@ -4574,7 +4726,7 @@ static int
 restart_rolling(const char *sha)
 {
 	static struct member m[MAXMEMBERS];
-	char why[512];
+	char why[1024];
 	int n, i, pass;
 
 	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) == 0) {
@@ -4602,7 +4754,7 @@ step_restart(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char state[32], why[256], pids[512];
+	char state[32], why[1024], pids[512];
 	double end, settled = 0;
 	struct result r;
 	long pid, firstpid = 0;
@@ -4613,6 +4765,8 @@ step_restart(const char *sha)
 		return 0;
 	}
 	step_begin("restart");
+	spawnerr = 0;
+	failed_member[0] = '\0';
 	if (is_group()) {
 		free(rdir);
 		return restart_rolling(sha);
@@ -4632,6 +4786,8 @@ step_restart(const char *sha)
 		return -1;
 	}
 	free_words(argv);
+	if (cfg.restart == NULL)
+		note_spawn_error();
 	if (cfg.program == NULL) {
 		step_ok("restart");
 		free(rdir);
@@ -4649,8 +4805,9 @@ step_restart(const char *sha)
 			} else if (now() >= settled)
 				break;
 		} else if (strcmp(state, "STARTING") != 0) {
-			snprintf(why, sizeof(why), "%s is %s, not RUNNING",
-			    cfg.program, state);
+			snprintf(why, sizeof(why), "%s is %s, not RUNNING%s%s",
+			    cfg.program, state, spawnerr ? ": " : "",
+			    spawnerr ? spawn_why() : "");
 			step_fail("restart", why, 1);
 			free(rdir);
 			return -1;
@@ -5008,39 +5165,58 @@ tail_has_text(void)
 
 /*
  * After a failed restart or check, the cause is usually in the program's
- * own output, which supervisord keeps: say where, and show its end.
+ * own output, which supervisord keeps: say where, and show its end.  For
+ * a group, the process whose restart failed (else one that is not
+ * running, else the first): once the group is switched back, its log
+ * holds the old release's start instead.
  */
 static void
 show_program_output(void)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
 	const char *chan[] = { "stderr", "stdout" };
-	char **argv;
+	static struct member m[MAXMEMBERS];
+	char **argv, name[256];
 	struct result r;
 	size_t i;
+	int n, k;
 
-	if (cfg.program == NULL || strchr(cfg.program, ':') != NULL) {
-		if (cfg.program != NULL)
+	if (cfg.program == NULL)
+		return;
+	snprintf(name, sizeof(name), "%s", cfg.program);
+	if (strchr(cfg.program, ':') != NULL && failed_member[0] != '\0')
+		snprintf(name, sizeof(name), "%s", failed_member);
+	else if (strchr(cfg.program, ':') != NULL) {
+		n = group_members(NULL, cfg.program, m, MAXMEMBERS);
+		for (k = 0; k < n && strcmp(m[k].state, "RUNNING") == 0; k++)
+			;
+		if (n == 0) {
 			warnx("the output of each process: supervisorctl tail "
 			    "GROUP:PROCESS stderr");
-		return;
+			return;
+		}
+		memcpy(name, m[k < n ? k : 0].name, sizeof(name));
 	}
 	o.timeout = 30;
 	for (i = 0; i < 2; i++) {
 		argv = words_plus(cfg.supervisorctl, "tail", "-1600",
-		    cfg.program, chan[i], (char *)NULL);
+		    name, chan[i], (char *)NULL);
 		taillen = 0;
 		if (run(argv, &o, &r) == 0 && tail_has_text()) {
 			warnx("the end of program %s's output (supervisorctl "
-			    "tail %s %s):", cfg.program, cfg.program, chan[i]);
+			    "tail %s %s):", name, name, chan[i]);
 			tail_show(10);
 			free_words(argv);
 			return;
 		}
 		free_words(argv);
 	}
-	warnx("program %s's own output (supervisorctl tail %s stderr) is "
-	    "empty", cfg.program, cfg.program);
+	if (spawnerr)
+		warnx("program %s has no output: it never started, because %s",
+		    name, spawn_why());
+	else
+		warnx("program %s's own output (supervisorctl tail %s stderr) "
+		    "is empty", name, name);
 }
 
 /*
