@@ -183,6 +183,57 @@ fail:
 	return NULL;
 }
 
+/*
+ * The first word of s that a shell would take as an operator, written
+ * unquoted as the whole word ("&&", "|", "2>&1"): without a shell it is
+ * only an argument.  NULL when there is none (or s does not split).
+ */
+const char *
+shell_operator(const char *s)
+{
+	static const char *ops[] = { "&&", "||", "|", ";", ">", ">>", "<",
+	    "2>&1" };
+	const char *b = NULL;
+	size_t i;
+	int q = 0, quoted = 0;
+
+	for (;; s++) {
+		if (q != 0) {
+			if (*s == '\0')
+				return NULL;
+			if (q == '"' && *s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == q)
+				q = 0;
+			continue;
+		}
+		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
+			for (i = 0; b != NULL && !quoted &&
+			    i < sizeof(ops) / sizeof(ops[0]); i++)
+				if (strlen(ops[i]) == (size_t)(s - b) &&
+				    strncmp(b, ops[i], (size_t)(s - b)) == 0)
+					return ops[i];
+			b = NULL;
+			if (*s == '\0')
+				return NULL;
+			continue;
+		}
+		if (b == NULL) {
+			b = s;
+			quoted = 0;
+		}
+		if (*s == '\'' || *s == '"') {
+			q = (unsigned char)*s;
+			quoted = 1;
+		} else if (*s == '\\') {
+			quoted = 1;
+			if (s[1] == '\0')
+				return NULL;
+			s++;
+		}
+	}
+}
+
 int
 is_sha(const char *s)
 {
@@ -2673,6 +2724,49 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	return buf;
 }
 
+/*
+ * "check = curl -f URL && echo ok" parses, but && reaches curl as an
+ * argument: said at load, with the line, since the config stays valid.
+ * The lines are those config_parse already accepted.
+ */
+static void
+warn_shell_words(const char *buf, size_t len, const char *path)
+{
+	const char *p = buf, *end = buf + len, *nl, *op;
+	char line[4096], *k, *eq;
+	size_t i, lineno = 0, n;
+
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if ((n = (size_t)(nl - p)) >= sizeof(line))
+			continue;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		k = trim(line);
+		if (*k == '#' || (eq = strchr(k, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		k = trim(k);
+		for (i = 0; i < NKEYS; i++) {
+			char err[64], **w;
+
+			if (keys[i].kind != K_CMD || strcmp(keys[i].name, k) != 0 ||
+			    (op = shell_operator(trim(eq + 1))) == NULL ||
+			    (w = split_words(trim(eq + 1), err, sizeof(err))) == NULL)
+				continue;
+			warnx("warning: %s:%zu: %s: '%s' is a shell operator, but "
+			    "commands run without a shell: %s gets it as an "
+			    "argument; put the command line in a script and name "
+			    "the script", path, lineno, k, op, printable(w[0]));
+			free_words(w);
+		}
+		if (nl == end)
+			break;
+	}
+}
+
 static void
 load_config(const char *path)
 {
@@ -2685,6 +2779,7 @@ load_config(const char *path)
 	    " (run 'deploy init URL' first)", &len);
 	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
 		die(EXIT_USAGE, "%s", err);
+	warn_shell_words(buf, len, path);
 	free(buf);
 	if (kflag)
 		cfg.keep = kflag;
