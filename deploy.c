@@ -1892,6 +1892,7 @@ struct runopts {
 	size_t		  outlen;
 	int		  record;	/* record the group for the next run */
 	int		  keepgroup;	/* after a clean exit, leave the group be */
+	int		  errout;	/* stderr into the capture too */
 };
 
 static void
@@ -1971,7 +1972,7 @@ exec_child(char *const argv[], const struct runopts *o, int outfd, int ep)
 	}
 	/* captured output is stdout only; stderr then goes to the log */
 	dup2(outfd, 1);
-	if (o->out == NULL)
+	if (o->out == NULL || o->errout)
 		dup2(outfd, 2);
 	else if (logfd != -1)
 		dup2(logfd, 2);
@@ -3278,10 +3279,12 @@ resolve(const char *ref, char *sha)
 
 /*
  * For -n: what REF names on the remote now, asked with ls-remote so that
- * not even the mirror changes. 0 and sha set when found.
+ * not even the mirror changes. 0 and sha set when found; -1 when the
+ * remote does not list it (a commit id); -2 when git could not ask the
+ * remote, its last line of error in gerr.
  */
 static int
-ls_remote(const char *ref, char *sha)
+ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 {
 	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
 	char *out, *line, *save, *tab, *want[4];
@@ -3300,7 +3303,19 @@ ls_remote(const char *ref, char *sha)
 	out[0] = '\0';
 	o.out = out;
 	o.outlen = outlen;
-	if (run(argv, &o, &r) == 0)
+	o.errout = 1;
+	gerr[0] = '\0';
+	if (run(argv, &o, &r) == -1) {
+		if (r.signo)
+			leave(128 + r.signo);
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			if (strchr(line, '\t') == NULL && *trim(line) != '\0')
+				snprintf(gerr, gl, "%s", printable(trim(line)));
+		if (gerr[0] == '\0')
+			snprintf(gerr, gl, "%s", why_failed(&r, "git", o.timeout));
+		best = 5;
+	} else
 		for (line = strtok_r(out, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save)) {
 			if ((tab = strchr(line, '\t')) == NULL)
@@ -3316,7 +3331,7 @@ ls_remote(const char *ref, char *sha)
 		free(want[i]);
 	free_words(argv);
 	free(out);
-	return best < 4 ? 0 : -1;
+	return best < 4 ? 0 : best == 5 ? -2 : -1;
 }
 
 /* A hash of the requirements, the python and the virtualenv command. */
@@ -5787,12 +5802,44 @@ say_commits_fetched(const char *ref, const char *sha)
 	free(alt);
 }
 
-/* -n: what deploy would do, from the remote as it is now */
+/* REF in the mirror without a step line or an error; 0 when found */
+static int
+mirror_sha(const char *ref, char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[256], *spec, **argv;
+	struct result r;
+	int found;
+
+	if (resolve_local(ref, sha) == 0)
+		return 0;
+	spec = fmtpath("%s^{commit}", ref);
+	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
+	    spec, (char *)NULL);	/* ref_ok: it never starts with '-' */
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	found = run(argv, &o, &r) == 0;
+	out[strcspn(out, "\n")] = '\0';
+	if ((found = found && is_sha(out)))
+		copy_sha(sha, out);
+	free_words(argv);
+	free(spec);
+	return found ? 0 : -1;
+}
+
+/*
+ * -n: what deploy would do, from the remote as it is now.  A remote that
+ * cannot be reached is exit 1, the status the deploy itself would end
+ * with at its fetch step (2 is kept for a wrong config or command line);
+ * what the mirror knows is still shown, marked stale.
+ */
 static int
 dry_run_deploy(const char *ref, int prepare_only)
 {
-	char sha[65];
+	char sha[65], gerr[512];
 	long i;
+	int lr, unreachable = 0;
 
 	history_load();
 	scan_releases();
@@ -5800,13 +5847,24 @@ dry_run_deploy(const char *ref, int prepare_only)
 	ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
 	if (!ref_ok(ref))
 		die(EXIT_USAGE, "ref '%s': not a usable ref", printable(ref));
-	if (ls_remote(ref, sha) == 0)
+	if ((lr = ls_remote(ref, sha, gerr, sizeof(gerr))) == 0)
 		say("%s is %s on the remote", ref, sha);
-	else {
+	else if (lr == -2) {
+		unreachable = 1;
+		warnx("cannot reach the remote %s: %s; a deploy now would fail "
+		    "at its fetch step", printable(cfg.repo), gerr);
+		if (mirror_sha(ref, sha) == -1) {
+			warnx("and the mirror does not know %s either",
+			    printable(ref));
+			return preflight_failed ? EXIT_USAGE : EXIT_FAILED;
+		}
+		say("%s was %s in the mirror at its last fetch (stale: the "
+		    "remote could not be asked)", ref, sha);
+	} else {
 		resolve(ref, sha);
 		say("%s is %s in the mirror, as of the last fetch", ref, sha);
 	}
-	if (say_commits_in(gitdir(), sha) == -1)
+	if (say_commits_in(gitdir(), sha) == -1 && !unreachable)
 		say_commits_fetched(ref, sha);
 	i = release_find(rel, nrel, sha);
 	if (strcmp(sha, cursha) == 0)
@@ -5818,7 +5876,8 @@ dry_run_deploy(const char *ref, int prepare_only)
 		    "and stop" : cfg.migrate ? "migrate, switch current to it, "
 		    "restart and prune" : "switch current to it, restart and "
 		    "prune");
-	return preflight_failed ? EXIT_USAGE : EXIT_OK;
+	return preflight_failed ? EXIT_USAGE : unreachable ? EXIT_FAILED :
+	    EXIT_OK;
 }
 
 /* A release that failed after its switch is built again from nothing. */
