@@ -2983,6 +2983,18 @@ preflight_command(const char *key, const char *cmd)
 	why[0] = '\0';
 	if (strchr(w[0], '/') != NULL && w[0][0] != '/')
 		;	/* relative to the release: not there yet */
+	else if (strcmp(key, "restart") == 0 && strchr(w[0], '/') == NULL &&
+	    path_lookup(w[0], found, sizeof(found)) == -1) {
+		/* it runs with the release's .venv/bin first on PATH: a
+		 * console script of the app's own wheel is looked for there
+		 * once the release has its venv (release_command_ok) */
+		if (nflag)
+			say("preflight: %s: '%s' is not on PATH; looked for in "
+			    "the release's .venv/bin once it is built", what,
+			    printable(w[0]));
+		free_words(w);
+		return;
+	}
 	else if (path_lookup(w[0], found, sizeof(found)) == -1 &&
 	    strchr(w[0], '/') != NULL)
 		snprintf(why, sizeof(why), "'%s' is not an executable file",
@@ -3075,6 +3087,41 @@ preflight_program(void)
 		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
 		    ":"), cfg.program);
 	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
+}
+
+/*
+ * The restart command as the release will run it: its .venv/bin first on
+ * PATH, a relative path in the release.  0 when it can run; else -1 and
+ * why.
+ */
+static int
+release_command_ok(const char *key, const char *cmd, const char *sha,
+    char *why, size_t wl)
+{
+	char **w = words(cmd), found[PATH_MAX], *f;
+	struct stat st;
+	int ok;
+
+	if (w[0][0] == '/')
+		f = xstrdup(w[0]);
+	else if (strchr(w[0], '/') != NULL)
+		f = fmtpath("%s/releases/%s/%s", root, sha, w[0]);
+	else
+		f = fmtpath("%s/releases/%s/.venv/bin/%s", root, sha, w[0]);
+	ok = stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		ok = path_lookup(w[0], found, sizeof(found)) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		snprintf(why, wl, "%s command: '%s' is neither in the release's "
+		    ".venv/bin nor on PATH (add the package that provides it to "
+		    "%s, or set %s in deploy.conf)", key, printable(w[0]),
+		    cfg.requirements, key);
+	else if (!ok)
+		snprintf(why, wl, "%s command: %s is not an executable file",
+		    key, printable(f));
+	free(f);
+	free_words(w);
+	return ok ? 0 : -1;
 }
 
 /* build: what the build needs; switching: what the switch needs */
@@ -3308,9 +3355,12 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 	if (run(argv, &o, &r) == -1) {
 		if (r.signo)
 			leave(128 + r.signo);
+		/* git's first "fatal:" line says why; the rest is advice */
 		for (line = strtok_r(out, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save))
-			if (strchr(line, '\t') == NULL && *trim(line) != '\0')
+			if (strchr(line, '\t') == NULL && *trim(line) != '\0' &&
+			    (gerr[0] == '\0' || (strncmp(gerr, "fatal:", 6) != 0 &&
+			    strncmp(trim(line), "fatal:", 6) == 0)))
 				snprintf(gerr, gl, "%s", printable(trim(line)));
 		if (gerr[0] == '\0')
 			snprintf(gerr, gl, "%s", why_failed(&r, "git", o.timeout));
@@ -4456,12 +4506,16 @@ write_revision(const char *sha, const char *rdir)
 }
 
 /* 3-4. build releases/<sha> at its final path, then record it complete */
+/* a deploy that switches: its restart command is looked for in the
+ * release once the venv is built, before the tests are paid for */
+static int restart_needed;
+
 static void
 build_release(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), *idx, **argv, *wt;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char *extra[2] = { NULL, NULL };
+	char *extra[2] = { NULL, NULL }, why[PATH_MAX + 256];
 	struct stat st;
 	struct result r;
 	int fd;
@@ -4512,6 +4566,12 @@ build_release(const char *sha)
 		free_words(argv);
 	} else
 		step_skip("build", "no build command");
+	if (restart_needed && cfg.restart != NULL &&
+	    release_command_ok("restart", cfg.restart, sha, why, sizeof(why))
+	    == -1) {
+		warnx("%s", why);
+		fail_build(sha, EXIT_FAILED);
+	}
 	if (cfg.test != NULL) {
 		argv = words(cfg.test);
 		if (run_step("test", argv, &o, &r) == -1)
@@ -5752,6 +5812,116 @@ say_commits(const char *sha)
 }
 
 /*
+ * -n: whether the commands of the steps can run, as far as that is known
+ * before the release exists.  An absolute path is a file here; a path in
+ * the release is a file in git's tree at sha, with mode 100755 (or a
+ * link); a bare name is on PATH, or left to the release's .venv/bin.
+ * notify runs in the root, without the venv.
+ */
+static const char *treegd;	/* the mirror, or -n's temporary fetch */
+
+static void
+dry_run_tree_path(const char *what, const char *path, const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[1024], why[PATH_MAX + 200], **argv, **l;
+	struct result r;
+
+	while (strncmp(path, "./", 2) == 0)
+		path += 2;
+	argv = words_plus("git", treegd ? treegd : gitdir(), "ls-tree", sha,
+	    "--", path, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	if (run(argv, &o, &r) == -1) {
+		say("preflight: %s: not checked: %.12s is not in the mirror yet",
+		    what, sha);
+		free_words(argv);
+		return;
+	}
+	free_words(argv);
+	why[0] = '\0';
+	if (strncmp(out, "100755 ", 7) == 0 || strncmp(out, "120000 ", 7) == 0)
+		;
+	else if (strncmp(out, "100644 ", 7) == 0)
+		snprintf(why, sizeof(why), "%s is not executable in the "
+		    "repository at %.12s (git update-index --chmod=+x %s, then "
+		    "commit)", printable(path), sha, printable(path));
+	else if (out[0] != '\0')
+		snprintf(why, sizeof(why), "%s is not a file in the repository "
+		    "at %.12s", printable(path), sha);
+	else {
+		char **links = cfg.link ? words(cfg.link) : NULL;
+		int linked = strncmp(path, ".venv/", 6) == 0;
+
+		for (l = links; l && *l && !linked; l++)
+			linked = strncmp(path, *l, strlen(*l)) == 0 &&
+			    (path[strlen(*l)] == '/' || path[strlen(*l)] == '\0');
+		free_words(links);
+		if (linked || cfg.build != NULL) {
+			say("preflight: %s: %s is not in the repository: left to "
+			    "the %s", what, printable(path), linked ? "venv and "
+			    "link steps" : "build command");
+			return;
+		}
+		snprintf(why, sizeof(why), "%s is not in the repository at %.12s",
+		    printable(path), sha);
+	}
+	preflight_result(what, why[0] ? why : NULL);
+}
+
+static void
+dry_run_commands(const char *sha)
+{
+	const char *key[] = { "build", "test", "migrate", "restart", "check",
+	    "notify" };
+	char *cmd[6], **w, what[64], why[PATH_MAX + 64], found[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	cmd[0] = cfg.build;
+	cmd[1] = cfg.test;
+	cmd[2] = cfg.migrate;
+	cmd[3] = cfg.restart;
+	cmd[4] = cfg.check;
+	cmd[5] = cfg.notify;
+	for (i = 0; i < 6; i++) {
+		int notify = i == 5;
+
+		if (cmd[i] == NULL || (i == 3 && cfg.restart != NULL &&
+		    release_state(sha) == R_COMPLETE))
+			continue;	/* an existing release: checked there */
+		w = words(cmd[i]);
+		snprintf(what, sizeof(what), "%s command", key[i]);
+		why[0] = '\0';
+		if (w[0][0] == '/' || (notify && strchr(w[0], '/') != NULL)) {
+			if ((w[0][0] == '/' ? stat(w[0], &st) : fstatat(rootfd,
+			    w[0], &st, 0)) == -1)
+				snprintf(why, sizeof(why), "%s: %s", printable(
+				    w[0]), strerror(errno));
+			else if (!S_ISREG(st.st_mode) || (w[0][0] == '/' ?
+			    access(w[0], X_OK) : faccessat(rootfd, w[0], X_OK,
+			    0)) == -1)
+				snprintf(why, sizeof(why), "%s is not an "
+				    "executable file (chmod +x)", printable(w[0]));
+			preflight_result(what, why[0] ? why : NULL);
+		} else if (strchr(w[0], '/') != NULL)
+			dry_run_tree_path(what, w[0], sha);
+		else if (path_lookup(w[0], found, sizeof(found)) == 0)
+			preflight_result(what, NULL);
+		else if (notify) {
+			snprintf(why, sizeof(why), "'%s' is not on PATH",
+			    printable(w[0]));
+			preflight_result(what, why);
+		} else if (i != 3)	/* restart: preflight said it */
+			say("preflight: %s: '%s' is not on PATH; left to the "
+			    "release's .venv/bin", what, printable(w[0]));
+		free_words(w);
+	}
+}
+
+/*
  * For -n, when the mirror lacks the new commits: fetch REF into a
  * throwaway repository outside the root that borrows the mirror's objects
  * (alternates), so that nothing under the root changes.
@@ -5786,6 +5956,9 @@ say_commits_fetched(const char *ref, const char *sha)
 		;
 	else
 		say("(the commits since %.12s are not in the mirror yet)", cursha);
+	treegd = gd;	/* the commit's tree is here, if the fetch worked */
+	dry_run_commands(sha);
+	treegd = NULL;
 	free_words(argv);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
 		char *slash = strrchr(dir, '/');
@@ -5865,7 +6038,9 @@ dry_run_deploy(const char *ref, int prepare_only)
 		say("%s is %s in the mirror, as of the last fetch", ref, sha);
 	}
 	if (say_commits_in(gitdir(), sha) == -1 && !unreachable)
-		say_commits_fetched(ref, sha);
+		say_commits_fetched(ref, sha);	/* and dry_run_commands */
+	else
+		dry_run_commands(sha);
 	i = release_find(rel, nrel, sha);
 	if (strcmp(sha, cursha) == 0)
 		say("%s is current: nothing to do", sha);
@@ -5878,6 +6053,27 @@ dry_run_deploy(const char *ref, int prepare_only)
 		    "prune");
 	return preflight_failed ? EXIT_USAGE : unreachable ? EXIT_FAILED :
 	    EXIT_OK;
+}
+
+/* Before a built release is switched to: its restart command can run */
+static void
+need_restart_command(const char *sha)
+{
+	char why[PATH_MAX + 256];
+
+	if (cfg.restart == NULL)
+		return;
+	if (release_command_ok("restart", cfg.restart, sha, why,
+	    sizeof(why)) == 0) {
+		if (nflag)
+			say("preflight: restart command: ok in releases/%.12s",
+			    sha);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s; nothing was changed", why);
+	warnx("preflight: %s", why);
+	preflight_failed = 1;
 }
 
 /* A release that failed after its switch is built again from nothing. */
@@ -5907,6 +6103,7 @@ cmd_deploy(const char *ref, int prepare_only)
 
 	need_current_sane();
 	preflight(1, !prepare_only);
+	restart_needed = !prepare_only;
 	if (nflag)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
@@ -5957,6 +6154,7 @@ cmd_deploy(const char *ref, int prepare_only)
 		say("%s is already current: nothing to do", sha);
 		return EXIT_OK;
 	}
+	need_restart_command(sha);
 	return activate_release(sha, cursha, 1, 1);
 }
 
@@ -6059,6 +6257,7 @@ cmd_activate(const char *rev, int rollback)
 		say("%s is already current: nothing to do", sha);
 		return EXIT_OK;
 	}
+	need_restart_command(sha);
 	if (nflag) {
 		say("would %sswitch current from %s to %s, restart and check",
 		    !rollback && cfg.migrate && !Mflag ? "migrate, " : "",
