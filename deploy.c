@@ -2904,9 +2904,11 @@ close_programs(char *buf, size_t bl)
 	char **argv, *colon;
 	size_t n = 0, shown = 0;
 	struct result r;
+	int far;
 
 	snprintf(want, sizeof(want), "%s", cfg.program);
 	want[strcspn(want, ":")] = '\0';	/* "web:*", "web:x": web */
+	far = strlen(want) < 5 ? 1 : 2;
 	argv = words_plus(cfg.supervisorctl, "status", (char *)NULL);
 	o.out = out;
 	o.outlen = sizeof(out);
@@ -2925,8 +2927,9 @@ close_programs(char *buf, size_t bl)
 		snprintf(grp, sizeof(grp), "%s", name);
 		if ((colon = strchr(grp, ':')) != NULL)
 			*colon = '\0';
-		if (strcmp(grp, want) != 0 && distance(grp, want) > 2 &&
-		    distance(name, cfg.program) > 2)
+		/* a typo: two edits away, one for a short name */
+		if (strcmp(grp, want) != 0 && distance(grp, want) > far &&
+		    distance(name, cfg.program) > far)
 			continue;
 		if (shown++ < 6 && n < bl) {
 			k = snprintf(buf + n, bl - n, "%s%s", n ? ", " : "",
@@ -2945,8 +2948,9 @@ close_programs(char *buf, size_t bl)
 	if (shown > 6 && n < bl)
 		snprintf(buf + n, bl - n, " and %zu more", shown - 6);
 	n = strlen(buf);
-	if (n > 0 && mean[0] && n < bl)
-		snprintf(buf + n, bl - n, " -> did you mean %s?", mean);
+	if (n > 0 && mean[0] && n < bl &&
+	    snprintf(buf + n, bl - n, " -> did you mean %s?", mean) < 0)
+		buf[n] = '\0';
 }
 
 /*
@@ -3122,6 +3126,27 @@ release_command_ok(const char *key, const char *cmd, const char *sha,
 	free(f);
 	free_words(w);
 	return ok ? 0 : -1;
+}
+
+/* Before a built release is switched to: its restart command can run */
+static void
+need_restart_command(const char *sha)
+{
+	char why[PATH_MAX + 256];
+
+	if (cfg.restart == NULL)
+		return;
+	if (release_command_ok("restart", cfg.restart, sha, why,
+	    sizeof(why)) == 0) {
+		if (nflag)
+			say("preflight: restart command: ok in releases/%.12s",
+			    sha);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s; nothing was changed", why);
+	warnx("preflight: %s", why);
+	preflight_failed = 1;
 }
 
 /* build: what the build needs; switching: what the switch needs */
@@ -4853,7 +4878,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	}
 	free_words(argv);
 	note_spawn_error();
-	snprintf(failed_member, sizeof(failed_member), "%s", name);
+	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
+		failed_member[0] = '\0';
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
 		if (group_members(sha, name, &m, 1) != 1) {
@@ -6044,36 +6070,17 @@ dry_run_deploy(const char *ref, int prepare_only)
 	i = release_find(rel, nrel, sha);
 	if (strcmp(sha, cursha) == 0)
 		say("%s is current: nothing to do", sha);
-	else if (i >= 0 && rel[i].state == R_COMPLETE)
+	else if (i >= 0 && rel[i].state == R_COMPLETE) {
 		say("would switch to the existing release %s", sha);
-	else
+		if (!prepare_only)
+			need_restart_command(sha);
+	} else
 		say("would build releases/%s, test it, %s", sha, prepare_only ?
 		    "and stop" : cfg.migrate ? "migrate, switch current to it, "
 		    "restart and prune" : "switch current to it, restart and "
 		    "prune");
 	return preflight_failed ? EXIT_USAGE : unreachable ? EXIT_FAILED :
 	    EXIT_OK;
-}
-
-/* Before a built release is switched to: its restart command can run */
-static void
-need_restart_command(const char *sha)
-{
-	char why[PATH_MAX + 256];
-
-	if (cfg.restart == NULL)
-		return;
-	if (release_command_ok("restart", cfg.restart, sha, why,
-	    sizeof(why)) == 0) {
-		if (nflag)
-			say("preflight: restart command: ok in releases/%.12s",
-			    sha);
-		return;
-	}
-	if (!nflag)
-		die(EXIT_USAGE, "%s; nothing was changed", why);
-	warnx("preflight: %s", why);
-	preflight_failed = 1;
 }
 
 /* A release that failed after its switch is built again from nothing. */
