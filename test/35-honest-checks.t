@@ -76,6 +76,13 @@ like "$(out)" "*notify command: ok*" "the executable notify script is ok"
 write_conf "-program" "check = ./health.sh" "notify = $T/notify.sh"
 run_deploy -n deploy
 rc_is 0 "-n with every command runnable: exit 0"
+write_conf "-program" "check = ./health.sh" "restart = appctl"
+run_deploy -n deploy "$B"
+rc_is 2 "-n to the built release B, whose tree has no health.sh: exit 2"
+like "$(err)" "*check command: health.sh is not in the repository at ${B%"${B#????????????}"}*" \
+	"-n checks the commands of a release that is already built too"
+like "$(out)" "*restart command: ok in releases/${B%"${B#????????????}"}*" \
+	"and looks for the restart command in that release"
 
 # ---- 4. a command written for a shell
 write_conf "-program" "check = curl -sf 'http://127.0.0.1:1/' && echo ok"
