@@ -188,6 +188,57 @@ fail:
 	return NULL;
 }
 
+/*
+ * The first word of s that a shell would take as an operator, written
+ * unquoted as the whole word ("&&", "|", "2>&1"): without a shell it is
+ * only an argument.  NULL when there is none (or s does not split).
+ */
+const char *
+shell_operator(const char *s)
+{
+	static const char *ops[] = { "&&", "||", "|", ";", ">", ">>", "<",
+	    "2>&1" };
+	const char *b = NULL;
+	size_t i;
+	int q = 0, quoted = 0;
+
+	for (;; s++) {
+		if (q != 0) {
+			if (*s == '\0')
+				return NULL;
+			if (q == '"' && *s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == q)
+				q = 0;
+			continue;
+		}
+		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
+			for (i = 0; b != NULL && !quoted &&
+			    i < sizeof(ops) / sizeof(ops[0]); i++)
+				if (strlen(ops[i]) == (size_t)(s - b) &&
+				    strncmp(b, ops[i], (size_t)(s - b)) == 0)
+					return ops[i];
+			b = NULL;
+			if (*s == '\0')
+				return NULL;
+			continue;
+		}
+		if (b == NULL) {
+			b = s;
+			quoted = 0;
+		}
+		if (*s == '\'' || *s == '"') {
+			q = (unsigned char)*s;
+			quoted = 1;
+		} else if (*s == '\\') {
+			quoted = 1;
+			if (s[1] == '\0')
+				return NULL;
+			s++;
+		}
+	}
+}
+
 int
 is_sha(const char *s)
 {
@@ -2787,6 +2838,17 @@ path_lookup(const char *name, char *out, size_t outlen)
 	return found ? 0 : -1;
 }
 
+/* A user's name for messages: a bare number says too little. */
+static const char *
+user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	snprintf(buf, len, "%s", pw != NULL && pw->pw_name != NULL ?
+	    printable(pw->pw_name) : "no such user in the password database");
+	return buf;
+}
+
 /*
  * Reads a file whose words deploy runs or hands to what it runs (the
  * config, the envfile): a regular file, not a symbolic link, owned by us
@@ -2821,9 +2883,15 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
 		    "(chmod go-w %s)", shown, shown);
-	if (st.st_uid != geteuid() && st.st_uid != 0)
-		die(EXIT_USAGE, "%s: owned by uid %ld, not by you or root; "
-		    "refusing it", shown, (long)st.st_uid);
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		char owner[64], me[64];
+
+		die(EXIT_USAGE, "%s: owned by uid %ld (%s), not by root or by "
+		    "the user running deploy (uid %ld, %s); refusing it",
+		    shown, (long)st.st_uid, user_name(st.st_uid, owner,
+		    sizeof(owner)), (long)geteuid(), user_name(geteuid(), me,
+		    sizeof(me)));
+	}
 	if (st.st_size > CONF_MAX)
 		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
 	/* read what was checked, not whatever the path names by now */
@@ -2847,6 +2915,49 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	return buf;
 }
 
+/*
+ * "check = curl -f URL && echo ok" parses, but && reaches curl as an
+ * argument: said at load, with the line, since the config stays valid.
+ * The lines are those config_parse already accepted.
+ */
+static void
+warn_shell_words(const char *buf, size_t len, const char *path)
+{
+	const char *p = buf, *end = buf + len, *nl, *op;
+	char line[4096], *k, *eq;
+	size_t i, lineno = 0, n;
+
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if ((n = (size_t)(nl - p)) >= sizeof(line))
+			continue;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		k = trim(line);
+		if (*k == '#' || (eq = strchr(k, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		k = trim(k);
+		for (i = 0; i < NKEYS; i++) {
+			char err[64], **w;
+
+			if (keys[i].kind != K_CMD || strcmp(keys[i].name, k) != 0 ||
+			    (op = shell_operator(trim(eq + 1))) == NULL ||
+			    (w = split_words(trim(eq + 1), err, sizeof(err))) == NULL)
+				continue;
+			warnx("warning: %s:%zu: %s: '%s' is a shell operator, but "
+			    "commands run without a shell: %s gets it as an "
+			    "argument; put the command line in a script and name "
+			    "the script", path, lineno, k, op, printable(w[0]));
+			free_words(w);
+		}
+		if (nl == end)
+			break;
+	}
+}
+
 static void
 load_config(const char *path)
 {
@@ -2859,6 +2970,7 @@ load_config(const char *path)
 	    " (run 'deploy init URL' first)", &len);
 	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
 		die(EXIT_USAGE, "%s", err);
+	warn_shell_words(buf, len, path);
 	free(buf);
 	if (kflag)
 		cfg.keep = kflag;
@@ -2916,6 +3028,122 @@ gitdir(void)
 }
 
 /*
+ * ---- what supervisorctl's answers mean ----
+ *
+ * supervisorctl says what went wrong in its own terms (a Python exception,
+ * "no such process"); these turn the common ones into what the admin
+ * should change.
+ */
+
+/* supervisorctl's "error: <class 'PermissionError'>, [Errno 13] ..." */
+static int
+sv_denied(const char *out)
+{
+	return strstr(out, "PermissionError") != NULL ||
+	    strstr(out, "Permission denied") != NULL;
+}
+
+static void
+sv_denied_why(char *why, size_t wl)
+{
+	char me[64];
+
+	snprintf(why, wl, "the user running deploy (uid %ld, %s) may not use "
+	    "supervisord's socket (permission denied): give it that user or "
+	    "group with chown=USER:GROUP and chmod=0770 under "
+	    "[unix_http_server] in supervisord.conf, then restart supervisord",
+	    (long)geteuid(), user_name(geteuid(), me, sizeof(me)));
+}
+
+/* Levenshtein distance, for names up to 63 bytes; 99 for longer ones */
+static int
+distance(const char *a, const char *b)
+{
+	int d[64][64];
+	size_t i, j, la = strlen(a), lb = strlen(b);
+
+	if (la >= 64 || lb >= 64)
+		return 99;
+	for (i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb];
+}
+
+/*
+ * For a program supervisord does not know: the names it knows that are
+ * close to it (same group, or a letter or two away), and what to write
+ * instead ("web:*" for the processes of group web). "" when none is.
+ */
+static void
+close_programs(char *buf, size_t bl)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
+	char out[16384], *line, *save, name[256], want[256], mean[600] = "";
+	char **argv, *colon;
+	size_t n = 0, shown = 0;
+	struct result r;
+	int far;
+
+	snprintf(want, sizeof(want), "%s", cfg.program);
+	want[strcspn(want, ":")] = '\0';	/* "web:*", "web:x": web */
+	far = strlen(want) < 5 ? 1 : 2;
+	argv = words_plus(cfg.supervisorctl, "status", (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 30;
+	out[0] = '\0';
+	run(argv, &o, &r);	/* non-zero when some are not running */
+	free_words(argv);
+	buf[0] = '\0';
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char grp[256], sug[260];
+		int k;
+
+		if (two_words(line, name, sizeof(name), NULL, 0) < 1)
+			continue;
+		snprintf(grp, sizeof(grp), "%s", name);
+		if ((colon = strchr(grp, ':')) != NULL)
+			*colon = '\0';
+		/* a typo: two edits away, one for a short name */
+		if (strcmp(grp, want) != 0 && distance(grp, want) > far &&
+		    distance(name, cfg.program) > far)
+			continue;
+		if (shown++ < 6 && n < bl) {
+			k = snprintf(buf + n, bl - n, "%s%s", n ? ", " : "",
+			    printable(name));
+			n = k < 0 ? bl : n + (size_t)k;
+		}
+		if (colon != NULL)
+			snprintf(sug, sizeof(sug), "%s:*", grp);
+		else
+			snprintf(sug, sizeof(sug), "%s", name);
+		if (strcmp(sug, cfg.program) != 0 && strstr(mean, sug) == NULL &&
+		    strlen(mean) + strlen(sug) + 5 < sizeof(mean))
+			snprintf(mean + strlen(mean), sizeof(mean) - strlen(mean),
+			    "%s%s", mean[0] ? " or " : "", printable(sug));
+	}
+	if (shown > 6 && n < bl)
+		snprintf(buf + n, bl - n, " and %zu more", shown - 6);
+	n = strlen(buf);
+	if (n > 0 && mean[0] && n < bl &&
+	    snprintf(buf + n, bl - n, " -> did you mean %s?", mean) < 0)
+		buf[n] = '\0';
+}
+
+/*
  * ---- preflight: setup mistakes caught before anything is fetched ----
  *
  * Cheap checks of what a deploy will need, so that a misspelled program or
@@ -2949,6 +3177,18 @@ preflight_command(const char *key, const char *cmd)
 	why[0] = '\0';
 	if (strchr(w[0], '/') != NULL && w[0][0] != '/')
 		;	/* relative to the release: not there yet */
+	else if (strcmp(key, "restart") == 0 && strchr(w[0], '/') == NULL &&
+	    path_lookup(w[0], found, sizeof(found)) == -1) {
+		/* it runs with the release's .venv/bin first on PATH: a
+		 * console script of the app's own wheel is looked for there
+		 * once the release has its venv (release_command_ok) */
+		if (nflag)
+			say("preflight: %s: '%s' is not on PATH; looked for in "
+			    "the release's .venv/bin once it is built", what,
+			    printable(w[0]));
+		free_words(w);
+		return;
+	}
 	else if (path_lookup(w[0], found, sizeof(found)) == -1 &&
 	    strchr(w[0], '/') != NULL)
 		snprintf(why, sizeof(why), "'%s' is not an executable file",
@@ -2992,8 +3232,8 @@ static void
 preflight_program(void)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
-	char out[8192], *line, *save, name[256], why[600], first[200] = "";
-	char what[300], **argv;
+	char out[8192], *line, *save, name[256], why[1200], first[200] = "";
+	char what[300], **argv, near[600];
 	size_t plen = strlen(cfg.program);
 	int matched = 0, unknown = 0;
 	struct result r;
@@ -3026,16 +3266,77 @@ preflight_program(void)
 	if (r.execerr)
 		snprintf(why, sizeof(why), "cannot run %s: %s", cfg.supervisorctl,
 		    strerror(r.execerr));
+	else if (matched == 0 && sv_denied(first))
+		sv_denied_why(why, sizeof(why));
 	else if (matched == 0)
 		snprintf(why, sizeof(why), "'%s status' cannot reach "
 		    "supervisord: %s", cfg.supervisorctl, first[0] ? printable(first) :
 		    "no answer");
+	else if (unknown && (close_programs(near, sizeof(near)), near[0]))
+		snprintf(why, sizeof(why), "supervisord does not know it; it "
+		    "knows %s", near);
 	else if (unknown)
 		snprintf(why, sizeof(why), "supervisord does not know it (add a "
 		    "[program:%.*s] section with autostart=false, then "
 		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
 		    ":"), cfg.program);
 	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
+}
+
+/*
+ * The restart command as the release will run it: its .venv/bin first on
+ * PATH, a relative path in the release.  0 when it can run; else -1 and
+ * why.
+ */
+static int
+release_command_ok(const char *key, const char *cmd, const char *sha,
+    char *why, size_t wl)
+{
+	char **w = words(cmd), found[PATH_MAX], *f;
+	struct stat st;
+	int ok;
+
+	if (w[0][0] == '/')
+		f = xstrdup(w[0]);
+	else if (strchr(w[0], '/') != NULL)
+		f = fmtpath("%s/releases/%s/%s", root, sha, w[0]);
+	else
+		f = fmtpath("%s/releases/%s/.venv/bin/%s", root, sha, w[0]);
+	ok = stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		ok = path_lookup(w[0], found, sizeof(found)) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		snprintf(why, wl, "%s command: '%s' is neither in the release's "
+		    ".venv/bin nor on PATH (add the package that provides it to "
+		    "%s, or set %s in deploy.conf)", key, printable(w[0]),
+		    cfg.requirements, key);
+	else if (!ok)
+		snprintf(why, wl, "%s command: %s is not an executable file",
+		    key, printable(f));
+	free(f);
+	free_words(w);
+	return ok ? 0 : -1;
+}
+
+/* Before a built release is switched to: its restart command can run */
+static void
+need_restart_command(const char *sha)
+{
+	char why[PATH_MAX + 256];
+
+	if (cfg.restart == NULL)
+		return;
+	if (release_command_ok("restart", cfg.restart, sha, why,
+	    sizeof(why)) == 0) {
+		if (nflag)
+			say("preflight: restart command: ok in releases/%.12s",
+			    sha);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s; nothing was changed", why);
+	warnx("preflight: %s", why);
+	preflight_failed = 1;
 }
 
 /* build: what the build needs; switching: what the switch needs */
@@ -3240,10 +3541,12 @@ resolve(const char *ref, char *sha)
 
 /*
  * For -n: what REF names on the remote now, asked with ls-remote so that
- * not even the mirror changes. 0 and sha set when found.
+ * not even the mirror changes. 0 and sha set when found; -1 when the
+ * remote does not list it (a commit id); -2 when git could not ask the
+ * remote, its last line of error in gerr.
  */
 static int
-ls_remote(const char *ref, char *sha)
+ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 {
 	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
 	char *out, *line, *save, *tab, *want[4];
@@ -3262,7 +3565,22 @@ ls_remote(const char *ref, char *sha)
 	out[0] = '\0';
 	o.out = out;
 	o.outlen = outlen;
-	if (run(argv, &o, &r) == 0)
+	o.bothout = 1;
+	gerr[0] = '\0';
+	if (run(argv, &o, &r) == -1) {
+		if (r.signo)
+			leave(128 + r.signo);
+		/* git's first "fatal:" line says why; the rest is advice */
+		for (line = strtok_r(out, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			if (strchr(line, '\t') == NULL && *trim(line) != '\0' &&
+			    (gerr[0] == '\0' || (strncmp(gerr, "fatal:", 6) != 0 &&
+			    strncmp(trim(line), "fatal:", 6) == 0)))
+				snprintf(gerr, gl, "%s", printable(trim(line)));
+		if (gerr[0] == '\0')
+			snprintf(gerr, gl, "%s", why_failed(&r, "git", o.timeout));
+		best = 5;
+	} else
 		for (line = strtok_r(out, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save)) {
 			if ((tab = strchr(line, '\t')) == NULL)
@@ -3278,7 +3596,7 @@ ls_remote(const char *ref, char *sha)
 		free(want[i]);
 	free_words(argv);
 	free(out);
-	return best < 4 ? 0 : -1;
+	return best < 4 ? 0 : best == 5 ? -2 : -1;
 }
 
 /*
@@ -4797,12 +5115,16 @@ write_revision(const char *sha, const char *rdir)
 }
 
 /* 3-4. build releases/<sha> at its final path, then record it complete */
+/* a deploy that switches: its restart command is looked for in the
+ * release once the venv is built, before the tests are paid for */
+static int restart_needed;
+
 static void
 build_release(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), *idx, **argv, *wt;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char *extra[2] = { NULL, NULL };
+	char *extra[2] = { NULL, NULL }, why[PATH_MAX + 256];
 	struct stat st;
 	struct result r;
 	int fd;
@@ -4853,6 +5175,12 @@ build_release(const char *sha)
 		free_words(argv);
 	} else
 		step_skip("build", "no build command");
+	if (restart_needed && cfg.restart != NULL &&
+	    release_command_ok("restart", cfg.restart, sha, why, sizeof(why))
+	    == -1) {
+		warnx("%s", why);
+		fail_build(sha, EXIT_FAILED);
+	}
 	if (cfg.test != NULL) {
 		argv = words(cfg.test);
 		if (run_step("test", argv, &o, &r) == -1)
@@ -5112,6 +5440,36 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
  */
 #define MAXMEMBERS	256
 
+/*
+ * supervisorctl's "ERROR (no such file)" (or "not executable") for a
+ * restart: supervisord found nothing to exec, so the program never ran
+ * and has no output to show.  And the process of a group whose restart
+ * failed, so that its output can be shown before the switch back.
+ */
+static int spawnerr;
+static char failed_member[256];
+
+static void
+note_spawn_error(void)
+{
+	if (find_bytes(tail, taillen, "(no such file)", 14) != NULL ||
+	    find_bytes(tail, taillen, "(file is not executable)", 24) != NULL)
+		spawnerr = 1;
+}
+
+static const char *
+spawn_why(void)
+{
+	static char buf[600];
+
+	snprintf(buf, sizeof(buf), "supervisord found no file to run: the "
+	    "command= of [program:%.*s] names a file that is not in the "
+	    "release, or not executable (for .venv/bin/NAME: is the package "
+	    "that provides NAME in %s?)", (int)strcspn(cfg.program, ":"),
+	    cfg.program, cfg.requirements);
+	return buf;
+}
+
 struct member {
 	char		 name[256];
 	char		 state[32];
@@ -5189,6 +5547,9 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 		return -1;
 	}
 	free_words(argv);
+	note_spawn_error();
+	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
+		failed_member[0] = '\0';
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
 		if (group_members(sha, name, &m, 1) != 1) {
@@ -5200,11 +5561,14 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			if (m.pid != firstpid) {
 				firstpid = m.pid;
 				settled = now() + SETTLE;
-			} else if (now() >= settled)
+			} else if (now() >= settled) {
+				failed_member[0] = '\0';
 				return 0;
+			}
 		} else if (strcmp(m.state, "STARTING") != 0) {
-			snprintf(why, wl, "%.255s is %s, not RUNNING", name,
-			    m.state);
+			snprintf(why, wl, "%.255s is %s, not RUNNING%s%s", name,
+			    m.state, spawnerr ? ": " : "", spawnerr ? spawn_why() :
+			    "");
 			return -1;
 		}
 		if (gotsig && !late) {
@@ -5228,7 +5592,7 @@ static int
 restart_rolling(const char *sha)
 {
 	static struct member m[MAXMEMBERS];
-	char why[512];
+	char why[1024];
 	int n, i, pass;
 
 	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) == 0) {
@@ -5256,7 +5620,7 @@ step_restart(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char state[32], why[256], pids[512];
+	char state[32], why[1024], pids[512];
 	double end, settled = 0;
 	struct result r;
 	long pid, firstpid = 0;
@@ -5267,6 +5631,8 @@ step_restart(const char *sha)
 		return 0;
 	}
 	step_begin("restart");
+	spawnerr = 0;
+	failed_member[0] = '\0';
 	if (is_group()) {
 		free(rdir);
 		return restart_rolling(sha);
@@ -5286,6 +5652,8 @@ step_restart(const char *sha)
 		return -1;
 	}
 	free_words(argv);
+	if (cfg.restart == NULL)
+		note_spawn_error();
 	if (cfg.program == NULL) {
 		step_ok("restart");
 		free(rdir);
@@ -5303,8 +5671,9 @@ step_restart(const char *sha)
 			} else if (now() >= settled)
 				break;
 		} else if (strcmp(state, "STARTING") != 0) {
-			snprintf(why, sizeof(why), "%s is %s, not RUNNING",
-			    cfg.program, state);
+			snprintf(why, sizeof(why), "%s is %s, not RUNNING%s%s",
+			    cfg.program, state, spawnerr ? ": " : "",
+			    spawnerr ? spawn_why() : "");
 			step_fail("restart", why, 1);
 			free(rdir);
 			return -1;
@@ -5663,39 +6032,58 @@ tail_has_text(void)
 
 /*
  * After a failed restart or check, the cause is usually in the program's
- * own output, which supervisord keeps: say where, and show its end.
+ * own output, which supervisord keeps: say where, and show its end.  For
+ * a group, the process whose restart failed (else one that is not
+ * running, else the first): once the group is switched back, its log
+ * holds the old release's start instead.
  */
 static void
 show_program_output(void)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
 	const char *chan[] = { "stderr", "stdout" };
-	char **argv;
+	static struct member m[MAXMEMBERS];
+	char **argv, name[256];
 	struct result r;
 	size_t i;
+	int n, k;
 
-	if (cfg.program == NULL || strchr(cfg.program, ':') != NULL) {
-		if (cfg.program != NULL)
+	if (cfg.program == NULL)
+		return;
+	snprintf(name, sizeof(name), "%s", cfg.program);
+	if (strchr(cfg.program, ':') != NULL && failed_member[0] != '\0')
+		snprintf(name, sizeof(name), "%s", failed_member);
+	else if (strchr(cfg.program, ':') != NULL) {
+		n = group_members(NULL, cfg.program, m, MAXMEMBERS);
+		for (k = 0; k < n && strcmp(m[k].state, "RUNNING") == 0; k++)
+			;
+		if (n == 0) {
 			warnx("the output of each process: supervisorctl tail "
 			    "GROUP:PROCESS stderr");
-		return;
+			return;
+		}
+		memcpy(name, m[k < n ? k : 0].name, sizeof(name));
 	}
 	o.timeout = 30;
 	for (i = 0; i < 2; i++) {
 		argv = words_plus(cfg.supervisorctl, "tail", "-1600",
-		    cfg.program, chan[i], (char *)NULL);
+		    name, chan[i], (char *)NULL);
 		taillen = 0;
 		if (run(argv, &o, &r) == 0 && tail_has_text()) {
 			warnx("the end of program %s's output (supervisorctl "
-			    "tail %s %s):", cfg.program, cfg.program, chan[i]);
+			    "tail %s %s):", name, name, chan[i]);
 			tail_show(10);
 			free_words(argv);
 			return;
 		}
 		free_words(argv);
 	}
-	warnx("program %s's own output (supervisorctl tail %s stderr) is "
-	    "empty", cfg.program, cfg.program);
+	if (spawnerr)
+		warnx("program %s has no output: it never started, because %s",
+		    name, spawn_why());
+	else
+		warnx("program %s's own output (supervisorctl tail %s stderr) "
+		    "is empty", name, name);
 }
 
 /*
@@ -5957,7 +6345,7 @@ env_or_null(const char *name)
 
 /* The user name of our uid, or NULL. */
 static const char *
-user_name(void)
+login_name(void)
 {
 	struct passwd *pw = getpwuid(getuid());
 
@@ -5976,7 +6364,7 @@ audit_actor(void)
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if ((v = env_or_null(order[i])) != NULL)
 			return v;
-	return (v = user_name()) != NULL ? v : "unknown";
+	return (v = login_name()) != NULL ? v : "unknown";
 }
 
 /* "observed": {...}, "claimed": {...} */
@@ -5995,7 +6383,7 @@ audit_who(struct sbuf *b)
 		snprintf(num, sizeof(num), ", \"euid\": %ld", (long)geteuid());
 		sb_add(b, num, strlen(num));
 	}
-	sb_json(b, "user", user_name(), AUDIT_VAL);
+	sb_json(b, "user", login_name(), AUDIT_VAL);
 	sb_json(b, "tty", tty, AUDIT_VAL);
 	host[sizeof(host) - 1] = '\0';
 	sb_json(b, "host", gethostname(host, sizeof(host) - 1) == 0 ? host :
@@ -6412,6 +6800,116 @@ say_commits(const char *sha)
 }
 
 /*
+ * -n: whether the commands of the steps can run, as far as that is known
+ * before the release exists.  An absolute path is a file here; a path in
+ * the release is a file in git's tree at sha, with mode 100755 (or a
+ * link); a bare name is on PATH, or left to the release's .venv/bin.
+ * notify runs in the root, without the venv.
+ */
+static const char *treegd;	/* the mirror, or -n's temporary fetch */
+
+static void
+dry_run_tree_path(const char *what, const char *path, const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[1024], why[PATH_MAX + 200], **argv, **l;
+	struct result r;
+
+	while (strncmp(path, "./", 2) == 0)
+		path += 2;
+	argv = words_plus("git", treegd ? treegd : gitdir(), "ls-tree", sha,
+	    "--", path, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	if (run(argv, &o, &r) == -1) {
+		say("preflight: %s: not checked: %.12s is not in the mirror yet",
+		    what, sha);
+		free_words(argv);
+		return;
+	}
+	free_words(argv);
+	why[0] = '\0';
+	if (strncmp(out, "100755 ", 7) == 0 || strncmp(out, "120000 ", 7) == 0)
+		;
+	else if (strncmp(out, "100644 ", 7) == 0)
+		snprintf(why, sizeof(why), "%s is not executable in the "
+		    "repository at %.12s (git update-index --chmod=+x %s, then "
+		    "commit)", printable(path), sha, printable(path));
+	else if (out[0] != '\0')
+		snprintf(why, sizeof(why), "%s is not a file in the repository "
+		    "at %.12s", printable(path), sha);
+	else {
+		char **links = cfg.link ? words(cfg.link) : NULL;
+		int linked = strncmp(path, ".venv/", 6) == 0;
+
+		for (l = links; l && *l && !linked; l++)
+			linked = strncmp(path, *l, strlen(*l)) == 0 &&
+			    (path[strlen(*l)] == '/' || path[strlen(*l)] == '\0');
+		free_words(links);
+		if (linked || cfg.build != NULL) {
+			say("preflight: %s: %s is not in the repository: left to "
+			    "the %s", what, printable(path), linked ? "venv and "
+			    "link steps" : "build command");
+			return;
+		}
+		snprintf(why, sizeof(why), "%s is not in the repository at %.12s",
+		    printable(path), sha);
+	}
+	preflight_result(what, why[0] ? why : NULL);
+}
+
+static void
+dry_run_commands(const char *sha)
+{
+	const char *key[] = { "build", "test", "migrate", "restart", "check",
+	    "notify" };
+	char *cmd[6], **w, what[64], why[PATH_MAX + 64], found[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	cmd[0] = cfg.build;
+	cmd[1] = cfg.test;
+	cmd[2] = cfg.migrate;
+	cmd[3] = cfg.restart;
+	cmd[4] = cfg.check;
+	cmd[5] = cfg.notify;
+	for (i = 0; i < 6; i++) {
+		int notify = i == 5;
+
+		if (cmd[i] == NULL || (i == 3 && cfg.restart != NULL &&
+		    release_state(sha) == R_COMPLETE))
+			continue;	/* an existing release: checked there */
+		w = words(cmd[i]);
+		snprintf(what, sizeof(what), "%s command", key[i]);
+		why[0] = '\0';
+		if (w[0][0] == '/' || (notify && strchr(w[0], '/') != NULL)) {
+			if ((w[0][0] == '/' ? stat(w[0], &st) : fstatat(rootfd,
+			    w[0], &st, 0)) == -1)
+				snprintf(why, sizeof(why), "%s: %s", printable(
+				    w[0]), strerror(errno));
+			else if (!S_ISREG(st.st_mode) || (w[0][0] == '/' ?
+			    access(w[0], X_OK) : faccessat(rootfd, w[0], X_OK,
+			    0)) == -1)
+				snprintf(why, sizeof(why), "%s is not an "
+				    "executable file (chmod +x)", printable(w[0]));
+			preflight_result(what, why[0] ? why : NULL);
+		} else if (strchr(w[0], '/') != NULL)
+			dry_run_tree_path(what, w[0], sha);
+		else if (path_lookup(w[0], found, sizeof(found)) == 0)
+			preflight_result(what, NULL);
+		else if (notify) {
+			snprintf(why, sizeof(why), "'%s' is not on PATH",
+			    printable(w[0]));
+			preflight_result(what, why);
+		} else if (i != 3)	/* restart: preflight said it */
+			say("preflight: %s: '%s' is not on PATH; left to the "
+			    "release's .venv/bin", what, printable(w[0]));
+		free_words(w);
+	}
+}
+
+/*
  * For -n, when the mirror lacks the new commits: fetch REF into a
  * throwaway repository outside the root that borrows the mirror's objects
  * (alternates), so that nothing under the root changes.
@@ -6446,6 +6944,9 @@ say_commits_fetched(const char *ref, const char *sha)
 		;
 	else
 		say("(the commits since %.12s are not in the mirror yet)", cursha);
+	treegd = gd;	/* the commit's tree is here, if the fetch worked */
+	dry_run_commands(sha);
+	treegd = NULL;
 	free_words(argv);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
 		char *slash = strrchr(dir, '/');
@@ -6491,12 +6992,45 @@ dry_run_verify(const char *ref, const char *sha)
 }
 
 /* -n: what deploy would do, from the remote as it is now */
+
+/* REF in the mirror without a step line or an error; 0 when found */
+static int
+mirror_sha(const char *ref, char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[256], *spec, **argv;
+	struct result r;
+	int found;
+
+	if (resolve_local(ref, sha) == 0)
+		return 0;
+	spec = fmtpath("%s^{commit}", ref);
+	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
+	    spec, (char *)NULL);	/* ref_ok: it never starts with '-' */
+	o.out = out;
+	o.outlen = sizeof(out);
+	out[0] = '\0';
+	found = run(argv, &o, &r) == 0;
+	out[strcspn(out, "\n")] = '\0';
+	if ((found = found && is_sha(out)))
+		copy_sha(sha, out);
+	free_words(argv);
+	free(spec);
+	return found ? 0 : -1;
+}
+
+/*
+ * -n: what deploy would do, from the remote as it is now.  A remote that
+ * cannot be reached is exit 1, the status the deploy itself would end
+ * with at its fetch step (2 is kept for a wrong config or command line);
+ * what the mirror knows is still shown, marked stale.
+ */
 static int
 dry_run_deploy(const char *ref, int prepare_only)
 {
-	char sha[65];
+	char sha[65], gerr[512];
 	long i;
-	int st;
+	int st, lr, unreachable = 0;
 
 	history_load();
 	scan_releases();
@@ -6504,27 +7038,43 @@ dry_run_deploy(const char *ref, int prepare_only)
 	ref = ref ? ref : cfg.branch ? cfg.branch : "HEAD";
 	if (!ref_ok(ref))
 		die(EXIT_USAGE, "ref '%s': not a usable ref", printable(ref));
-	if (ls_remote(ref, sha) == 0)
+	if ((lr = ls_remote(ref, sha, gerr, sizeof(gerr))) == 0)
 		say("%s is %s on the remote", ref, sha);
-	else {
+	else if (lr == -2) {
+		unreachable = 1;
+		warnx("cannot reach the remote %s: %s; a deploy now would fail "
+		    "at its fetch step", printable(cfg.repo), gerr);
+		if (mirror_sha(ref, sha) == -1) {
+			warnx("and the mirror does not know %s either",
+			    printable(ref));
+			return preflight_failed ? EXIT_USAGE : EXIT_FAILED;
+		}
+		say("%s was %s in the mirror at its last fetch (stale: the "
+		    "remote could not be asked)", ref, sha);
+	} else {
 		resolve(ref, sha);
 		say("%s is %s in the mirror, as of the last fetch", ref, sha);
 	}
-	if (say_commits_in(gitdir(), sha) == -1)
-		say_commits_fetched(ref, sha);
+	if (say_commits_in(gitdir(), sha) == -1 && !unreachable)
+		say_commits_fetched(ref, sha);	/* and dry_run_commands */
+	else
+		dry_run_commands(sha);
 	if (cfg.verify != VERIFY_OFF && (st = dry_run_verify(ref, sha)) != 0)
 		return st;
 	i = release_find(rel, nrel, sha);
 	if (strcmp(sha, cursha) == 0)
 		say("%s is current: nothing to do", sha);
-	else if (i >= 0 && rel[i].state == R_COMPLETE)
+	else if (i >= 0 && rel[i].state == R_COMPLETE) {
 		say("would switch to the existing release %s", sha);
-	else
+		if (!prepare_only)
+			need_restart_command(sha);
+	} else
 		say("would build releases/%s, test it, %s", sha, prepare_only ?
 		    "and stop" : cfg.migrate ? "migrate, switch current to it, "
 		    "restart and prune" : "switch current to it, restart and "
 		    "prune");
-	return preflight_failed ? EXIT_USAGE : EXIT_OK;
+	return preflight_failed ? EXIT_USAGE : unreachable ? EXIT_FAILED :
+	    EXIT_OK;
 }
 
 /* A release that failed after its switch is built again from nothing. */
@@ -6555,6 +7105,7 @@ cmd_deploy(const char *ref, int prepare_only)
 	need_current_sane();
 	preflight(1, !prepare_only);
 	load_keys();
+	restart_needed = !prepare_only;
 	if (nflag)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
@@ -6611,6 +7162,7 @@ cmd_deploy(const char *ref, int prepare_only)
 		audit_skip = 1;
 		return EXIT_OK;
 	}
+	need_restart_command(sha);
 	return activate_release(sha, cursha, 1, 1);
 }
 
@@ -6714,6 +7266,7 @@ cmd_activate(const char *rev, int rollback)
 		audit_skip = 1;
 		return EXIT_OK;
 	}
+	need_restart_command(sha);
 	if (nflag) {
 		say("would %sswitch current from %s to %s, restart and check",
 		    !rollback && cfg.migrate && !Mflag ? "migrate, " : "",

@@ -61,6 +61,9 @@ int	envfile_parse(const char *buf, size_t len, const char *file,
 char  **split_words(const char *s, char *err, size_t errlen);
 void	free_words(char **);
 
+/* The first unquoted word of s that is exactly a shell operator
+ * ("&&", "|", ";", ">", "2>&1", ...), or NULL. */
+const char *shell_operator(const char *s);
 int	is_sha(const char *);		/* 40 or 64 lowercase hex digits */
 int	ref_ok(const char *);		/* acceptable as a git REF argument */
 int	relpath_ok(const char *);	/* relative, no "..", no empty parts */

@@ -127,6 +127,17 @@ test_words(void)
 	w = split_words("''", err, sizeof(err));
 	ok(w && w[0][0] == '\0' && w[1] == NULL, "'' is an empty word");
 	free_words(w);
+	ok(shell_operator("curl -sf 'http://x/a b' && echo ok") != NULL &&
+	    strcmp(shell_operator("curl 'x' && echo ok"), "&&") == 0,
+	    "an unquoted && after a quoted word is a shell operator");
+	ok(strcmp(shell_operator("a 2>&1"), "2>&1") == 0 &&
+	    strcmp(shell_operator("a >> f"), ">>") == 0 &&
+	    strcmp(shell_operator("a|b | c"), "|") == 0,
+	    "2>&1, >> and a lone | are operators");
+	ok(shell_operator("a '&&' \"|\" \\; b>f a;b ||x") == NULL,
+	    "quoted, escaped or attached operators are not reported");
+	ok(shell_operator("a 'unterminated &&") == NULL && shell_operator("")
+	    == NULL, "nothing for a line that does not split");
 }
 
 static void
