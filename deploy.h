@@ -39,6 +39,8 @@ struct config {
 	long	 timeout;
 	char	*migrate;
 	char	*notify;
+	int	 submodules;	/* read submodules in; no: refuse them */
+	int	 lfs;		/* LFS content in; no: refuse it */
 };
 
 void	config_init(struct config *);
