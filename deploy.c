@@ -2864,8 +2864,8 @@ preflight_lfs(void)
 
 	if (cfg.lfs)
 		preflight_result("git-lfs", path_lookup("git-lfs", found,
-		    sizeof(found)) == 0 ? NULL : "git-lfs is not on PATH "
-		    "(install the git-lfs package, or set lfs = no in "
+		    sizeof(found)) == 0 ? NULL : "not on PATH (install the "
+		    "git-lfs package, or set lfs = no in "
 		    "deploy.conf for an app without LFS files)");
 }
 

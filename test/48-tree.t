@@ -47,7 +47,7 @@ git -C "$T/app.git" cat-file -p "$A:model.bin" |
 ls "$T"/app.git/lfs/objects/*/*/* >/dev/null 2>&1 ||
 	bail "the LFS object did not reach app.git"
 REMOTE=$T/app.git
-setup_root
+setup_root "-program"	# no restart: this is about the tree
 R=$ROOT/releases
 
 run_deploy deploy
