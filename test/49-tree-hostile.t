@@ -2,9 +2,10 @@
 # Hostile .gitmodules, each refused (exit 1) with a clear error, nothing
 # switched, nothing run: a path ../x, a path .deploy, a name with '..', a
 # URL starting with '-' (--upload-pack=...), ext:: and fd:: URLs. A
-# gitlink .gitmodules does not name, nesting deeper than 5, a cycle;
+# gitlink .gitmodules does not name, a cycle;
 # submodules = no and lfs = no refuse a commit that has them; a relative
-# URL that climbs above the repo.
+# URL that climbs above the repo; a file that is still an LFS pointer (no
+# filter routes it) fails the build naming it.
 . "$(dirname "$0")/lib.sh"
 
 make_app
@@ -95,5 +96,21 @@ run_deploy deploy
 rc_is 1 "lfs = no: a commit routing paths through LFS is refused"
 like "$(err)" "*stores files in Git LFS, and lfs = no*" "lfs = no: the error says why"
 is "$(current_sha)" "$A" "lfs = no: nothing switched"
+
+# a pointer with no filter=lfs routing it: the release would hold the
+# pointer, so the build fails naming the file
+write_conf "-program"
+git -C "$APP" rm -q --cached .gitattributes
+rm -f "$APP/.gitattributes"
+printf 'version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize 12345\n' \
+	"$(printf '%064d' 7)" >"$APP/weights.dat"
+P=$(new_commit pointer)
+run_deploy deploy
+rc_is 1 "a file that is still an LFS pointer fails the build"
+like "$(err)" "*weights.dat is an LFS pointer, not its content*" \
+	"the error names the file"
+is "$(current_sha)" "$A" "pointer: nothing switched"
+ok "pointer: no release left" absent "$ROOT/releases/$P"
+ok "no index is left in .deploy" absent "$ROOT/.deploy/index"
 
 done_testing
