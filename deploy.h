@@ -42,6 +42,8 @@ struct config {
 	int	 verify;	/* VERIFY_* */
 	char	*allowed_signers;
 	char	*gpg_keyring;
+	int	 submodules;	/* read submodules in; no: refuse them */
+	int	 lfs;		/* LFS content in; no: refuse it */
 };
 
 enum { VERIFY_OFF, VERIFY_COMMIT, VERIFY_TAG };

@@ -32,6 +32,8 @@ flips every run, so drift and noise from other work fall on both sides):
   6 prune of a 50,000-file release vs rm -rf of an identical tree
   7 peak RSS of the deploy process itself (VmHWM at exit, under ptrace, so
     git's and pip's memory is not counted)
+  4t code-only redeploy of an app with one submodule and one 50 MB Git
+    LFS file vs the same app without them (see tree_bench)
   8 failed requests and the longest gap without an answer during a deploy
     under load: the README's fcgi-program group (rolling restart), a plain
     [program] on its own port, and the post's restart (see zd_bench)
@@ -54,6 +56,7 @@ Environment:
   BENCH_ONLY=8        run figure 8 alone
   BENCH_ONLY=9        run figure 9 alone (pages and assets through nginx)
   BENCH_ONLY=5        run figures 4, 5 and 5b alone
+  BENCH_ONLY=tree     run figure 4t alone
 """
 import ctypes
 import os
@@ -90,6 +93,7 @@ PRUNE_IN_DEPLOYS = os.environ.get("BENCH_PRUNE_IN_DEPLOYS") == "1"
 ONLY_8 = os.environ.get("BENCH_ONLY") == "8"
 ONLY_9 = os.environ.get("BENCH_ONLY") == "9"
 ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
+ONLY_TREE = os.environ.get("BENCH_ONLY") == "tree"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -496,6 +500,87 @@ def deploy_bench(url, app, pins, ours, post, cold, res):
 	res["code"] = (code_o, code_p, steps_code)
 	res["cold"] = (cold_o, cold_p, steps_cold)
 	res["bump"] = (bump_o, bump_p, steps_bump)
+
+
+def tree_bench(res):
+	"""Figure 4t: a code-only redeploy of an app with one submodule
+	(../lib.git) and one 50 MB LFS file, against the same app without
+	them, both on bare file:// remotes, no test, alternating order.  What
+	the whole tree adds to a redeploy whose submodule pointer did not
+	move: the ls-tree, git lfs fetch (nothing to transfer), the 50 MB
+	smudged out of the mirror into the new release, the submodule's
+	read-tree (no fetch) and the pointer scan."""
+	top = os.path.join(W, "tree")
+	os.makedirs(top)
+	lib, libgit = os.path.join(top, "lib"), os.path.join(top, "lib.git")
+	for bare in (libgit, os.path.join(top, "tapp.git"),
+	    os.path.join(top, "papp.git")):
+		run(["git", "init", "-q", "--bare", bare], log="tree.log")
+		run(["git", "--git-dir=" + bare, "symbolic-ref", "HEAD",
+		    "refs/heads/main"], log="tree.log")
+	os.makedirs(lib)
+	with open(os.path.join(lib, "libmod.py"), "w") as f:
+		f.write("LIB = 1\n" * 200)
+	run(["git", "init", "-q", "-b", "main", lib], log="tree.log")
+	run(["git", "-C", lib, "add", "-A"], log="tree.log")
+	run(["git", "-C", lib, "commit", "-q", "-m", "lib"], log="tree.log")
+	run(["git", "-C", lib, "push", "-q", libgit, "main"], log="tree.log")
+	_, lsha = run(["git", "-C", lib, "rev-parse", "HEAD"], log="tree.log",
+	    capture=True)
+	apps = {}
+	for name, whole in (("tapp", True), ("papp", False)):
+		app = os.path.join(top, name)
+		os.makedirs(app)
+		make_app(app, [])
+		os.unlink(os.path.join(app, "requirements.txt"))
+		if whole:
+			run(["git", "-C", app, "lfs", "install", "--local"],
+			    log="tree.log")
+			run(["git", "-C", app, "lfs", "track", "*.bin"],
+			    log="tree.log")
+			with open(os.path.join(app, "model.bin"), "wb") as f:
+				f.write(os.urandom(50 << 20))
+			with open(os.path.join(app, ".gitmodules"), "w") as f:
+				f.write('[submodule "lib"]\n\tpath = vendor/lib\n'
+				    '\turl = ../lib.git\n')
+			os.makedirs(os.path.join(app, "vendor", "lib"))
+			run(["git", "-C", app, "update-index", "--add",
+			    "--cacheinfo", "160000,%s,vendor/lib" % lsha.strip()],
+			    log="tree.log")
+		commit(app, "t0")
+		url = "file://%s.git" % app
+		run(["git", "-C", app, "push", "-q", url, "main"], log="tree.log")
+		root = os.path.join(top, name + "-root")
+		setup_ours(root, url, "keep = 100\n")
+		run(deploy(root, "deploy"), log="tree.log")
+		apps[name] = (app, url, root)
+	t = {"tapp": [], "papp": []}
+	for r in range(RUNS):
+		sides = ["tapp", "papp"] if r % 2 == 0 else ["papp", "tapp"]
+		for name in sides:
+			app, url, root = apps[name]
+			ver = "t%d" % (r + 1)
+			sha = commit(app, ver)
+			run(["git", "-C", app, "push", "-q", url, "main"],
+			    log="tree.log")
+			t[name].append(timed(deploy(root, "deploy"), log="tree.log"))
+			expect_current(root, sha, "%s run %d" % (name, r), ver)
+		say("  run %d: with submodule + 50 MB LFS %6.2fs   without %6.2fs" %
+		    (r, t["tapp"][-1], t["papp"][-1]))
+	res["tree"] = (t["tapp"], t["papp"])
+
+
+def tree_rows(res, row):
+	"""Figure 4t: its row (when row is given) and details."""
+	if "tree" not in res:
+		return [""]
+	to, tp = res["tree"]
+	if row is not None:
+		row("4t", "code-only redeploy, submodule + 50 MB LFS vs without",
+		    "%.2f s" % med(to), "%.2f s" % med(tp), "%.2fx" % (med(to) /
+			med(tp)), "-", None)
+	return ["", "  4t with a submodule and a 50 MB LFS file %s s, the same "
+	    "app without them %s s" % (spread(to), spread(tp))]
 
 
 def noop_bench(ours, res):
@@ -1168,6 +1253,7 @@ def report(res, info):
 
 	details = main_rows(res, row) if "switch" in res else \
 	    deploy_rows(res, row) if "code" in res else [""]
+	details += tree_rows(res, row)[1:]
 	zd = res.get("zd")
 	if zd:
 		for side, what in (("recipe", "fcgi-program group, rolling"),
@@ -1341,6 +1427,12 @@ def main():
 			report(res, machine())
 			ok = True
 			return 0
+		if ONLY_TREE:
+			say("bench: 4t submodule + LFS redeploys, %d runs" % RUNS)
+			tree_bench(res)
+			report(res, machine())
+			ok = True
+			return 0
 		if ONLY_8:
 			say("bench: 8 deploys under load, %d runs" % RUNS)
 			zd_bench(res)
@@ -1378,6 +1470,8 @@ def main():
 			report(res, info)
 			ok = True
 			return 0
+		say("bench: 4t submodule + LFS redeploys, %d runs" % RUNS)
+		tree_bench(res)
 		say("bench: 3 no-op deploy vs git fetch, %d runs" % FAST)
 		noop_bench(ours, res)
 		say("bench: 1-2 switches, %d runs of %d" % (RUNS, SWITCHES))
