@@ -138,22 +138,6 @@ d = json.load(open(sys.argv[1]))
 print(d["current"], d["current_state"], d["rollback"] is not None, d["running"])
 ' "$T/out" 2>&1)" "$B1 ok True None" "--json status parses: current, state, rollback, running"
 
-# ---- a subject holding backslashes and double quotes, through --json
-printf '%s\n' 'q"uote back\slash \"both\" \n end\' >"$T/subject"
-git -C "$APP" commit -q --allow-empty -F "$T/subject"
-Q=$(sha_of HEAD)
-run_deploy prepare
-rc_is 0 "prepare a commit whose subject holds \\ and \""
-run_deploy --json list
-rc_is 0 "--json list: exit 0"
-is "$("$PY" -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-want = open(sys.argv[2]).read().rstrip("\n")
-got = [r["subject"] for r in d["releases"] if r["sha"] == sys.argv[3]]
-print(got == [want] or "got %r, want %r" % (got, want))
-' "$T/out" "$T/subject" "$Q" 2>&1)" True "--json list parses; the subject with \\ and \" is exact"
-
 # ---- the Slack example, against the loopback listener
 write_conf "notify = $TOP/examples/notify-slack.sh" "envfile = app.env"
 cp "$T/app.env" "$ROOT/shared/app.env"
@@ -177,6 +161,23 @@ printf 'SLACK_WEBHOOK_URL=http://127.0.0.1:1/nobody\n' >"$ROOT/shared/app.env"
 run_deploy activate "$C"
 rc_is 0 "notify failing (nobody listens): the exit status is still 0"
 grep_ok "its failure is reported" "$T/err" "notify FAILED"
+
+# ---- a subject holding backslashes and double quotes, through --json
+# (last: the listener above lives 300 s)
+printf '%s\n' 'q"uote back\slash \"both\" \n end\' >"$T/subject"
+git -C "$APP" add -A && git -C "$APP" commit -q --allow-empty -F "$T/subject"
+Q=$(sha_of HEAD)
+run_deploy prepare
+rc_is 0 "prepare a commit whose subject holds \\ and \""
+run_deploy --json list
+rc_is 0 "--json list: exit 0"
+is "$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = open(sys.argv[2]).read().rstrip("\n")
+got = [r["subject"] for r in d["releases"] if r["sha"] == sys.argv[3]]
+print(got == [want] or "got %r, want %r" % (got, want))
+' "$T/out" "$T/subject" "$Q" 2>&1)" True "--json list parses; the subject with \\ and \" is exact"
 
 # ---- the hanging notify started at the top: ended at 60 s, though
 # timeout = 120
