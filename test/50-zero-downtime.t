@@ -196,7 +196,7 @@ V5=$(new_commit v5)
 n0=$(spawns)
 run_deploy deploy
 rc_is 4 "a release whose process 00 fails: exit 4"
-like "$(err)" "*web:web_00 is *, not RUNNING*" \
+like "$(err)" "*restart FAILED *: web:web_00 is *" \
     "deploy says process 00 failed"
 grep_nok "process 01 was not restarted onto v5" \
     "$ROOT/.deploy/logs/$V5.log" 'restart web:web_01$'
