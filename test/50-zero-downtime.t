@@ -6,7 +6,8 @@
 # the socket; deploy restarts the group one process at a time.  Four HTTP
 # clients (test/load.py) run through each deploy, rollback, activate and a
 # release whose second process fails to start, and every one of their
-# requests must succeed.
+# requests must succeed.  A release whose first process fails stops the
+# roll there: the second is never restarted onto it.
 . "$(dirname "$0")/lib.sh"
 
 PYSYS=/usr/bin/python3
