@@ -40,6 +40,18 @@ is "$(current_link)" "releases/$A" "current is A"
 run_deploy activate -- -q
 rc_is 2 "after '--', '-q' is a REV, and refused: exit 2"
 
+# -c FILE after the command takes FILE: a config of its own, whose notify
+# says it was read
+sed '/^notify/d' "$ROOT/shared/deploy.conf" >"$T/other.conf"
+echo "notify = sh -c 'echo \$DEPLOY_EVENT \$DEPLOY_STATUS >>$T/other.notified'" \
+    >>"$T/other.conf"
+run_deploy list -c "$T/other.conf"
+rc_is 0 "'deploy list -c FILE' exits 0"
+like "$(out)" "*$A  *current*" "and lists the releases"
+run_deploy deploy -c "$T/other.conf" "$A"
+rc_is 0 "'deploy deploy -c FILE A' exits 0 (A is current already)"
+is "$(cat "$T/other.notified" 2>/dev/null)" "deploy 0" "it read FILE: FILE's notify ran"
+
 # ---- arguments checked before the lock
 write_conf "test = python check_app.py $TESTRUNS 1000"
 C=$(new_commit v3)

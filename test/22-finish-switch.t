@@ -75,6 +75,13 @@ rc_is 0 "prepare of the failed current release: exit 0"
 is "$(last_line)" "$Z" "it prints the sha"
 is "$(wc -l <"$T/restarts")" "$nrestarts" "and restarts nothing"
 
+# ---- prune never removes current, even a failed one (exit 5 above left
+# a failed first release as current, with nothing to go back to)
+run_deploy prune
+rc_is 0 "prune with a failed current release: exit 0"
+ok "the failed current release stays" real_dir "$ROOT/releases/$Z"
+is "$(list_mark "$Z")" current "list still marks it current"
+
 A=$(new_commit v1)
 run_deploy deploy
 rc_is 0 "a good release after it: exit 0"
@@ -157,6 +164,9 @@ run_deploy deploy
 rc_is 0 "v2 deployed"
 C=$(new_commit v3)
 slow_restart 3
+# a release the resumed run's prune must remove: J (complete, never
+# active) is the rollback target now; once C is current, B is
+ok "J is there before the kill" real_dir "$ROOT/releases/$J"
 bg_deploy killrestart deploy
 ok "its restart starts" wait_for 60 test -e "$T/restart.go"
 kill -9 "$bgpid"
@@ -169,6 +179,8 @@ rc_is 0 "the next deploy finishes it: exit 0"
 ok "the new release runs" app_runs_from "$C"
 ok "and it was pruned: keep = 2 leaves current and the rollback target" \
     absent "$ROOT/releases/$A"
+ok "the resumed prune removed J (no longer kept)" absent "$ROOT/releases/$J"
+grep_ok "the finish says its prune ran" "$T/out" '^\[[0-9]+\] prune ok'
 is "$(list_state "$B")" complete "the rollback target stays"
 
 # ---- 4: other commands that take the lock finish it too

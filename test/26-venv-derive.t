@@ -113,6 +113,21 @@ run "$ROOT/venvs/$K4/bin/python" -c 'import helper, appdep; print(appdep.VERSION
 is "$(out)" "2.0" "and works"
 ok "the app runs from D" app_runs_from "$D"
 
+# exactly one leaf dropped (helper, which nothing else needs): pip
+# uninstalls it alone. The comment gives the file new bytes (a venv of its
+# own) for C's requirements, so C's fresh build is the reference.
+printf '# helper dropped\nappdep==2.0\n' >"$APP/requirements.txt"
+E=$(new_commit e)
+run_deploy deploy
+rc_is 0 "deploy E, helper dropped"
+K5=$(key_of "$E")
+grep_ok "derived from D's, the current one" "$T/out" \
+    "^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/$K4\)\$"
+is "$(freeze "$ROOT/venvs/$K5")" "$(freeze "$T/freshC")" \
+    "pip freeze of the derived venv is a fresh build's"
+run "$ROOT/venvs/$K5/bin/python" -c 'import helper'
+isnt "$rc" 0 "helper is uninstalled"
+
 # a local path never shares nor derives
 mkdir -p "$APP/vendor"
 cp "$T/wheels"/appdep-2.0-*.whl "$APP/vendor/"

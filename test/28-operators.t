@@ -24,6 +24,26 @@ for c in list status; do
 done
 
 make_app
+
+# ---- notify's 60 s cap, at its real value: a notify that hangs, in a
+# root of its own whose deploy fails at once (its fetch), with a timeout
+# above the cap.  It runs in the background while the rest of this file
+# runs (longer than 60 s), and is checked at the end.
+R2=$T/root2
+run "$DEPLOY" -C "$R2" init "$REMOTE"
+rc_is 0 "a second root for the hanging notify"
+printf 'repo = %s\nnotify = sleep 1000\ntimeout = 120\n' "$T/no-such-repo" \
+    >"$R2/shared/deploy.conf"
+(
+	t0=$(now_ms)
+	timeout -k 5 100 env DEPLOY_TEST_MARK=notifycap "$DEPLOY" -C "$R2" \
+	    deploy >"$T/cap.out" 2>"$T/cap.err" </dev/null
+	echo $? >"$T/cap.rc"
+	t1=$(now_ms)
+	echo $((t1 - t0)) >"$T/cap.ms"
+) &
+cappid=$!
+
 "$PY" "$TESTDIR/listener.py" "$T/port" "$T/posts" &
 wait_for 10 test -s "$T/port" || bail "listener did not start"
 PORT=$(cat "$T/port")
@@ -141,5 +161,35 @@ printf 'SLACK_WEBHOOK_URL=http://127.0.0.1:1/nobody\n' >"$ROOT/shared/app.env"
 run_deploy activate "$C"
 rc_is 0 "notify failing (nobody listens): the exit status is still 0"
 grep_ok "its failure is reported" "$T/err" "notify FAILED"
+
+# ---- a subject holding backslashes and double quotes, through --json
+# (last: the listener above lives 300 s)
+printf '%s\n' 'q"uote back\slash \"both\" \n end\' >"$T/subject"
+git -C "$APP" add -A && git -C "$APP" commit -q --allow-empty -F "$T/subject"
+Q=$(sha_of HEAD)
+run_deploy prepare
+rc_is 0 "prepare a commit whose subject holds \\ and \""
+run_deploy --json list
+rc_is 0 "--json list: exit 0"
+is "$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = open(sys.argv[2]).read().rstrip("\n")
+got = [r["subject"] for r in d["releases"] if r["sha"] == sys.argv[3]]
+print(got == [want] or "got %r, want %r" % (got, want))
+' "$T/out" "$T/subject" "$Q" 2>&1)" True "--json list parses; the subject with \\ and \" is exact"
+
+# ---- the hanging notify started at the top: ended at 60 s, though
+# timeout = 120
+wait "$cappid"
+is "$(cat "$T/cap.rc")" 1 "a hanging notify: the exit status stays the failed fetch's (1)"
+ms=$(cat "$T/cap.ms")
+ok "it is ended after the 60 s cap, not the 120 s timeout ($ms ms)" \
+    [ "$ms" -ge 59000 -a "$ms" -lt 90000 ]
+grep_ok "the notify step says it timed out after 60 s" "$T/cap.err" \
+    '^\[[0-9]+\] notify FAILED [0-9.]+s: timed out after 60s'
+grep_ok "and that the exit status stays 1" "$T/cap.err" \
+    'notify failed .*; the exit status stays 1$'
+no_marked_procs "its sleep is gone" notifycap
 
 done_testing

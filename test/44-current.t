@@ -52,7 +52,16 @@ hostile_current() {
 	run_deploy list
 	rc_is 0 "$1: list still works"
 	run_deploy status
+	rc_is 5 "$1: status exits 5 (a person must look)"
 	grep_ok "$1: status says current is broken" "$T/out" "^current: broken: "
+	run_deploy status --json
+	rc_is 5 "$1: status --json exits 5 too"
+	is "$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["current"], d["current_state"], sys.argv[2] in (d["problem"] or ""))
+' "$T/out" "$ROOT/current" 2>&1)" "None broken True" \
+	    "$1: status --json: current null, state broken, a problem naming current"
 	not_pwned "$1: nothing ran a payload"
 }
 

@@ -6,14 +6,15 @@
 # the socket; deploy restarts the group one process at a time.  Four HTTP
 # clients (test/load.py) run through each deploy, rollback, activate and a
 # release whose second process fails to start, and every one of their
-# requests must succeed.
+# requests must succeed.  A release whose first process fails stops the
+# roll there: the second is never restarted onto it.
 . "$(dirname "$0")/lib.sh"
 
 PYSYS=/usr/bin/python3
 "$PYSYS" -c 'import gunicorn' 2>/dev/null ||
 	{ echo "1..0 # SKIP no gunicorn for $PYSYS (Debian: python3-gunicorn)"; exit 0; }
 
-plan 37
+plan 43
 
 # recipe NAME: the indented block between <!-- recipe:NAME --> and
 # <!-- /recipe:NAME --> in README.md, unindented, with the README's root
@@ -28,8 +29,8 @@ PORT=$("$PYSYS" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 URL=http://127.0.0.1:$PORT
 
 # the app: sleeps 0.5 s at import, answers its VERSION at / and its
-# revision (the release folder's name) at /health; process 01 refuses to
-# start in a release that holds BREAK_01
+# revision (the release folder's name) at /health; process NN refuses to
+# start in a release that holds BREAK_NN
 mkdir -p "$APP"
 git init -q "$APP" && git -C "$APP" symbolic-ref HEAD refs/heads/main
 cat >"$APP/app.py" <<'EOF'
@@ -37,9 +38,9 @@ cat >"$APP/app.py" <<'EOF'
 import os
 import time
 
-if os.environ.get("SUPERVISOR_PROCESS_NAME", "").endswith("_01") and \
-        os.path.exists("BREAK_01"):
-    raise RuntimeError("BREAK_01: process 01 does not start")
+NN = os.environ.get("SUPERVISOR_PROCESS_NAME", "")[-2:]
+if os.path.exists("BREAK_" + NN):
+    raise RuntimeError("BREAK_%s: process %s does not start" % (NN, NN))
 time.sleep(0.5)		# an app that takes a while to import
 VERSION = open("VERSION").read().strip()
 REVISION = os.path.basename(os.getcwd())
@@ -186,9 +187,27 @@ is "$_order" "web:web_01 web:web_00 " \
     "the switch back restarted the down process first"
 is "$(curl -fsS --max-time 5 "$URL/health")" "$V2" "/health answers v2's sha"
 
+# 5b. a release whose FIRST process does not start: the roll stops there,
+# the second is never restarted onto it (its only start is the switch
+# back's)
+spawns() { grep -c "spawned: 'web_01'" "$T/supervisord.log"; }
+rm "$APP/BREAK_01"
+touch "$APP/BREAK_00"
+V5=$(new_commit v5)
+n0=$(spawns)
+run_deploy deploy
+rc_is 4 "a release whose process 00 fails: exit 4"
+like "$(err)" "*restart FAILED *: web:web_00 is *" \
+    "deploy says process 00 failed"
+grep_nok "process 01 was not restarted onto v5" \
+    "$ROOT/.deploy/logs/$V5.log" 'restart web:web_01$'
+is "$(($(spawns) - n0))" 1 "process 01 started once: by the switch back"
+ok "every process is back on v2" procs_on "$V2"
+is "$(list_state "$V5")" failed "v5 is listed failed"
+rm "$APP/BREAK_00"
+
 # 6. the test can fail: the same group restarted all at once (what a
 # `restart` command does) drops requests or stalls them
-rm "$APP/BREAK_01"
 V4=$(new_commit v4)
 conf "restart = supervisorctl -c $SVCONF restart web:*"
 under_load deploy
