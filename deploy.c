@@ -2064,13 +2064,29 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* what a signal that stopped deploy means to the person who sent it */
+static const char *
+sig_said(int s)
+{
+	static char buf[64];
+
+	if (s == SIGINT)
+		return "interrupted by SIGINT (Ctrl-C)";
+	if (s == SIGTERM)
+		return "interrupted by SIGTERM";
+	if (s == SIGHUP)
+		return "interrupted by SIGHUP (the terminal went away)";
+	snprintf(buf, sizeof(buf), "interrupted by signal %d", s);
+	return buf;
+}
+
 static const char *
 why_failed(const struct result *r, const char *argv0, long tmo)
 {
 	static char buf[256];
 
 	if (r->signo)
-		snprintf(buf, sizeof(buf), "stopped by signal %d", r->signo);
+		snprintf(buf, sizeof(buf), "%s", sig_said(r->signo));
 	else if (r->timedout)
 		snprintf(buf, sizeof(buf), "timed out after %lds (timeout)", tmo);
 	else if (r->execerr)
@@ -2207,11 +2223,17 @@ static void
 step_fail(const char *name, const char *why, int showtail)
 {
 	const char *t = elapsed();
+	int intr = gotsig && !late;
 
-	logf_("== [%d] %s FAILED %s: %s\n", stepno, name, t, why);
+	/* a step ended by our own signal did not fail: it was stopped */
+	if (intr && strncmp(why, "interrupted ", 12) == 0)
+		why += 12;
+	logf_("== [%d] %s %s %s: %s\n", stepno, name, intr ? "interrupted" :
+	    "FAILED", t, why);
 	live_clear();
-	fprintf(stderr, "[%d] %s %s %s: %s\n", stepno, name, colour_err ?
-	    "\033[1;31mFAILED\033[0m" : "FAILED", t, why);
+	fprintf(stderr, "[%d] %s %s %s: %s\n", stepno, name, intr ?
+	    "interrupted" : colour_err ? "\033[1;31mFAILED\033[0m" : "FAILED",
+	    t, why);
 	if (showtail && taillen > 0)
 		tail_show(20);
 	fflush(stderr);
@@ -5299,7 +5321,13 @@ static const char conf_template[] =
 "# link =                    # paths under shared/ linked into each release\n"
 "# envfile =                 # KEY=VALUE file under shared/ for build, test\n"
 "#                           # and check\n"
-"# timeout = 1800            # seconds one step may run; 0 for none\n";
+"# timeout = 1800            # seconds one step may run; 0 for none\n"
+"# migrate =                 # after the tests, right before the switch\n"
+"#                           # (python manage.py migrate --noinput)\n"
+"# notify =                  # after every deploy, activate and rollback\n"
+"#                           # that built, switched or failed; gets\n"
+"#                           # DEPLOY_EVENT, DEPLOY_STATUS, DEPLOY_REVISION,\n"
+"#                           # DEPLOY_PREVIOUS, DEPLOY_LOG\n";
 
 /* shared/deploy.conf: written when absent, else only compared */
 static void
