@@ -890,6 +890,66 @@ reqs_shareable(const char *buf, size_t len)
 	return 1;
 }
 
+/* ---- UTF-8 and JSON strings ---- */
+
+/* the second byte's range after lead c (RFC 3629's table): no overlong
+ * form, no surrogate, nothing past U+10FFFF */
+static int
+utf8_second(unsigned c, unsigned b)
+{
+	unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+
+	return b >= lo && b <= hi;
+}
+
+int
+utf8_len(const unsigned char *s)
+{
+	int n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ?
+	    3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	if (n == 0 || !utf8_second(s[0], s[1]))
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+char *
+json_quote(const char *str)
+{
+	const unsigned char *p = (const unsigned char *)(str ? str : "");
+	char *out = xrealloc(NULL, strlen((const char *)p) * 6 + 3), *o = out;
+	const char *esc;
+	int n;
+
+	*o++ = '"';
+	for (; *p; p += n ? n : 1) {
+		n = utf8_len(p);
+		esc = *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : *p == '\b' ?
+		    "\\b" : *p == '\f' ? "\\f" : *p == '\n' ? "\\n" : *p == '\r' ?
+		    "\\r" : *p == '\t' ? "\\t" : NULL;
+		if (n == 0)
+			o += sprintf(o, "\\ufffd");
+		else if (esc != NULL)
+			o += sprintf(o, "%s", esc);
+		else if (*p < 0x20 || *p == 0x7f)
+			o += sprintf(o, "\\u%04x", *p);
+		else {
+			memcpy(o, p, (size_t)n);
+			o += n;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
+
 #ifndef DEPLOY_CORE_ONLY
 
 /* ---- the program ---- */
@@ -5847,42 +5907,14 @@ need_deploy_root(void)
 		    STATE);
 }
 
-/* bytes of the UTF-8 sequence at s, or 0 when it is not a valid one */
-static int
-utf8_len(const unsigned char *s)
-{
-	int n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
-	    s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-	for (i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* a JSON string; what is not valid UTF-8 becomes U+FFFD */
 static void
 json_str(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	int n;
+	char *q = json_quote(s);
 
-	putchar('"');
-	for (; *p; p += n ? n : 1) {
-		n = utf8_len(p);
-		if (n == 0)
-			fputs("\\ufffd", stdout);
-		else if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			fwrite(p, 1, (size_t)n, stdout);
-	}
-	putchar('"');
+	fputs(q, stdout);
+	free(q);
 }
 
 /* a string field, or null when s is NULL or empty */
@@ -5962,7 +5994,7 @@ static char (*release_subjects(void))[SUBJ]
 				continue;
 			*sp = '\0';
 			if ((k = release_find(rel, nrel, line)) >= 0)
-				cut_utf8(subj[k], printable(sp + 1), SUBJ);
+				cut_utf8(subj[k], sp + 1, SUBJ);
 		}
 	free(out);
 	free_words(argv);
@@ -6011,7 +6043,7 @@ cmd_list(void)
 		/* padded columns, but no trailing spaces */
 		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %-8s  %s",
 		    rel[i].name, state_name(rel[i].state),
-		    fmttime(rel[i].completed), mark, subj[i]);
+		    fmttime(rel[i].completed), mark, printable(subj[i]));
 		if (n < 0)
 			continue;
 		if ((size_t)n >= sizeof(row))

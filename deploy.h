@@ -108,4 +108,11 @@ long	rollback_target(const struct release *, size_t, long cur);
 /* Sets mark on what prune removes; returns how many. */
 size_t	prune_select(struct release *, size_t, long keep, long cur, long rb);
 
+/* Bytes of the UTF-8 sequence at s, or 0 when it is not one RFC 3629
+ * allows (no overlong form, surrogate or code point past U+10FFFF). */
+int	utf8_len(const unsigned char *s);
+/* s as a quoted JSON string (malloc'd): controls escaped as JSON does,
+ * each byte that is not valid UTF-8 as \ufffd. */
+char   *json_quote(const char *s);
+
 #endif

@@ -327,6 +327,66 @@ test_reqs(void)
 	    "only len bytes are read");
 }
 
+static int
+quoted(const char *in, const char *want)
+{
+	char *q = json_quote(in);
+	int r = strcmp(q, want) == 0;
+
+	if (!r)
+		printf("# json_quote gave %s, not %s\n", q, want);
+	free(q);
+	return r;
+}
+
+static void
+test_utf8(void)
+{
+	static const struct {
+		const char	*s;
+		int		 len;
+		const char	*what;
+	} u[] = {
+		{ "a", 1, "ASCII" },
+		{ "\xc3\xa9", 2, "U+00E9" },
+		{ "\xc2\x80", 2, "U+0080, the lowest two-byte form" },
+		{ "\xc1\xbf", 0, "C1 lead: overlong" },
+		{ "\xe2\x82\xac", 3, "U+20AC" },
+		{ "\xe0\x80\xaf", 0, "E0 80: overlong" },
+		{ "\xe0\xa0\x80", 3, "E0 A0 80: U+0800" },
+		{ "\xed\x9f\xbf", 3, "U+D7FF" },
+		{ "\xed\xa0\x80", 0, "ED A0: a surrogate" },
+		{ "\xed\xbf\xbf", 0, "ED BF: a surrogate" },
+		{ "\xef\xbf\xbd", 3, "U+FFFD" },
+		{ "\xf0\x80\x80\xaf", 0, "F0 80: overlong" },
+		{ "\xf0\x90\x80\x80", 4, "U+10000" },
+		{ "\xf4\x8f\xbf\xbf", 4, "U+10FFFF" },
+		{ "\xf4\x90\x80\x80", 0, "F4 90: past U+10FFFF" },
+		{ "\xf5\x80\x80\x80", 0, "F5 lead" },
+		{ "\xff", 0, "FF lead" },
+		{ "\x80", 0, "a lone continuation byte" },
+		{ "\xe2\x82", 0, "cut short" },
+		{ "\xe2\x82(", 0, "a non-continuation third byte" },
+	};
+	size_t i;
+	char what[128];
+
+	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		snprintf(what, sizeof(what), "utf8_len: %s is %d", u[i].what,
+		    u[i].len);
+		ok(utf8_len((const unsigned char *)u[i].s) == u[i].len, what);
+	}
+	ok(quoted("a\tb\nc\rd\be\ff", "\"a\\tb\\nc\\rd\\be\\ff\""),
+	    "json_quote: \\t \\n \\r \\b \\f as JSON writes them");
+	ok(quoted("\x01\x1b[2J\x7f", "\"\\u0001\\u001b[2J\\u007f\""),
+	    "json_quote: other controls as \\u00XX");
+	ok(quoted("say \"hi\" \\o/", "\"say \\\"hi\\\" \\\\o/\""),
+	    "json_quote: quote and backslash escaped");
+	ok(quoted("\xed\xa0\x80x\xf5\xc3\xa9", "\"\\ufffd\\ufffd\\ufffdx\\ufffd\xc3\xa9\""),
+	    "json_quote: each invalid byte a U+FFFD, valid UTF-8 kept");
+	ok(quoted(NULL, "\"\""), "json_quote: NULL is the empty string");
+}
+
 int
 main(void)
 {
@@ -337,6 +397,7 @@ main(void)
 	test_order();
 	test_envfile();
 	test_reqs();
+	test_utf8();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
