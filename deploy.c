@@ -984,6 +984,11 @@ static char **envvars;		/* from envfile */
 static volatile sig_atomic_t gotsig;
 static int stepno;
 static int late;		/* after the switch: signals wait */
+/* notify only when something was attempted: a build, a migrate, a switch,
+ * a restart, a switch back; not after a typo (issue 18) */
+static int notify_due;
+static const char *notify_event;	/* set once the lock is ours */
+static char notify_rev[65], notify_prev[65];
 /* a failure is "a person must look" only once current has moved */
 #define FAIL_STATUS	(late ? EXIT_STUCK : EXIT_FAILED)
 
@@ -4304,6 +4309,7 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
+	notify_due = 1;
 	fd = releases_fd(0);
 	if (fstatat(fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		die(EXIT_FAILED, "%s exists, but deploy did not build it: move "
@@ -5206,13 +5212,23 @@ finish_pending(void)
 {
 	struct pending p;
 
+	int st;
+
 	pending_read(&p);
 	if (p.state == P_NONE)
 		return EXIT_OK;
 	say("the last run stopped after switching to %.12s (%s): finishing "
 	    "it now", p.sha, pnames[p.state]);
 	open_log(p.sha, 0);
-	return finish_switch(&p);
+	notify_due = 1;
+	st = finish_switch(&p);
+	if (st != EXIT_OK) {
+		/* the run ends here: notify names the release that failed,
+		 * its log, and the one switched back to (now current) */
+		copy_sha(notify_rev, p.sha);
+		copy_sha(notify_prev, p.prev);
+	}
+	return st;
 }
 
 /*
@@ -5226,6 +5242,7 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	struct pending p;
 	int st;
 
+	notify_due = 1;
 	memset(&p, 0, sizeof(p));
 	copy_sha(p.sha, sha);
 	copy_sha(p.prev, prev);
@@ -5258,8 +5275,6 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 
 /* ---- notify: told after every deploy, activate and rollback ---- */
 
-static const char *notify_event;	/* set once the lock is ours */
-static char notify_rev[65], notify_prev[65];
 
 static void
 run_notify(int status)
@@ -5299,7 +5314,7 @@ leave(int status)
 	if (leaving != -1)	/* a die() inside notify: the first status holds */
 		exit(leaving);
 	leaving = status;
-	if (notify_event != NULL && cfg.notify != NULL)
+	if (notify_event != NULL && notify_due && cfg.notify != NULL)
 		run_notify(status);
 	fflush(stdout);
 	exit(status);
@@ -5608,7 +5623,12 @@ dry_run_deploy(const char *ref, int prepare_only)
 	if (say_commits_in(gitdir(), sha) == -1)
 		say_commits_fetched(ref, sha);
 	i = release_find(rel, nrel, sha);
-	if (strcmp(sha, cursha) == 0)
+	if (strcmp(sha, cursha) == 0 && i >= 0 && rel[i].state == R_FAILED)
+		say("%s is current but failed its last restart or check: "
+		    "would %s", sha, prepare_only ? "do nothing (it is built)" :
+		    "restart and check it again (a live release is never "
+		    "rebuilt)");
+	else if (strcmp(sha, cursha) == 0)
 		say("%s is current: nothing to do", sha);
 	else if (i >= 0 && rel[i].state == R_COMPLETE)
 		say("would switch to the existing release %s", sha);
