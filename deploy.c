@@ -950,6 +950,53 @@ json_quote(const char *str)
 	return out;
 }
 
+size_t
+cat_v(char *dst, const char *src, size_t n)
+{
+	size_t i, k = 0;
+	unsigned char c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)src[i];
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+			dst[k++] = '^';
+			dst[k++] = c == 0x7f ? '?' : (char)(c + 64);
+		} else
+			dst[k++] = (char)c;
+	}
+	return k;
+}
+
+/* ---- a repeated block of output lines ---- */
+
+static int
+tline_eq(const struct tline *a, const struct tline *b)
+{
+	return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
+}
+
+size_t
+tail_block(const struct tline *l, size_t n, size_t i, size_t *reps)
+{
+	size_t p, r, j, best = 1, bestr = 0;
+
+	for (p = 1; p <= TAIL_BLOCK && i + 2 * p <= n; p++) {
+		for (r = 0; i + (r + 2) * p <= n; r++) {
+			for (j = 0; j < p && tline_eq(&l[i + j],
+			    &l[i + (r + 1) * p + j]); j++)
+				;
+			if (j < p)
+				break;
+		}
+		if (p * r > best * bestr) {
+			best = p;
+			bestr = r;
+		}
+	}
+	*reps = bestr;
+	return best;
+}
+
 #ifndef DEPLOY_CORE_ONLY
 
 /* ---- the program ---- */
@@ -1690,50 +1737,82 @@ tail_add(const char *p, size_t n)
 	taillen += n;
 }
 
+/* Output of a step written where a person reads it: on a terminal, its
+ * control characters as cat -v shows them, so that an escape sequence or
+ * a carriage return cannot overwrite deploy's own lines. */
+static void
+put_output(FILE *f, const char *p, size_t n)
+{
+	char buf[2048];
+	size_t k;
+
+	if (!isatty(fileno(f))) {
+		fwrite(p, 1, n, f);
+		return;
+	}
+	for (; n > 0; p += k, n -= k) {
+		k = n < sizeof(buf) / 2 ? n : sizeof(buf) / 2;
+		fwrite(buf, 1, cat_v(buf, p, k), f);
+	}
+}
+
+static void
+tail_item(const struct tline *l, size_t p, size_t r)
+{
+	size_t j;
+
+	for (j = 0; j < p; j++) {
+		fputs("  | ", stderr);
+		put_output(stderr, l[j].p, l[j].n);
+		fputc('\n', stderr);
+	}
+	if (r > 0 && p == 1)
+		fprintf(stderr, "  | ... repeated %zu more time%s\n", r,
+		    r == 1 ? "" : "s");
+	else if (r > 0)
+		fprintf(stderr, "  | ... the %zu lines above repeated %zu more "
+		    "time%s\n", p, r, r == 1 ? "" : "s");
+}
+
 /*
  * The last lines of a step's output on stderr, a run of identical lines
- * (a check that failed twenty times) shown once with its count.
+ * or of identical blocks of lines (a check that failed twenty times,
+ * printing four lines each time) shown once with its count.
  */
 static void
 tail_show(int lines)
 {
-	size_t i = taillen, start, b, len, plen = 0;
-	const char *line, *nl, *prev = NULL;
-	int seen = 0, rep = 0;
+	struct tline *l = xrealloc(NULL, (taillen + 1) * sizeof(*l));
+	size_t *item = xrealloc(NULL, (taillen + 1) * 2 * sizeof(*item));
+	size_t i = taillen, n = 0, ni = 0, k, r, shown = 0;
+	const char *p, *nl;
 
-	while (i > 0 && (tail[i - 1] == '\n'))
+	while (i > 0 && tail[i - 1] == '\n')
 		i--;
-	/* back over whole lines until `lines` runs of equal lines are in */
-	for (start = i; start > 0 && seen < lines; start = b) {
-		if (start < i)
-			start--;	/* the newline ending the line before */
-		for (b = start; b > 0 && tail[b - 1] != '\n'; b--)
-			;
-		if (prev == NULL || start - b != plen ||
-		    memcmp(tail + b, prev, plen) != 0)
-			seen++;
-		prev = tail + b;
-		plen = start - b;
+	for (p = tail; p < tail + i; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(tail + i - p))) == NULL)
+			nl = tail + i;
+		l[n].p = p;
+		l[n++].n = (size_t)(nl - p);
 	}
-	prev = NULL;
-	for (line = tail + start; line < tail + i; line += len + 1) {
-		nl = memchr(line, '\n', (size_t)(tail + i - line));
-		len = nl != NULL ? (size_t)(nl - line) : (size_t)(tail + i - line);
-		if (prev != NULL && len == plen && memcmp(line, prev, len) == 0) {
-			rep++;
-			continue;
-		}
-		if (rep > 0)
-			fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
-			    rep == 1 ? "" : "s");
-		rep = 0;
-		fprintf(stderr, "  | %.*s\n", (int)len, line);
-		prev = line;
-		plen = len;
+	for (k = 0; k < n; k += item[2 * ni] * (r + 1), ni++) {
+		item[2 * ni] = tail_block(l, n, k, &r);
+		item[2 * ni + 1] = r;
 	}
-	if (rep > 0)
-		fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
-		    rep == 1 ? "" : "s");
+	/* back over whole items until `lines` lines are in */
+	for (k = ni; k > 0 && shown + item[2 * (k - 1)] +
+	    (item[2 * k - 1] > 0) <= (size_t)lines; k--)
+		shown += item[2 * (k - 1)] + (item[2 * k - 1] > 0);
+	if (k == ni && ni > 0)
+		k--;	/* one item at least, however long */
+	for (i = 0, r = 0; r < k; r++)
+		i += item[2 * r] * (item[2 * r + 1] + 1);
+	for (; k < ni; k++) {
+		tail_item(l + i, item[2 * k], item[2 * k + 1]);
+		i += item[2 * k] * (item[2 * k + 1] + 1);
+	}
+	free(l);
+	free(item);
 	fflush(stderr);
 }
 
@@ -1947,7 +2026,7 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 		*outn += k;
 		o->out[*outn] = '\0';
 	} else if (vflag && !qflag) {
-		fwrite(buf, 1, k, stdout);
+		put_output(stdout, buf, k);
 		fflush(stdout);
 	}
 }
@@ -5906,9 +5985,12 @@ cmd_log(const char *rev)
 		    strerror(errno));
 	closedir(dp);
 	fflush(stdout);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (write_all(1, buf, (size_t)n) == -1)
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		put_output(stdout, buf, (size_t)n);
+		if (ferror(stdout))
 			break;
+	}
+	fflush(stdout);
 	close(fd);
 	return EXIT_OK;
 }

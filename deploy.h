@@ -115,4 +115,18 @@ int	utf8_len(const unsigned char *s);
  * each byte that is not valid UTF-8 as \ufffd. */
 char   *json_quote(const char *s);
 
+/* src as cat -v shows it, into dst (2 * n bytes at most): control
+ * characters but tab and newline as ^X, DEL as ^?; returns the length. */
+size_t	cat_v(char *dst, const char *src, size_t n);
+
+/* One line of a step's output, for collapsing a repeated block. */
+struct tline {
+	const char	*p;
+	size_t		 n;
+};
+#define TAIL_BLOCK	10	/* lines a repeated block may have */
+/* At l[i], the block of lines (its length returned) repeated most often
+ * right after it, *reps more times (0: none). */
+size_t	tail_block(const struct tline *l, size_t n, size_t i, size_t *reps);
+
 #endif

@@ -147,4 +147,59 @@ grep_ok "DEPLOY_PREVIOUS the one now current" "$T/notified" "^DEPLOY_PREVIOUS=$W
 grep_ok "DEPLOY_LOG its log" "$T/notified" "^DEPLOY_LOG=$ROOT/.deploy/logs/$V.log\$"
 grep_ok "DEPLOY_STATUS 4" "$T/notified" "^DEPLOY_STATUS=4\$"
 
+# ---- 14. a repeated block of lines is shown once, with its count
+BLOCK='sh -c "for i in 1 2 3 4 5; do printf \"block one\\nblock two\\033[2J\\nblock three\\r\\nblock four\\n\"; done; exit 1"'
+write_conf "test = $BLOCK"
+X=$(new_commit x)
+run_deploy deploy
+rc_is 1 "a test printing the same 4 lines 5 times, then failing: exit 1"
+is "$(grep -c 'block one' "$T/err")" 1 "the block is shown once"
+grep_ok "with its count" "$T/err" '^  \| \.\.\. the 4 lines above repeated 4 more times$'
+grep_ok "in a pipe the output is as it was" "$T/err" "$(printf 'block two\033')"
+
+# ---- 19. on a terminal, step output is shown as cat -v shows it
+# on_tty FILE ARGS...: deploy ARGS with stdout and stderr on one pty
+on_tty() {
+	_f=$1
+	shift
+	env TERM=dumb NO_COLOR=1 DEPLOY_TEST_MARK="$MARK" timeout -k 5 \
+	    "$DEPLOY_TEST_LIMIT" "$PY" - "$_f" "$DEPLOY" -C "$ROOT" "$@" <<'EOF'
+import os, pty, subprocess, sys
+out, argv = sys.argv[1], sys.argv[2:]
+m, s = pty.openpty()
+p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=s, stderr=s)
+os.close(s)
+data = b""
+while True:
+    try:
+        b = os.read(m, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    data += b
+open(out, "wb").write(data)
+sys.exit(p.wait())
+EOF
+	rc=$?
+	printf '%s\n' "deploy $* on a pty" >"$T/cmd"
+	cp "$_f" "$T/out"
+	: >"$T/err"
+}
+on_tty "$T/tty1" deploy
+rc_is 1 "the same deploy on a terminal: exit 1"
+ok "ESC shown as ^[" has 'block two^[[2J'
+ok "CR shown as ^M" has 'block three^M'
+grep_nok "no raw escape reaches the terminal" "$T/tty1" "$(printf '\033')"
+on_tty "$T/tty2" -v deploy
+ok "-v on a terminal: the streamed output too" has 'block two^[[2J'
+grep_nok "no raw escape" "$T/tty2" "$(printf '\033')"
+on_tty "$T/tty3" log "$X"
+rc_is 0 "deploy log on a terminal"
+ok "shows the log escaped" has 'block two^[[2J'
+grep_nok "no raw escape" "$T/tty3" "$(printf '\033')"
+run_deploy log "$X"
+grep_ok "deploy log in a pipe: the bytes as they are" "$T/out" "$(printf 'block two\033')"
+write_conf "restart = sh $T/restart.sh" "check_timeout = 5" "$NOTIFY"
+
 done_testing

@@ -387,6 +387,31 @@ test_utf8(void)
 	ok(quoted(NULL, "\"\""), "json_quote: NULL is the empty string");
 }
 
+static void
+test_output(void)
+{
+	static const char *b[] = { "x", "a", "b", "c", "d", "a", "b", "c", "d",
+	    "a", "b", "c", "d", "y", "y", "y", "a", "b", "a" };
+	struct tline l[sizeof(b) / sizeof(b[0])];
+	char out[64];
+	size_t i, r, n = sizeof(b) / sizeof(b[0]);
+
+	ok(cat_v(out, "a\033[2J\r\n\tb\x7f\x01\xc3\xa9", 13) == 17 &&
+	    memcmp(out, "a^[[2J^M\n\tb^?^A\xc3\xa9", 17) == 0,
+	    "cat_v: ESC ^[, CR ^M, DEL ^?, ^A; newline, tab and UTF-8 kept");
+	for (i = 0; i < n; i++) {
+		l[i].p = b[i];
+		l[i].n = strlen(b[i]);
+	}
+	ok(tail_block(l, n, 0, &r) == 1 && r == 0, "tail_block: x alone");
+	ok(tail_block(l, n, 1, &r) == 4 && r == 2,
+	    "tail_block: a 4-line block, then 2 more times");
+	ok(tail_block(l, n, 13, &r) == 1 && r == 2, "tail_block: y 3 times");
+	ok(tail_block(l, n, 16, &r) == 1 && r == 0,
+	    "tail_block: a b a is no repeat");
+	ok(tail_block(l, 3, 1, &r) == 1 && r == 0, "tail_block: stays in n");
+}
+
 int
 main(void)
 {
@@ -398,6 +423,7 @@ main(void)
 	test_envfile();
 	test_reqs();
 	test_utf8();
+	test_output();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
