@@ -967,6 +967,41 @@ cat_v(char *dst, const char *src, size_t n)
 	return k;
 }
 
+/* ---- why pip failed ---- */
+
+static int
+has_text(const char *buf, size_t len, const char *w)
+{
+	size_t n = strlen(w), i;
+
+	for (i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(buf + i, w, n) == 0)
+			return 1;
+	return 0;
+}
+
+const char *
+pip_lasting(const char *buf, size_t len)
+{
+	static const char *const net[] = { "Failed to establish a new "
+	    "connection", "Temporary failure in name resolution",
+	    "Name or service not known", "Network is unreachable",
+	    "Connection refused", "Read timed out", "ConnectTimeoutError",
+	    "ProxyError", "Could not fetch URL", NULL };
+	const char *const *w;
+
+	for (w = net; *w != NULL; w++)
+		if (has_text(buf, len, *w))
+			return "the package index could not be reached";
+	if (has_text(buf, len, "DO NOT MATCH THE HASHES") ||
+	    has_text(buf, len, "Hashes are required in --require-hashes"))
+		return "a hash does not match";
+	if (has_text(buf, len, "No matching distribution found") ||
+	    has_text(buf, len, "Could not find a version that satisfies"))
+		return "no matching distribution";
+	return NULL;
+}
+
 /* ---- a repeated block of output lines ---- */
 
 static int
@@ -1984,6 +2019,7 @@ struct runopts {
 	size_t		  outlen;
 	int		  record;	/* record the group for the next run */
 	int		  keepgroup;	/* after a clean exit, leave the group be */
+	int		  both;		/* capture stderr too (it says why) */
 };
 
 static void
@@ -2063,7 +2099,7 @@ exec_child(char *const argv[], const struct runopts *o, int outfd, int ep)
 	}
 	/* captured output is stdout only; stderr then goes to the log */
 	dup2(outfd, 1);
-	if (o->out == NULL)
+	if (o->out == NULL || o->both)
 		dup2(outfd, 2);
 	else if (logfd != -1)
 		dup2(logfd, 2);
@@ -3986,9 +4022,11 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 	    "-r", reqpath, (char *)NULL);
 	o->out = out;
 	o->outlen = DRYRUN_MAX;
+	o->both = 1;	/* pip's ERROR lines say whether to build from nothing */
 	if (derive_run(argv, o, why, wl) == -1)
 		goto out;
 	o->out = NULL;
+	o->both = 0;
 	if (strlen(out) >= DRYRUN_MAX - 1 || (want = dryrun_dists(out)) == NULL) {
 		snprintf(why, wl, "pip's dry run did not say what it would "
 		    "install");
@@ -4013,6 +4051,7 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 out:
 	o->out = NULL;
 	o->outlen = 0;
+	o->both = 0;
 	free_words(argv);
 	if (want != NULL)
 		free_words(want);
@@ -4024,15 +4063,41 @@ out:
 }
 
 /*
+ * The venv and pip lines of a derive, written once pip is done: the venv
+ * step's time is the copy's, the pip step's its own.
+ */
+static void
+derive_lines(const char *src, double t0, double t1, const char *fail)
+{
+	size_t keep = taillen;
+
+	stepstart = now() - (t1 - t0);
+	step_ok_derived(src);
+	step_begin("pip");
+	taillen = keep;		/* pip's output, for a failure's tail */
+	stepstart = t1;
+	if (fail == NULL)
+		step_ok("pip");
+	else
+		step_fail("pip", fail, 1);
+}
+
+/*
  * venvs/KEY from the venvs/SRC nearest to it, as the venv and pip steps:
- * 0 done; -1 failed (logged, the half-made venv removed): build from
- * nothing instead. A signal ends the build.
+ * 0 done; -1 failed (logged, the half-made venv removed) with the venv
+ * step still open: build_venv builds from nothing in it, and note says
+ * why. When pip failed for a reason a fresh build meets too (the index
+ * unreachable, a hash mismatch, no matching distribution), the pip step
+ * fails and so does the build. A signal ends the build.
  */
 static int
 derive_venv(const char *sha, int vfd, const char *key, const char *src,
-    const char *seeds, const char *reqpath, struct runopts *o)
+    const char *seeds, const char *reqpath, struct runopts *o, char *note,
+    size_t nl)
 {
-	char why[PATH_MAX + 256] = "";
+	char why[PATH_MAX + 256] = "", fail[PATH_MAX + 384];
+	const char *lasting = NULL;
+	double t0, t1;
 	struct vcopy c;
 	int r = -1;
 
@@ -4042,27 +4107,37 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	c.fromlen = strlen(c.from);
 	c.tolen = strlen(c.to);
 	step_begin("venv");
+	t0 = stepstart;
 	logf_("deriving %s from %s\n", c.to, c.from);
 	if (derive_copy(vfd, src, key, &c, why, sizeof(why)) == 0) {
-		step_ok_derived(src);
-		step_begin("pip");
+		t1 = now();
+		logf_("pip, in the copy\n");
 		if ((r = derive_pip(c.to, reqpath, seeds, o, why,
 		    sizeof(why))) == 0)
-			step_ok("pip");
+			derive_lines(src, t0, t1, NULL);
+		else if (!gotsig && (lasting = pip_lasting(tail, taillen)) !=
+		    NULL) {
+			snprintf(fail, sizeof(fail), "%s (%s: a venv built from "
+			    "nothing would fail the same)", printable(why),
+			    lasting);
+			derive_lines(src, t0, t1, fail);
+		}
 	}
 	if (r == -1) {
-		if (!gotsig) {
+		remove_in(vfd, "venvs", key);
+		if (!gotsig && lasting == NULL) {
 			logf_("venv derive failed: %s; building from nothing\n",
 			    why);
-			warnx("venv derive failed: %s; building from nothing",
-			    printable(why));
+			snprintf(note, nl, "built from nothing: deriving from "
+			    "venvs/%s failed: %s", src, printable(why));
 		}
-		remove_in(vfd, "venvs", key);
 	}
 	free((char *)c.from);
 	free((char *)c.to);
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
+	if (lasting != NULL)
+		fail_build(sha, EXIT_FAILED);
 	return r;
 }
 
@@ -4117,14 +4192,19 @@ read_requirements(const char *sha, const char *rdir, char **reqpath,
  */
 static void
 build_venv(const char *sha, const char *vpath, const char *reqpath,
-    int haveq, struct runopts *o, char **seeds)
+    int haveq, struct runopts *o, char **seeds, const char *note)
 {
 	struct result r;
 	char **argv;
 
 	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
-	if (run_step("venv", argv, o, &r) == -1)
+	if (note == NULL)
+		step_begin("venv");	/* else a failed derive's step goes on */
+	if (run(argv, o, &r) == -1) {
+		step_fail("venv", why_failed(&r, argv[0], o->timeout), 1);
 		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	}
+	step_done("venv", note);
 	free_words(argv);
 	if (seeds != NULL)
 		*seeds = venv_seeds(vpath);
@@ -4164,6 +4244,7 @@ static void
 step_venv_pip(const char *sha, const char *rdir)
 {
 	char *reqpath, *buf, key[17], *vpath, src[17], *seeds = NULL, *rec;
+	char note[PATH_MAX + 384];
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	unsigned long long h = 1469598103934665603ULL, base = h;
 	char *extra[3] = { NULL, NULL, NULL };
@@ -4192,7 +4273,7 @@ step_venv_pip(const char *sha, const char *rdir)
 	vpath = shared ? fmtpath("%s/venvs/%s", root, key) :
 	    fmtpath("%s/.venv", rdir);
 	if (!shared) {
-		build_venv(sha, vpath, reqpath, buf != NULL, &o, NULL);
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, NULL, NULL);
 		goto done;
 	}
 	mkdirat(rootfd, "venvs", 0755);
@@ -4208,11 +4289,13 @@ step_venv_pip(const char *sha, const char *rdir)
 	}
 	remove_in(vfd, "venvs", key);	/* a broken one is never reused */
 	/* changed requirements: from the nearest venv when there is one */
+	note[0] = '\0';
 	if (buf == NULL || derive_source(vfd, base, buf, len, key, src,
 	    &seeds) == -1 || derive_venv(sha, vfd, key, src, seeds, reqpath,
-	    &o) == -1) {
+	    &o, note, sizeof(note)) == -1) {
 		free(seeds);
-		build_venv(sha, vpath, reqpath, buf != NULL, &o, &seeds);
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, &seeds,
+		    note[0] ? note : NULL);
 	}
 	rec = venv_record(base, seeds, buf ? buf : "", len, &recn);
 	mark_venv_done(key, rec, recn);

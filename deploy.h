@@ -129,4 +129,8 @@ struct tline {
  * right after it, *reps more times (0: none). */
 size_t	tail_block(const struct tline *l, size_t n, size_t i, size_t *reps);
 
+/* Whether pip's output (buf, len) says it failed for a reason a venv
+ * built from nothing would meet too: what it is, or NULL. */
+const char *pip_lasting(const char *buf, size_t len);
+
 #endif

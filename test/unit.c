@@ -412,6 +412,35 @@ test_output(void)
 	ok(tail_block(l, 3, 1, &r) == 1 && r == 0, "tail_block: stays in n");
 }
 
+static int
+lasting(const char *out, const char *want)
+{
+	const char *r = pip_lasting(out, strlen(out));
+
+	return want == NULL ? r == NULL : r != NULL && strcmp(r, want) == 0;
+}
+
+static void
+test_pip(void)
+{
+	ok(lasting("ERROR: Could not find a version that satisfies the "
+	    "requirement nosuch==1.0 (from versions: none)\nERROR: No matching "
+	    "distribution found for nosuch==1.0\n", "no matching distribution"),
+	    "pip_lasting: no matching distribution");
+	ok(lasting("WARNING: Retrying ... after connection broken by "
+	    "'NewConnectionError(': Failed to establish a new connection: "
+	    "[Errno 111] Connection refused')'\nERROR: No matching distribution "
+	    "found for x\n", "the package index could not be reached"),
+	    "pip_lasting: the index unreachable wins over no distribution");
+	ok(lasting("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE "
+	    "REQUIREMENTS FILE.\n", "a hash does not match"),
+	    "pip_lasting: a hash mismatch");
+	ok(lasting("ERROR: Cannot uninstall 'x'. It is a distutils installed "
+	    "project\n", NULL), "pip_lasting: anything else: NULL");
+	ok(pip_lasting("No matching distribution found", 10) == NULL,
+	    "pip_lasting: only len bytes are read");
+}
+
 int
 main(void)
 {
@@ -424,6 +453,7 @@ main(void)
 	test_reqs();
 	test_utf8();
 	test_output();
+	test_pip();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
