@@ -1079,6 +1079,148 @@ sha256_hex(const void *p, size_t n, char out[65])
 	out[64] = '\0';
 }
 
+/* ---- UTF-8 and JSON strings ---- */
+
+/* the second byte's range after lead c (RFC 3629's table): no overlong
+ * form, no surrogate, nothing past U+10FFFF */
+static int
+utf8_second(unsigned c, unsigned b)
+{
+	unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+
+	return b >= lo && b <= hi;
+}
+
+int
+utf8_len(const unsigned char *s)
+{
+	int n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ?
+	    3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	if (n == 0 || !utf8_second(s[0], s[1]))
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+char *
+json_quote(const char *str)
+{
+	const unsigned char *p = (const unsigned char *)(str ? str : "");
+	char *out = xrealloc(NULL, strlen((const char *)p) * 6 + 3), *o = out;
+	const char *esc;
+	int n;
+
+	*o++ = '"';
+	for (; *p; p += n ? n : 1) {
+		n = utf8_len(p);
+		esc = *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : *p == '\b' ?
+		    "\\b" : *p == '\f' ? "\\f" : *p == '\n' ? "\\n" : *p == '\r' ?
+		    "\\r" : *p == '\t' ? "\\t" : NULL;
+		if (n == 0)
+			o += sprintf(o, "\\ufffd");
+		else if (esc != NULL)
+			o += sprintf(o, "%s", esc);
+		else if (*p < 0x20 || *p == 0x7f)
+			o += sprintf(o, "\\u%04x", *p);
+		else {
+			memcpy(o, p, (size_t)n);
+			o += n;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
+
+size_t
+cat_v(char *dst, const char *src, size_t n)
+{
+	size_t i, k = 0;
+	unsigned char c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)src[i];
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+			dst[k++] = '^';
+			dst[k++] = c == 0x7f ? '?' : (char)(c + 64);
+		} else
+			dst[k++] = (char)c;
+	}
+	return k;
+}
+
+/* ---- why pip failed ---- */
+
+static int
+has_text(const char *buf, size_t len, const char *w)
+{
+	size_t n = strlen(w), i;
+
+	for (i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(buf + i, w, n) == 0)
+			return 1;
+	return 0;
+}
+
+const char *
+pip_lasting(const char *buf, size_t len)
+{
+	static const char *const net[] = { "Failed to establish a new "
+	    "connection", "Temporary failure in name resolution",
+	    "Name or service not known", "Network is unreachable",
+	    "Connection refused", "Read timed out", "ConnectTimeoutError",
+	    "ProxyError", "Could not fetch URL", NULL };
+	const char *const *w;
+
+	for (w = net; *w != NULL; w++)
+		if (has_text(buf, len, *w))
+			return "the package index could not be reached";
+	if (has_text(buf, len, "DO NOT MATCH THE HASHES") ||
+	    has_text(buf, len, "Hashes are required in --require-hashes"))
+		return "a hash does not match";
+	if (has_text(buf, len, "No matching distribution found") ||
+	    has_text(buf, len, "Could not find a version that satisfies"))
+		return "no matching distribution";
+	return NULL;
+}
+
+/* ---- a repeated block of output lines ---- */
+
+static int
+tline_eq(const struct tline *a, const struct tline *b)
+{
+	return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
+}
+
+size_t
+tail_block(const struct tline *l, size_t n, size_t i, size_t *reps)
+{
+	size_t p, r, j, best = 1, bestr = 0;
+
+	for (p = 1; p <= TAIL_BLOCK && i + 2 * p <= n; p++) {
+		for (r = 0; i + (r + 2) * p <= n; r++) {
+			for (j = 0; j < p && tline_eq(&l[i + j],
+			    &l[i + (r + 1) * p + j]); j++)
+				;
+			if (j < p)
+				break;
+		}
+		if (p * r > best * bestr) {
+			best = p;
+			bestr = r;
+		}
+	}
+	*reps = bestr;
+	return best;
+}
+
 #ifndef DEPLOY_CORE_ONLY
 
 /* ---- the program ---- */
@@ -1113,6 +1255,11 @@ static char **envvars;		/* from envfile */
 static volatile sig_atomic_t gotsig;
 static int stepno;
 static int late;		/* after the switch: signals wait */
+/* notify only when something was attempted: a build, a migrate, a switch,
+ * a restart, a switch back; not after a typo (issue 18) */
+static int notify_due;
+static const char *notify_event;	/* set once the lock is ours */
+static char notify_rev[65], notify_prev[65];
 /* a failure is "a person must look" only once current has moved */
 #define FAIL_STATUS	(late ? EXIT_STUCK : EXIT_FAILED)
 
@@ -1871,50 +2018,82 @@ tail_add(const char *p, size_t n)
 	taillen += n;
 }
 
+/* Output of a step written where a person reads it: on a terminal, its
+ * control characters as cat -v shows them, so that an escape sequence or
+ * a carriage return cannot overwrite deploy's own lines. */
+static void
+put_output(FILE *f, const char *p, size_t n)
+{
+	char buf[2048];
+	size_t k;
+
+	if (!isatty(fileno(f))) {
+		fwrite(p, 1, n, f);
+		return;
+	}
+	for (; n > 0; p += k, n -= k) {
+		k = n < sizeof(buf) / 2 ? n : sizeof(buf) / 2;
+		fwrite(buf, 1, cat_v(buf, p, k), f);
+	}
+}
+
+static void
+tail_item(const struct tline *l, size_t p, size_t r)
+{
+	size_t j;
+
+	for (j = 0; j < p; j++) {
+		fputs("  | ", stderr);
+		put_output(stderr, l[j].p, l[j].n);
+		fputc('\n', stderr);
+	}
+	if (r > 0 && p == 1)
+		fprintf(stderr, "  | ... repeated %zu more time%s\n", r,
+		    r == 1 ? "" : "s");
+	else if (r > 0)
+		fprintf(stderr, "  | ... the %zu lines above repeated %zu more "
+		    "time%s\n", p, r, r == 1 ? "" : "s");
+}
+
 /*
  * The last lines of a step's output on stderr, a run of identical lines
- * (a check that failed twenty times) shown once with its count.
+ * or of identical blocks of lines (a check that failed twenty times,
+ * printing four lines each time) shown once with its count.
  */
 static void
 tail_show(int lines)
 {
-	size_t i = taillen, start, b, len, plen = 0;
-	const char *line, *nl, *prev = NULL;
-	int seen = 0, rep = 0;
+	struct tline *l = xrealloc(NULL, (taillen + 1) * sizeof(*l));
+	size_t *item = xrealloc(NULL, (taillen + 1) * 2 * sizeof(*item));
+	size_t i = taillen, n = 0, ni = 0, k, r, shown = 0;
+	const char *p, *nl;
 
-	while (i > 0 && (tail[i - 1] == '\n'))
+	while (i > 0 && tail[i - 1] == '\n')
 		i--;
-	/* back over whole lines until `lines` runs of equal lines are in */
-	for (start = i; start > 0 && seen < lines; start = b) {
-		if (start < i)
-			start--;	/* the newline ending the line before */
-		for (b = start; b > 0 && tail[b - 1] != '\n'; b--)
-			;
-		if (prev == NULL || start - b != plen ||
-		    memcmp(tail + b, prev, plen) != 0)
-			seen++;
-		prev = tail + b;
-		plen = start - b;
+	for (p = tail; p < tail + i; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(tail + i - p))) == NULL)
+			nl = tail + i;
+		l[n].p = p;
+		l[n++].n = (size_t)(nl - p);
 	}
-	prev = NULL;
-	for (line = tail + start; line < tail + i; line += len + 1) {
-		nl = memchr(line, '\n', (size_t)(tail + i - line));
-		len = nl != NULL ? (size_t)(nl - line) : (size_t)(tail + i - line);
-		if (prev != NULL && len == plen && memcmp(line, prev, len) == 0) {
-			rep++;
-			continue;
-		}
-		if (rep > 0)
-			fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
-			    rep == 1 ? "" : "s");
-		rep = 0;
-		fprintf(stderr, "  | %.*s\n", (int)len, line);
-		prev = line;
-		plen = len;
+	for (k = 0; k < n; k += item[2 * ni] * (r + 1), ni++) {
+		item[2 * ni] = tail_block(l, n, k, &r);
+		item[2 * ni + 1] = r;
 	}
-	if (rep > 0)
-		fprintf(stderr, "  | ... repeated %d more time%s\n", rep,
-		    rep == 1 ? "" : "s");
+	/* back over whole items until `lines` lines are in */
+	for (k = ni; k > 0 && shown + item[2 * (k - 1)] +
+	    (item[2 * k - 1] > 0) <= (size_t)lines; k--)
+		shown += item[2 * (k - 1)] + (item[2 * k - 1] > 0);
+	if (k == ni && ni > 0)
+		k--;	/* one item at least, however long */
+	for (i = 0, r = 0; r < k; r++)
+		i += item[2 * r] * (item[2 * r + 1] + 1);
+	for (; k < ni; k++) {
+		tail_item(l + i, item[2 * k], item[2 * k + 1]);
+		i += item[2 * k] * (item[2 * k + 1] + 1);
+	}
+	free(l);
+	free(item);
 	fflush(stderr);
 }
 
@@ -2133,7 +2312,7 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 		*outn += k;
 		o->out[*outn] = '\0';
 	} else if (vflag && !qflag) {
-		fwrite(buf, 1, k, stdout);
+		put_output(stdout, buf, k);
 		fflush(stdout);
 	}
 }
@@ -2316,13 +2495,29 @@ run(char *const argv[], const struct runopts *o, struct result *res)
 	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* what a signal that stopped deploy means to the person who sent it */
+static const char *
+sig_said(int s)
+{
+	static char buf[64];
+
+	if (s == SIGINT)
+		return "interrupted by SIGINT (Ctrl-C)";
+	if (s == SIGTERM)
+		return "interrupted by SIGTERM";
+	if (s == SIGHUP)
+		return "interrupted by SIGHUP (the terminal went away)";
+	snprintf(buf, sizeof(buf), "interrupted by signal %d", s);
+	return buf;
+}
+
 static const char *
 why_failed(const struct result *r, const char *argv0, long tmo)
 {
 	static char buf[256];
 
 	if (r->signo)
-		snprintf(buf, sizeof(buf), "stopped by signal %d", r->signo);
+		snprintf(buf, sizeof(buf), "%s", sig_said(r->signo));
 	else if (r->timedout)
 		snprintf(buf, sizeof(buf), "timed out after %lds (timeout)", tmo);
 	else if (r->execerr)
@@ -2459,11 +2654,17 @@ static void
 step_fail(const char *name, const char *why, int showtail)
 {
 	const char *t = elapsed();
+	int intr = gotsig && !late;
 
-	logf_("== [%d] %s FAILED %s: %s\n", stepno, name, t, why);
+	/* a step ended by our own signal did not fail: it was stopped */
+	if (intr && strncmp(why, "interrupted ", 12) == 0)
+		why += 12;
+	logf_("== [%d] %s %s %s: %s\n", stepno, name, intr ? "interrupted" :
+	    "FAILED", t, why);
 	live_clear();
-	fprintf(stderr, "[%d] %s %s %s: %s\n", stepno, name, colour_err ?
-	    "\033[1;31mFAILED\033[0m" : "FAILED", t, why);
+	fprintf(stderr, "[%d] %s %s %s: %s\n", stepno, name, intr ?
+	    "interrupted" : colour_err ? "\033[1;31mFAILED\033[0m" : "FAILED",
+	    t, why);
 	if (showtail && taillen > 0)
 		tail_show(20);
 	fflush(stderr);
@@ -4751,9 +4952,11 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 	    "-r", reqpath, (char *)NULL);
 	o->out = out;
 	o->outlen = DRYRUN_MAX;
+	o->bothout = 1;	/* pip's ERROR lines say whether to build from nothing */
 	if (derive_run(argv, o, why, wl) == -1)
 		goto out;
 	o->out = NULL;
+	o->bothout = 0;
 	if (strlen(out) >= DRYRUN_MAX - 1 || (want = dryrun_dists(out)) == NULL) {
 		snprintf(why, wl, "pip's dry run did not say what it would "
 		    "install");
@@ -4778,6 +4981,7 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 out:
 	o->out = NULL;
 	o->outlen = 0;
+	o->bothout = 0;
 	free_words(argv);
 	if (want != NULL)
 		free_words(want);
@@ -4789,15 +4993,41 @@ out:
 }
 
 /*
+ * The venv and pip lines of a derive, written once pip is done: the venv
+ * step's time is the copy's, the pip step's its own.
+ */
+static void
+derive_lines(const char *src, double t0, double t1, const char *fail)
+{
+	size_t keep = taillen;
+
+	stepstart = now() - (t1 - t0);
+	step_ok_derived(src);
+	step_begin("pip");
+	taillen = keep;		/* pip's output, for a failure's tail */
+	stepstart = t1;
+	if (fail == NULL)
+		step_ok("pip");
+	else
+		step_fail("pip", fail, 1);
+}
+
+/*
  * venvs/KEY from the venvs/SRC nearest to it, as the venv and pip steps:
- * 0 done; -1 failed (logged, the half-made venv removed): build from
- * nothing instead. A signal ends the build.
+ * 0 done; -1 failed (logged, the half-made venv removed) with the venv
+ * step still open: build_venv builds from nothing in it, and note says
+ * why. When pip failed for a reason a fresh build meets too (the index
+ * unreachable, a hash mismatch, no matching distribution), the pip step
+ * fails and so does the build. A signal ends the build.
  */
 static int
 derive_venv(const char *sha, int vfd, const char *key, const char *src,
-    const char *seeds, const char *reqpath, struct runopts *o)
+    const char *seeds, const char *reqpath, struct runopts *o, char *note,
+    size_t nl)
 {
-	char why[PATH_MAX + 256] = "";
+	char why[PATH_MAX + 256] = "", fail[PATH_MAX + 384];
+	const char *lasting = NULL;
+	double t0, t1;
 	struct vcopy c;
 	int r = -1;
 
@@ -4807,27 +5037,37 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 	c.fromlen = strlen(c.from);
 	c.tolen = strlen(c.to);
 	step_begin("venv");
+	t0 = stepstart;
 	logf_("deriving %s from %s\n", c.to, c.from);
 	if (derive_copy(vfd, src, key, &c, why, sizeof(why)) == 0) {
-		step_ok_derived(src);
-		step_begin("pip");
+		t1 = now();
+		logf_("pip, in the copy\n");
 		if ((r = derive_pip(c.to, reqpath, seeds, o, why,
 		    sizeof(why))) == 0)
-			step_ok("pip");
+			derive_lines(src, t0, t1, NULL);
+		else if (!gotsig && (lasting = pip_lasting(tail, taillen)) !=
+		    NULL) {
+			snprintf(fail, sizeof(fail), "%s (%s: a venv built from "
+			    "nothing would fail the same)", printable(why),
+			    lasting);
+			derive_lines(src, t0, t1, fail);
+		}
 	}
 	if (r == -1) {
-		if (!gotsig) {
+		remove_in(vfd, "venvs", key);
+		if (!gotsig && lasting == NULL) {
 			logf_("venv derive failed: %s; building from nothing\n",
 			    why);
-			warnx("venv derive failed: %s; building from nothing",
-			    printable(why));
+			snprintf(note, nl, "built from nothing: deriving from "
+			    "venvs/%s failed: %s", src, printable(why));
 		}
-		remove_in(vfd, "venvs", key);
 	}
 	free((char *)c.from);
 	free((char *)c.to);
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
+	if (lasting != NULL)
+		fail_build(sha, EXIT_FAILED);
 	return r;
 }
 
@@ -4882,14 +5122,19 @@ read_requirements(const char *sha, const char *rdir, char **reqpath,
  */
 static void
 build_venv(const char *sha, const char *vpath, const char *reqpath,
-    int haveq, struct runopts *o, char **seeds)
+    int haveq, struct runopts *o, char **seeds, const char *note)
 {
 	struct result r;
 	char **argv;
 
 	argv = words_plus(cfg.virtualenv, vpath, (char *)NULL);
-	if (run_step("venv", argv, o, &r) == -1)
+	if (note == NULL)
+		step_begin("venv");	/* else a failed derive's step goes on */
+	if (run(argv, o, &r) == -1) {
+		step_fail("venv", why_failed(&r, argv[0], o->timeout), 1);
 		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	}
+	step_done("venv", note);
 	free_words(argv);
 	if (seeds != NULL)
 		*seeds = venv_seeds(vpath);
@@ -4929,6 +5174,7 @@ static void
 step_venv_pip(const char *sha, const char *rdir)
 {
 	char *reqpath, *buf, key[17], *vpath, src[17], *seeds = NULL, *rec;
+	char note[PATH_MAX + 384];
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	unsigned long long h = 1469598103934665603ULL, base = h;
 	char *extra[3] = { NULL, NULL, NULL };
@@ -4957,7 +5203,7 @@ step_venv_pip(const char *sha, const char *rdir)
 	vpath = shared ? fmtpath("%s/venvs/%s", root, key) :
 	    fmtpath("%s/.venv", rdir);
 	if (!shared) {
-		build_venv(sha, vpath, reqpath, buf != NULL, &o, NULL);
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, NULL, NULL);
 		goto done;
 	}
 	mkdirat(rootfd, "venvs", 0755);
@@ -4973,11 +5219,13 @@ step_venv_pip(const char *sha, const char *rdir)
 	}
 	remove_in(vfd, "venvs", key);	/* a broken one is never reused */
 	/* changed requirements: from the nearest venv when there is one */
+	note[0] = '\0';
 	if (buf == NULL || derive_source(vfd, base, buf, len, key, src,
 	    &seeds) == -1 || derive_venv(sha, vfd, key, src, seeds, reqpath,
-	    &o) == -1) {
+	    &o, note, sizeof(note)) == -1) {
 		free(seeds);
-		build_venv(sha, vpath, reqpath, buf != NULL, &o, &seeds);
+		build_venv(sha, vpath, reqpath, buf != NULL, &o, &seeds,
+		    note[0] ? note : NULL);
 	}
 	rec = venv_record(base, seeds, buf ? buf : "", len, &recn);
 	mark_venv_done(key, rec, recn);
@@ -5743,6 +5991,7 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
+	notify_due = 1;
 	fd = releases_fd(0);
 	if (fstatat(fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		die(EXIT_FAILED, "%s exists, but deploy did not build it: move "
@@ -6841,13 +7090,23 @@ finish_pending(void)
 {
 	struct pending p;
 
+	int st;
+
 	pending_read(&p);
 	if (p.state == P_NONE)
 		return EXIT_OK;
 	say("the last run stopped after switching to %.12s (%s): finishing "
 	    "it now", p.sha, pnames[p.state]);
 	open_log(p.sha, 0);
-	return finish_switch(&p);
+	notify_due = 1;
+	st = finish_switch(&p);
+	if (st != EXIT_OK) {
+		/* the run ends here: notify names the release that failed,
+		 * its log, and the one switched back to (now current) */
+		copy_sha(notify_rev, p.sha);
+		copy_sha(notify_prev, p.prev);
+	}
+	return st;
 }
 
 /*
@@ -6861,6 +7120,7 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	struct pending p;
 	int st;
 
+	notify_due = 1;
 	memset(&p, 0, sizeof(p));
 	copy_sha(p.sha, sha);
 	copy_sha(p.prev, prev);
@@ -6949,8 +7209,6 @@ sb_add(struct sbuf *b, const char *s, size_t n)
 	b->n += n;
 	b->p[b->n] = '\0';
 }
-
-static int utf8_len(const unsigned char *);
 
 /* a JSON string of at most max bytes of s, or null */
 static void
@@ -7179,8 +7437,6 @@ audit_event(const char *event, int status, const char *rev, const char *prev,
 
 /* ---- notify: told after every deploy, activate and rollback ---- */
 
-static const char *notify_event;	/* set once the lock is ours */
-static char notify_rev[65], notify_prev[65];
 
 static void
 run_notify(int status)
@@ -7225,7 +7481,7 @@ leave(int status)
 	if (audit_cmd != NULL && !(audit_skip && status == EXIT_OK))
 		audit_event(audit_cmd, status, notify_rev, notify_prev,
 		    audit_detail);
-	if (notify_event != NULL && cfg.notify != NULL)
+	if (notify_event != NULL && notify_due && cfg.notify != NULL)
 		run_notify(status);
 	fflush(stdout);
 	exit(status);
@@ -7307,7 +7563,13 @@ static const char conf_template[] =
 "# link =                    # paths under shared/ linked into each release\n"
 "# envfile =                 # KEY=VALUE file under shared/ for build, test\n"
 "#                           # and check\n"
-"# timeout = 1800            # seconds one step may run; 0 for none\n";
+"# timeout = 1800            # seconds one step may run; 0 for none\n"
+"# migrate =                 # after the tests, right before the switch\n"
+"#                           # (python manage.py migrate --noinput)\n"
+"# notify =                  # after every deploy, activate and rollback\n"
+"#                           # that built, switched or failed; gets\n"
+"#                           # DEPLOY_EVENT, DEPLOY_STATUS, DEPLOY_REVISION,\n"
+"#                           # DEPLOY_PREVIOUS, DEPLOY_LOG\n";
 
 /* shared/deploy.conf: written when absent, else only compared */
 static void
@@ -7718,7 +7980,12 @@ dry_run_deploy(const char *ref, int prepare_only)
 	if (cfg.verify != VERIFY_OFF && (st = dry_run_verify(ref, sha)) != 0)
 		return st;
 	i = release_find(rel, nrel, sha);
-	if (strcmp(sha, cursha) == 0)
+	if (strcmp(sha, cursha) == 0 && i >= 0 && rel[i].state == R_FAILED)
+		say("%s is current but failed its last restart or check: "
+		    "would %s", sha, prepare_only ? "do nothing (it is built)" :
+		    "restart and check it again (a live release is never "
+		    "rebuilt)");
+	else if (strcmp(sha, cursha) == 0)
 		say("%s is current: nothing to do", sha);
 	else if (i >= 0 && rel[i].state == R_COMPLETE) {
 		say("would switch to the existing release %s", sha);
@@ -8012,9 +8279,12 @@ cmd_log(const char *rev)
 		    strerror(errno));
 	closedir(dp);
 	fflush(stdout);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (write_all(1, buf, (size_t)n) == -1)
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		put_output(stdout, buf, (size_t)n);
+		if (ferror(stdout))
 			break;
+	}
+	fflush(stdout);
 	close(fd);
 	return EXIT_OK;
 }
@@ -8033,42 +8303,14 @@ need_deploy_root(void)
 		    STATE);
 }
 
-/* bytes of the UTF-8 sequence at s, or 0 when it is not a valid one */
-static int
-utf8_len(const unsigned char *s)
-{
-	int n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
-	    s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-	for (i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* a JSON string; what is not valid UTF-8 becomes U+FFFD */
 static void
 json_str(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	int n;
+	char *q = json_quote(s);
 
-	putchar('"');
-	for (; *p; p += n ? n : 1) {
-		n = utf8_len(p);
-		if (n == 0)
-			fputs("\\ufffd", stdout);
-		else if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			fwrite(p, 1, (size_t)n, stdout);
-	}
-	putchar('"');
+	fputs(q, stdout);
+	free(q);
 }
 
 /* a string field, or null when s is NULL or empty */
@@ -8148,7 +8390,7 @@ static char (*release_subjects(void))[SUBJ]
 				continue;
 			*sp = '\0';
 			if ((k = release_find(rel, nrel, line)) >= 0)
-				cut_utf8(subj[k], printable(sp + 1), SUBJ);
+				cut_utf8(subj[k], sp + 1, SUBJ);
 		}
 	free(out);
 	free_words(argv);
@@ -8199,7 +8441,7 @@ cmd_list(void)
 		/* padded columns, but no trailing spaces */
 		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %-8s  %s%s%s",
 		    rel[i].name, state_name(rel[i].state),
-		    fmttime(rel[i].completed), mark, subj[i],
+		    fmttime(rel[i].completed), mark, printable(subj[i]),
 		    *signer_of(rel[i].name, who, sizeof(who)) ? "  signed by " : "",
 		    who);
 		if (n < 0)

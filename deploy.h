@@ -130,5 +130,29 @@ void	sha256_update(struct sha256 *, const void *, size_t);
 void	sha256_final(struct sha256 *, unsigned char out[32]);
 /* The digest of p as 64 lowercase hex digits and a NUL. */
 void	sha256_hex(const void *p, size_t n, char out[65]);
+/* Bytes of the UTF-8 sequence at s, or 0 when it is not one RFC 3629
+ * allows (no overlong form, surrogate or code point past U+10FFFF). */
+int	utf8_len(const unsigned char *s);
+/* s as a quoted JSON string (malloc'd): controls escaped as JSON does,
+ * each byte that is not valid UTF-8 as \ufffd. */
+char   *json_quote(const char *s);
+
+/* src as cat -v shows it, into dst (2 * n bytes at most): control
+ * characters but tab and newline as ^X, DEL as ^?; returns the length. */
+size_t	cat_v(char *dst, const char *src, size_t n);
+
+/* One line of a step's output, for collapsing a repeated block. */
+struct tline {
+	const char	*p;
+	size_t		 n;
+};
+#define TAIL_BLOCK	10	/* lines a repeated block may have */
+/* At l[i], the block of lines (its length returned) repeated most often
+ * right after it, *reps more times (0: none). */
+size_t	tail_block(const struct tline *l, size_t n, size_t i, size_t *reps);
+
+/* Whether pip's output (buf, len) says it failed for a reason a venv
+ * built from nothing would meet too: what it is, or NULL. */
+const char *pip_lasting(const char *buf, size_t len);
 
 #endif

@@ -24,5 +24,10 @@ host=$(hostname)
 text="$DEPLOY_EVENT of $rev on $host (was $prev) by ${DEPLOY_ACTOR:-?}: $what"
 # JSON-escape the text: backslashes and quotes
 json=$(printf '%s' "$text" | sed 's/\\/\\\\/g; s/"/\\"/g')
-exec curl -fsS --max-time 10 -H 'Content-Type: application/json' \
-    --data "{\"text\": \"$json\"}" "$SLACK_WEBHOOK_URL"
+# The webhook's URL is a secret: never on curl's command line, which every
+# local user can read (ps, /proc/PID/cmdline). URL and body go to curl on
+# stdin, as a config file (curl -K -), quoted as curl's config wants.
+q() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+printf 'url = "%s"\ndata-binary = "%s"\n' "$(q "$SLACK_WEBHOOK_URL")" \
+    "$(q "{\"text\": \"$json\"}")" |
+	curl -fsS --max-time 10 -H 'Content-Type: application/json' -K -

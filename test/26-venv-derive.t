@@ -103,8 +103,12 @@ printf 'appdep==2.0\nhelper==1.0\n' >"$APP/requirements.txt"
 D=$(new_commit d)
 run_deploy deploy
 rc_is 0 "deploy D while C's venv is broken"
-like "$(err)" "*venv derive failed: *; building from nothing*" "it says the derive failed"
-grep_ok "and the log too" "$ROOT/.deploy/logs/$D.log" '^venv derive failed: .*; building from nothing'
+grep_ok "one venv line says it was built from nothing, and why" "$T/out" \
+    "^\[4\] venv ok [0-9.]+s \(built from nothing: deriving from venvs/$K3 failed: .*\)\$"
+is "$(grep -c '^\[[0-9]*\] venv ' "$T/out")" 1 "one venv line, not two"
+is "$(grep -o '^\[[0-9]*\]' "$T/out" | tr -d '[]' | tr '\n' ' ')" "1 2 3 4 5 6 7 8 9 10 11 12 " \
+    "steps numbered without gaps"
+grep_ok "the log says the derive failed" "$ROOT/.deploy/logs/$D.log" '^venv derive failed: .*; building from nothing'
 grep_ok "virtualenv ran" "$ROOT/.deploy/logs/$D.log" '^\$ virtualenv'
 K4=$(key_of "$D")
 fresh "$T/freshD"
@@ -113,14 +117,30 @@ run "$ROOT/venvs/$K4/bin/python" -c 'import helper, appdep; print(appdep.VERSION
 is "$(out)" "2.0" "and works"
 ok "the app runs from D" app_runs_from "$D"
 
+# a derive whose pip fails for a reason a fresh build meets too (no
+# matching distribution) fails the pip step once: no build from nothing
+printf 'appdep==2.0\nhelper==1.0\nnosuch==1.0\n' >"$APP/requirements.txt"
+E=$(new_commit e)
+run_deploy deploy
+rc_is 1 "deploy E, a requirement no index has: exit 1"
+grep_ok "the venv line says derived" "$T/out" "^\[4\] venv ok [0-9.]+s \(derived from venvs/$K4\)\$"
+grep_ok "pip fails once, saying why" "$T/err" \
+    '^\[5\] pip FAILED [0-9.]+s: pip: exit status 1 \(no matching distribution: a venv built from nothing would fail the same\)$'
+grep_ok "with pip's own words" "$T/err" '^  \| ERROR: No matching distribution found for nosuch==1.0'
+is "$(cat "$T/out" "$T/err" | grep -c '^\[[0-9]*\] \(venv\|pip\) ')" 2 "one venv and one pip line"
+grep_nok "virtualenv did not run" "$ROOT/.deploy/logs/$E.log" '^\$ virtualenv'
+grep_nok "no build from nothing" "$T/err" 'building from nothing'
+printf 'appdep==2.0\nhelper==1.0\n' >"$APP/requirements.txt"
+new_commit e-fixed >/dev/null
+
 # exactly one leaf dropped (helper, which nothing else needs): pip
 # uninstalls it alone. The comment gives the file new bytes (a venv of its
 # own) for C's requirements, so C's fresh build is the reference.
 printf '# helper dropped\nappdep==2.0\n' >"$APP/requirements.txt"
-E=$(new_commit e)
+E2=$(new_commit e2)
 run_deploy deploy
-rc_is 0 "deploy E, helper dropped"
-K5=$(key_of "$E")
+rc_is 0 "deploy E2, helper dropped"
+K5=$(key_of "$E2")
 grep_ok "derived from D's, the current one" "$T/out" \
     "^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/$K4\)\$"
 is "$(freeze "$ROOT/venvs/$K5")" "$(freeze "$T/freshC")" \

@@ -406,6 +406,120 @@ test_verify_keys(void)
 	config_free(&c);
 }
 
+static int
+quoted(const char *in, const char *want)
+{
+	char *q = json_quote(in);
+	int r = strcmp(q, want) == 0;
+
+	if (!r)
+		printf("# json_quote gave %s, not %s\n", q, want);
+	free(q);
+	return r;
+}
+
+static void
+test_utf8(void)
+{
+	static const struct {
+		const char	*s;
+		int		 len;
+		const char	*what;
+	} u[] = {
+		{ "a", 1, "ASCII" },
+		{ "\xc3\xa9", 2, "U+00E9" },
+		{ "\xc2\x80", 2, "U+0080, the lowest two-byte form" },
+		{ "\xc1\xbf", 0, "C1 lead: overlong" },
+		{ "\xe2\x82\xac", 3, "U+20AC" },
+		{ "\xe0\x80\xaf", 0, "E0 80: overlong" },
+		{ "\xe0\xa0\x80", 3, "E0 A0 80: U+0800" },
+		{ "\xed\x9f\xbf", 3, "U+D7FF" },
+		{ "\xed\xa0\x80", 0, "ED A0: a surrogate" },
+		{ "\xed\xbf\xbf", 0, "ED BF: a surrogate" },
+		{ "\xef\xbf\xbd", 3, "U+FFFD" },
+		{ "\xf0\x80\x80\xaf", 0, "F0 80: overlong" },
+		{ "\xf0\x90\x80\x80", 4, "U+10000" },
+		{ "\xf4\x8f\xbf\xbf", 4, "U+10FFFF" },
+		{ "\xf4\x90\x80\x80", 0, "F4 90: past U+10FFFF" },
+		{ "\xf5\x80\x80\x80", 0, "F5 lead" },
+		{ "\xff", 0, "FF lead" },
+		{ "\x80", 0, "a lone continuation byte" },
+		{ "\xe2\x82", 0, "cut short" },
+		{ "\xe2\x82(", 0, "a non-continuation third byte" },
+	};
+	size_t i;
+	char what[128];
+
+	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		snprintf(what, sizeof(what), "utf8_len: %s is %d", u[i].what,
+		    u[i].len);
+		ok(utf8_len((const unsigned char *)u[i].s) == u[i].len, what);
+	}
+	ok(quoted("a\tb\nc\rd\be\ff", "\"a\\tb\\nc\\rd\\be\\ff\""),
+	    "json_quote: \\t \\n \\r \\b \\f as JSON writes them");
+	ok(quoted("\x01\x1b[2J\x7f", "\"\\u0001\\u001b[2J\\u007f\""),
+	    "json_quote: other controls as \\u00XX");
+	ok(quoted("say \"hi\" \\o/", "\"say \\\"hi\\\" \\\\o/\""),
+	    "json_quote: quote and backslash escaped");
+	ok(quoted("\xed\xa0\x80x\xf5\xc3\xa9", "\"\\ufffd\\ufffd\\ufffdx\\ufffd\xc3\xa9\""),
+	    "json_quote: each invalid byte a U+FFFD, valid UTF-8 kept");
+	ok(quoted(NULL, "\"\""), "json_quote: NULL is the empty string");
+}
+
+static void
+test_output(void)
+{
+	static const char *b[] = { "x", "a", "b", "c", "d", "a", "b", "c", "d",
+	    "a", "b", "c", "d", "y", "y", "y", "a", "b", "a" };
+	struct tline l[sizeof(b) / sizeof(b[0])];
+	char out[64];
+	size_t i, r, n = sizeof(b) / sizeof(b[0]);
+
+	ok(cat_v(out, "a\033[2J\r\n\tb\x7f\x01\xc3\xa9", 13) == 17 &&
+	    memcmp(out, "a^[[2J^M\n\tb^?^A\xc3\xa9", 17) == 0,
+	    "cat_v: ESC ^[, CR ^M, DEL ^?, ^A; newline, tab and UTF-8 kept");
+	for (i = 0; i < n; i++) {
+		l[i].p = b[i];
+		l[i].n = strlen(b[i]);
+	}
+	ok(tail_block(l, n, 0, &r) == 1 && r == 0, "tail_block: x alone");
+	ok(tail_block(l, n, 1, &r) == 4 && r == 2,
+	    "tail_block: a 4-line block, then 2 more times");
+	ok(tail_block(l, n, 13, &r) == 1 && r == 2, "tail_block: y 3 times");
+	ok(tail_block(l, n, 16, &r) == 1 && r == 0,
+	    "tail_block: a b a is no repeat");
+	ok(tail_block(l, 3, 1, &r) == 1 && r == 0, "tail_block: stays in n");
+}
+
+static int
+lasting(const char *out, const char *want)
+{
+	const char *r = pip_lasting(out, strlen(out));
+
+	return want == NULL ? r == NULL : r != NULL && strcmp(r, want) == 0;
+}
+
+static void
+test_pip(void)
+{
+	ok(lasting("ERROR: Could not find a version that satisfies the "
+	    "requirement nosuch==1.0 (from versions: none)\nERROR: No matching "
+	    "distribution found for nosuch==1.0\n", "no matching distribution"),
+	    "pip_lasting: no matching distribution");
+	ok(lasting("WARNING: Retrying ... after connection broken by "
+	    "'NewConnectionError(': Failed to establish a new connection: "
+	    "[Errno 111] Connection refused')'\nERROR: No matching distribution "
+	    "found for x\n", "the package index could not be reached"),
+	    "pip_lasting: the index unreachable wins over no distribution");
+	ok(lasting("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE "
+	    "REQUIREMENTS FILE.\n", "a hash does not match"),
+	    "pip_lasting: a hash mismatch");
+	ok(lasting("ERROR: Cannot uninstall 'x'. It is a distutils installed "
+	    "project\n", NULL), "pip_lasting: anything else: NULL");
+	ok(pip_lasting("No matching distribution found", 10) == NULL,
+	    "pip_lasting: only len bytes are read");
+}
+
 int
 main(void)
 {
@@ -418,6 +532,9 @@ main(void)
 	test_reqs();
 	test_sha256();
 	test_verify_keys();
+	test_utf8();
+	test_output();
+	test_pip();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
