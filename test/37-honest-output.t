@@ -162,7 +162,7 @@ curl_waits() {
 ok "curl is running, waiting for the listener" wait_for 10 curl_waits
 seen=
 for f in /proc/[0-9]*/cmdline; do
-	tr '\0' ' ' <"$f" 2>/dev/null | grep -q "$SECRET" && seen="$seen $f"
+	{ tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "$SECRET" && seen="$seen $f"
 done
 is "$seen" "" "the webhook's secret is in no process's argv"
 kill "$slack" "$mute" 2>/dev/null
