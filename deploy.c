@@ -3180,6 +3180,8 @@ mark_venv_done(const char *key, const char *rec, size_t n)
 
 /* Removes the partial release and exits with status. */
 static void fail_build(const char *sha, int status);
+static int converge(int byhand, int *acted);
+static const char *notify_event;	/* set once the lock is ours */
 
 /* ---- a new venv derived from the most similar one ---- */
 
@@ -4171,6 +4173,11 @@ fail_build(const char *sha, int status)
 		    "%.12s; current is unchanged", status - 128, sha);
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
+	/* current stays: it runs, as a run with nothing to build makes sure;
+	 * a broken head must not keep a rebooted site down */
+	if (status == EXIT_FAILED && notify_event != NULL &&
+	    converge(0, NULL) == EXIT_STUCK)
+		status = EXIT_STUCK;
 	leave(status);
 }
 
@@ -4485,8 +4492,11 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 		if (two_words(line, m[n].name, sizeof(m[n].name), m[n].state,
 		    sizeof(m[n].state)) != 2)
 			continue;
+		/* the exact name, or a process of the group NAME ("web:web_0") */
 		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
-		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0)
+		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0 &&
+		    (strncmp(m[n].name, name, strlen(name)) != 0 ||
+		    m[n].name[strlen(name)] != ':'))
 			continue;
 		m[n].pid = (p = strstr(line, "pid ")) ? strtol(p + 4, NULL,
 		    10) : 0;
@@ -4505,7 +4515,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	    (char *)NULL);
 	struct member m;
 	struct result r;
-	double end, settled = 0;
+	double begun, end, settled = 0;
 	long firstpid = -1;
 
 	memset(&m, 0, sizeof(m));
@@ -4517,7 +4527,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 		return -1;
 	}
 	free_words(argv);
-	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
+	begun = now();	/* this process's own time, not the step's */
+	end = begun + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
 		if (group_members(sha, name, &m, 1) != 1) {
 			snprintf(m.state, sizeof(m.state), "UNKNOWN");
@@ -4541,7 +4552,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 		}
 		if (now() >= end) {
 			snprintf(why, wl, "%.255s is still %s after %lds", name,
-			    m.state, (long)(end - stepstart));
+			    m.state, (long)(end - begun));
 			return -1;
 		}
 		poll(NULL, 0, 200);
@@ -5174,9 +5185,139 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	return finish_switch(&p);
 }
 
+/*
+ * ---- converging: the program runs the release current names ----
+ *
+ * Between runs a reboot (autostart=false), a crash that used up
+ * startretries or a hand-typed "supervisorctl stop" can leave the program
+ * down while current says all is well. So every command that takes the
+ * lock and switches nothing itself ends by looking: every process of the
+ * program RUNNING and, where /proc shows it, working in the release
+ * current names. If not, it restarts the program and checks it, and says
+ * so in one line. A release that already passed its check is never
+ * switched away from here: when it does not come up the cause may be
+ * elsewhere (a database down), so a person decides (exit 5).
+ * Without program (restart = only) there is nothing to look at.
+ */
+
+/* The release a process works in, from /proc: its sha, or "" when it
+ * works elsewhere or /proc does not say (another user's process). */
+static void
+proc_release(long pid, char sha[65])
+{
+	char path[64], cwd[PATH_MAX], *p, *e;
+	size_t rl = strlen(root);
+	ssize_t k;
+
+	sha[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/cwd", pid);
+	if ((k = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
+		return;
+	cwd[k] = '\0';
+	if (strncmp(cwd, root, rl) != 0 || strncmp(cwd + rl, "/releases/",
+	    10) != 0)
+		return;
+	p = cwd + rl + 10;
+	if ((e = strchr(p, '/')) != NULL || (e = strchr(p, ' ')) != NULL)
+		*e = '\0';	/* a pruned release reads "SHA (deleted)" */
+	if (is_sha(p))
+		copy_sha(sha, p);
+}
+
+/* what is wrong with the program, in what; 0 when nothing is */
+static int
+program_wrong(char *what, size_t wl)
+{
+	static struct member m[MAXMEMBERS];
+	char rs[65];
+	int n, i;
+
+	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) == 0) {
+		snprintf(what, wl, "supervisorctl status %s names no process",
+		    cfg.program);
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		proc_release(m[i].pid, rs);
+		if (strcmp(m[i].state, "RUNNING") != 0)
+			snprintf(what, wl, "%s %.255s was %s", strcmp(m[i].name,
+			    cfg.program) == 0 ? "program" : "process", m[i].name,
+			    m[i].state);
+		else if (rs[0] && strcmp(rs, cursha) != 0)
+			snprintf(what, wl, "%s %.255s ran %.12s, not current",
+			    strcmp(m[i].name, cfg.program) == 0 ? "program" :
+			    "process", m[i].name, rs);
+		else
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static int paused_by(char *who, size_t wl);
+
+/*
+ * byhand: a person asked for this run (activate, resume), so a pause
+ * does not hold it. *acted (may be NULL): 1 when it restarted the program.
+ * EXIT_OK, EXIT_STUCK, or 128+N.
+ */
+static int
+converge(int byhand, int *acted)
+{
+	char what[400], again[400], who[600];
+	int st;
+
+	if (acted != NULL)
+		*acted = 0;
+	if (cfg.program == NULL || cursha[0] == '\0' || nflag)
+		return EXIT_OK;
+	if (!program_wrong(what, sizeof(what)))
+		return EXIT_OK;
+	if (!byhand && paused_by(who, sizeof(who))) {
+		warnx("%s; deploy is paused (%s): not starting it", what, who);
+		return EXIT_OK;
+	}
+	if (acted != NULL)
+		*acted = 1;
+	say("%s: restarting %.12s (current) and checking it", what, cursha);
+	open_log(cursha, 0);
+	late = 1;
+	if (step_restart(cursha) == 0 && (st = step_check(cursha)) != -1) {
+		late = 0;
+		if (st == 1)
+			return 128 + gotsig;
+		if (program_wrong(again, sizeof(again))) {
+			warnx("%s after a restart: the program's directory must "
+			    "be %s/current", again, root);
+			return EXIT_STUCK;
+		}
+		/* even with -q: cron's mail should tell that the site was down */
+		printf("%s: started %.12s and checked\n", what, cursha);
+		return EXIT_OK;
+	}
+	late = 0;
+	warnx("the current release %.12s does not run (%s); it passed its "
+	    "check after its switch, so deploy does not switch away from it "
+	    "on its own: find the cause (its output is below), then 'deploy "
+	    "rollback' if the release is at fault", cursha, what);
+	show_program_output();
+	return EXIT_STUCK;
+}
+
+/* ---- pause and resume ---- */
+
+static int
+paused_by(char *who, size_t wl)
+{
+	(void)who;
+	(void)wl;
+	return 0;
+}
+
 /* ---- notify: told after every deploy, activate and rollback ---- */
 
-static const char *notify_event;	/* set once the lock is ours */
 static char notify_rev[65], notify_prev[65];
 
 static void
@@ -5555,7 +5696,7 @@ cmd_deploy(const char *ref, int prepare_only)
 {
 	char sha[65];
 	long i;
-	int st;
+	int st, acted;
 
 	need_current_sane();
 	preflight(1, !prepare_only);
@@ -5606,8 +5747,9 @@ cmd_deploy(const char *ref, int prepare_only)
 		return EXIT_OK;
 	}
 	if (strcmp(sha, cursha) == 0) {
-		say("%s is already current: nothing to do", sha);
-		return EXIT_OK;
+		if ((st = converge(0, &acted)) == EXIT_OK && !acted)
+			say("%s is already current: nothing to do", sha);
+		return st;
 	}
 	return activate_release(sha, cursha, 1, 1);
 }
@@ -5683,7 +5825,7 @@ cmd_activate(const char *rev, int rollback)
 {
 	char sha[65], from[65], next[65];
 	long i, cur;
-	int st;
+	int st, acted;
 
 	need_current_sane();
 	preflight(0, 1);
@@ -5708,8 +5850,10 @@ cmd_activate(const char *rev, int rollback)
 	copy_sha(sha, rel[i].name);
 	copy_sha(notify_rev, sha);
 	if (strcmp(sha, cursha) == 0 && !nflag) {
-		say("%s is already current: nothing to do", sha);
-		return EXIT_OK;
+		/* by hand: it starts a program that is down, paused or not */
+		if ((st = converge(1, &acted)) == EXIT_OK && !acted)
+			say("%s is already current: nothing to do", sha);
+		return st;
 	}
 	if (nflag) {
 		say("would %sswitch current from %s to %s, restart and check",
@@ -6071,7 +6215,7 @@ cmd_prune(void)
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
 	do_prune(0);
-	return EXIT_OK;
+	return converge(0, NULL);
 }
 
 #ifndef VERSION
