@@ -4942,20 +4942,35 @@ pending_set(struct pending *p, int state)
 /*
  * What a killed run left. A record that no longer fits current (a
  * switch that never happened, a hand-made change) is dropped.
+ * Formats: "STATE SHA PREV PRUNE" (0.4 on; words a later version adds
+ * at the end are ignored, the rule for every state file), and 0098c49's
+ * "SHA PREV", written before its switch and removed after the check: a
+ * switched release whose restart and check are due, no prune.
  */
 static void
 pending_read(struct pending *p)
 {
 	char *buf, st[16] = "", a[80] = "", b[80] = "", c[16] = "", *f[4];
 	size_t len;
-	int i, ok;
+	int i, ok, nf;
 
 	memset(p, 0, sizeof(*p));
 	if ((buf = read_file_at(statefd, "pending", 300, &len, NULL)) == NULL)
 		return;
-	ok = fields(buf, f, 4) == 4 && strlen(f[0]) < sizeof(st) &&
+	nf = fields(buf, f, 4);
+	if (nf == 2 && is_sha(f[0])) {	/* 0098c49's */
+		f[3] = "-";
+		f[2] = f[1];
+		f[1] = f[0];
+		f[0] = "switched";
+		nf = 4;
+	}
+	ok = nf == 4 && strlen(f[0]) < sizeof(st) &&
 	    strlen(f[1]) < sizeof(a) && strlen(f[2]) < sizeof(b) &&
 	    strlen(f[3]) < sizeof(c);
+	if (!ok)
+		warnx("%s/%s/pending: not a record this version reads; "
+		    "dropped", root, STATE);
 	if (ok) {
 		memcpy(st, f[0], strlen(f[0]) + 1);
 		memcpy(a, f[1], strlen(f[1]) + 1);
@@ -4967,6 +4982,9 @@ pending_read(struct pending *p)
 	for (i = P_SWITCHED; ok && i <= P_BACK; i++)
 		if (strcmp(st, pnames[i]) == 0)
 			break;
+	if (ok && i > P_BACK)
+		warnx("%s/%s/pending: state '%s' is not one this version "
+		    "knows; dropped", root, STATE, printable(st));
 	if (!ok || i > P_BACK || (i != P_BACK && strcmp(a, cursha) != 0) ||
 	    (i == P_BACK && strcmp(a, cursha) != 0 && strcmp(b, cursha) != 0)) {
 		unlinkat(statefd, "pending", 0);
