@@ -4931,8 +4931,11 @@ pending_set(struct pending *p, int state)
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
 	    p->prev[0] ? p->prev : "-", p->prune ? "prune" : "-");
-	/* no fsync: after a power cut supervisord starts current anyway */
-	if (replace_file_at(statefd, "pending", buf, (size_t)n, 0) == -1) {
+	/* durable, file and folder, before current moves (switched) and
+	 * before it moves back (back): after a power cut a current without
+	 * its record would run unchecked, and with autostart=false not at
+	 * all; done's unlink may be lost: the next run checks once more */
+	if (replace_file_at(statefd, "pending", buf, (size_t)n, 1) == -1) {
 		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
 		return -1;
 	}
