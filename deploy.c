@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2420,6 +2421,8 @@ end_stale_step(void)
 
 static int venv_done(int vfd, const char *key);
 static int finish_pending(void);
+static int paused_by(char *who, size_t wl);
+static int byhand;	/* activate, rollback, resume: a person asked */
 static void need_current_sane(void);
 
 /*
@@ -2521,6 +2524,7 @@ remove_incomplete_venvs(void)
 static int
 cleanup(void)
 {
+	char who[600];
 	long cur;
 	size_t i;
 	int fd;
@@ -2561,6 +2565,13 @@ cleanup(void)
 		close(fd);
 	scan_releases();
 	remove_incomplete_venvs();
+	if (!byhand && paused_by(who, sizeof(who)) &&
+	    faccessat(statefd, "pending", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* finishing it restarts the program: not on our own */
+		warnx("a switch is pending and deploy is %s: 'deploy resume' "
+		    "or 'deploy activate' finishes it", who);
+		return EXIT_LOCKED;
+	}
 	return finish_pending();
 }
 
@@ -4934,8 +4945,10 @@ pending_set(struct pending *p, int state)
 	/* durable, file and folder, before current moves (switched) and
 	 * before it moves back (back): after a power cut a current without
 	 * its record would run unchecked, and with autostart=false not at
-	 * all; done's unlink may be lost: the next run checks once more */
-	if (replace_file_at(statefd, "pending", buf, (size_t)n, 1) == -1) {
+	 * all. Losing a later state (restarted, checked, done) only makes
+	 * the next run restart and check once more: no fsync for those */
+	if (replace_file_at(statefd, "pending", buf, (size_t)n,
+	    state == P_SWITCHED || state == P_BACK) == -1) {
 		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
 		return -1;
 	}
@@ -4951,7 +4964,7 @@ pending_set(struct pending *p, int state)
  * switched release whose restart and check are due, no prune.
  */
 static void
-pending_read(struct pending *p)
+pending_load(struct pending *p, int drop)
 {
 	char *buf, st[16] = "", a[80] = "", b[80] = "", c[16] = "", *f[4];
 	size_t len;
@@ -4971,7 +4984,7 @@ pending_read(struct pending *p)
 	ok = nf == 4 && strlen(f[0]) < sizeof(st) &&
 	    strlen(f[1]) < sizeof(a) && strlen(f[2]) < sizeof(b) &&
 	    strlen(f[3]) < sizeof(c);
-	if (!ok)
+	if (!ok && drop)
 		warnx("%s/%s/pending: not a record this version reads; "
 		    "dropped", root, STATE);
 	if (ok) {
@@ -4985,12 +4998,13 @@ pending_read(struct pending *p)
 	for (i = P_SWITCHED; ok && i <= P_BACK; i++)
 		if (strcmp(st, pnames[i]) == 0)
 			break;
-	if (ok && i > P_BACK)
+	if (ok && i > P_BACK && drop)
 		warnx("%s/%s/pending: state '%s' is not one this version "
 		    "knows; dropped", root, STATE, printable(st));
 	if (!ok || i > P_BACK || (i != P_BACK && strcmp(a, cursha) != 0) ||
 	    (i == P_BACK && strcmp(a, cursha) != 0 && strcmp(b, cursha) != 0)) {
-		unlinkat(statefd, "pending", 0);
+		if (drop)
+			unlinkat(statefd, "pending", 0);
 		return;
 	}
 	p->state = i;
@@ -5156,7 +5170,7 @@ finish_pending(void)
 {
 	struct pending p;
 
-	pending_read(&p);
+	pending_load(&p, 1);
 	if (p.state == P_NONE)
 		return EXIT_OK;
 	say("the last run stopped after switching to %.12s (%s): finishing "
@@ -5278,6 +5292,9 @@ program_wrong(char *what, size_t wl)
 }
 
 static int paused_by(char *who, size_t wl);
+static void cut_utf8(char *dst, const char *src, size_t n);
+static void need_deploy_root(void);
+static void need_state(void);
 
 /*
  * byhand: a person asked for this run (activate, resume), so a pause
@@ -5327,14 +5344,162 @@ converge(int byhand, int *acted)
 	return EXIT_STUCK;
 }
 
-/* ---- pause and resume ---- */
+/*
+ * ---- pause and resume ----
+ *
+ * .deploy/pause, while deploy is paused (written durably, 0600):
+ *   deploy-pause 1        the format's name and version
+ *   user NAME             who paused (the login name of the uid)
+ *   uid N
+ *   since EPOCH
+ *   reason TEXT           to the end of the line; may be empty
+ * A reader takes the lines whose key it knows and ignores the others, so
+ * a later version 1 file adds keys; version 2 would be one this reader
+ * refuses to take for "not paused" (it reads it as paused, reason
+ * unknown). While paused, deploy and prepare refuse (exit 3), and no run
+ * starts or restarts the program on its own; activate and rollback, by
+ * hand, still work.
+ */
+struct pauserec {
+	char		 user[64];
+	long		 uid;
+	long long	 since;
+	char		 reason[256];
+};
 
+
+/* 1 and *p filled when paused; a pause file it cannot read is a pause */
+static int
+pause_read(struct pauserec *p)
+{
+	char *buf, *line, *save, *sp;
+	size_t len;
+	int version = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->uid = -1;
+	if (statefd == -1 || (buf = read_file_at(statefd, "pause", 4096, &len,
+	    NULL)) == NULL)
+		return statefd != -1 && errno != ENOENT;
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((sp = strchr(line, ' ')) == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "deploy-pause") == 0)
+			version = atoi(sp);
+		else if (version == 1 && strcmp(line, "user") == 0)
+			cut_utf8(p->user, printable(sp), sizeof(p->user));
+		else if (version == 1 && strcmp(line, "uid") == 0)
+			p->uid = strtol(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "since") == 0)
+			p->since = strtoll(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "reason") == 0)
+			cut_utf8(p->reason, printable(sp), sizeof(p->reason));
+	}
+	free(buf);
+	if (version != 1)
+		snprintf(p->reason, sizeof(p->reason), "(a pause file this "
+		    "version does not read: %s/%s/pause)", root, STATE);
+	return 1;
+}
+
+/* "alice (uid 1000) since 2026-11-30 16:00:00: REASON" when paused */
 static int
 paused_by(char *who, size_t wl)
 {
-	(void)who;
-	(void)wl;
-	return 0;
+	struct pauserec p;
+
+	if (!pause_read(&p))
+		return 0;
+	snprintf(who, wl, "paused by %s (uid %ld) since %s%s%s",
+	    p.user[0] ? p.user : "?", p.uid, p.since ? fmttime(p.since) : "?",
+	    p.reason[0] ? ": " : "", p.reason);
+	return 1;
+}
+
+/* deploy and prepare, before and after the lock: a pause refuses them */
+static void
+refuse_if_paused(void)
+{
+	char who[600];
+
+	if (paused_by(who, sizeof(who)))
+		die(EXIT_LOCKED, "deploy is %s; 'deploy resume' ends it "
+		    "(activate and rollback still work)", who);
+}
+
+/*
+ * The one place where a pause or a resume is known to be done (recorded
+ * durably): what else must hear of it (an audit trail) hooks here.
+ */
+static void
+pause_event(const char *event, const struct pauserec *p)
+{
+	if (strcmp(event, "pause") == 0)
+		say("paused by %s (uid %ld)%s%s: deploy and prepare refuse "
+		    "(exit 3) until 'deploy resume'", p->user, p->uid,
+		    p->reason[0] ? ": " : "", p->reason);
+	else
+		say("resumed (was paused by %s since %s)", p->user,
+		    p->since ? fmttime(p->since) : "?");
+}
+
+static int
+cmd_pause(int argc, char **argv)
+{
+	struct pauserec p, old;
+	struct passwd *pw;
+	char buf[1024], *r;
+	size_t rl = 0;
+	int i, n;
+
+	need_deploy_root();
+	need_state();
+	memset(&p, 0, sizeof(p));
+	for (i = 1; i < argc && rl < sizeof(p.reason) - 1; i++)
+		rl += (size_t)snprintf(p.reason + rl, sizeof(p.reason) - rl,
+		    "%s%s", rl ? " " : "", argv[i]);
+	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
+	p.uid = (long)getuid();
+	pw = getpwuid(getuid());
+	r = pw != NULL ? pw->pw_name : "?";
+	cut_utf8(p.user, printable(r), sizeof(p.user));
+	p.since = (long long)time(NULL);
+	if (pause_read(&old))
+		say("already paused by %s: recording this pause instead",
+		    old.user);
+	n = snprintf(buf, sizeof(buf), "deploy-pause 1\nuser %s\nuid %ld\n"
+	    "since %lld\nreason %s\n", p.user, p.uid, p.since, p.reason);
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    replace_file_at(statefd, "pause", buf, (size_t)n, 1) == -1)
+		die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE, strerror(errno));
+	pause_event("pause", &p);
+	return EXIT_OK;
+}
+
+/* resume: the pause ends, then the run converges as one by hand does */
+static int
+cmd_resume(void)
+{
+	struct pauserec p;
+	int st;
+
+	need_current_sane();
+	need_state();
+	byhand = 1;
+	lock_root("resume");
+	if (!pause_read(&p)) {
+		say("not paused");
+	} else {
+		if (unlinkat(statefd, "pause", 0) == -1 || fsync(statefd) == -1)
+			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
+			    strerror(errno));
+		pause_event("resume", &p);
+	}
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
+	return converge(1, NULL);
 }
 
 /* ---- notify: told after every deploy, activate and rollback ---- */
@@ -5720,11 +5885,13 @@ cmd_deploy(const char *ref, int prepare_only)
 	int st, acted;
 
 	need_current_sane();
+	refuse_if_paused();	/* building nothing */
 	preflight(1, !prepare_only);
 	if (nflag)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
+	refuse_if_paused();	/* paused while we waited for the lock */
 	/* from here on, whatever ends the run is told (notify) */
 	if (!prepare_only)
 		notify_event = "deploy";
@@ -5850,6 +6017,7 @@ cmd_activate(const char *rev, int rollback)
 
 	need_current_sane();
 	preflight(0, 1);
+	byhand = 1;	/* a pause does not hold it */
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
@@ -6163,6 +6331,152 @@ cmd_list(void)
 	return EXIT_OK;
 }
 
+/*
+ * status reads deploy.conf only for program and supervisorctl, and never
+ * dies of it: it must answer on a root whose config is broken. A config
+ * it would not trust for a deploy is not used to run supervisorctl.
+ */
+static const char *confopt;	/* -c FILE */
+
+static const char *
+status_config(void)
+{
+	static char why[PATH_MAX + ERRLEN];
+	char *path = confopt ? xstrdup(confopt) : fmtpath("%s/shared/deploy.conf",
+	    root), *buf, err[ERRLEN + PATH_MAX];
+	struct stat st;
+	size_t len;
+	int fd;
+
+	config_init(&cfg);
+	why[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    fstat(fd, &st) == -1)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_mode & 022) != 0)
+		snprintf(why, sizeof(why), "%s: not trusted (owner or mode)",
+		    path);
+	if (fd != -1)
+		close(fd);
+	buf = why[0] ? NULL : read_file_at(AT_FDCWD, path, CONF_MAX, &len,
+	    NULL);
+	if (why[0] == '\0' && buf == NULL)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if (buf != NULL && config_parse(&cfg, buf, len, path, err,
+	    sizeof(err)) == -1)
+		snprintf(why, sizeof(why), "%s", err);
+	free(buf);
+	if (why[0] == '\0' && cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	free(path);
+	return why[0] ? why : NULL;
+}
+
+/* the program's processes: state, pid, release they run */
+static void
+status_program(void)
+{
+	static struct member m[MAXMEMBERS];
+	const char *why = status_config();
+	char rs[65];
+	int n = 0, i;
+
+	if (why == NULL && cfg.program != NULL && cursha[0])
+		n = group_members(cursha, cfg.program, m, MAXMEMBERS);
+	if (jflag) {
+		if (why != NULL || cfg.program == NULL) {
+			printf(", \"program\": null");
+			return;
+		}
+		printf(", \"program\": {");
+		json_field("name", cfg.program, 0);
+		printf(", \"processes\": [");
+		for (i = 0; i < n; i++) {
+			proc_release(m[i].pid, rs);
+			printf("%s{", i ? ", " : "");
+			json_field("name", m[i].name, 0);
+			json_field("state", m[i].state, 1);
+			if (m[i].pid > 0)
+				printf(", \"pid\": %ld", m[i].pid);
+			else
+				printf(", \"pid\": null");
+			json_field("release", rs, 1);
+			printf(", \"current\": %s}", rs[0] &&
+			    strcmp(rs, cursha) == 0 ? "true" : "false");
+		}
+		printf("]}");
+		return;
+	}
+	if (why != NULL) {
+		printf("program: unknown (%s)\n", why);
+		return;
+	}
+	if (cfg.program == NULL) {
+		printf("program: none\n");
+		return;
+	}
+	if (n == 0)
+		printf("program: %s: supervisorctl status names no process\n",
+		    cfg.program);
+	for (i = 0; i < n; i++) {
+		proc_release(m[i].pid, rs);
+		printf("program: %s %s", m[i].name, m[i].state);
+		if (m[i].pid > 0)
+			printf(" pid %ld", m[i].pid);
+		if (rs[0])
+			printf(" (releases/%s%s)", rs, strcmp(rs, cursha) == 0 ?
+			    ", current" : ", NOT current");
+		putchar('\n');
+	}
+}
+
+/* a switch a run left unfinished, and a pause */
+static void
+status_pending_pause(void)
+{
+	static const char *next[] = { "", "restart next", "check next",
+	    "prune next", "switch back next" };
+	struct pending p;
+	struct pauserec pr;
+	int paused = pause_read(&pr);
+
+	memset(&p, 0, sizeof(p));
+	if (statefd != -1)
+		pending_load(&p, 0);
+	if (jflag) {
+		if (p.state == P_NONE)
+			printf(", \"pending\": null");
+		else {
+			printf(", \"pending\": {");
+			json_field("state", pnames[p.state], 0);
+			json_field("sha", p.sha, 1);
+			json_field("previous", p.prev, 1);
+			printf(", \"prune\": %s}", p.prune ? "true" : "false");
+		}
+		if (!paused) {
+			printf(", \"paused\": null");
+			return;
+		}
+		printf(", \"paused\": {");
+		json_field("user", pr.user, 0);
+		printf(", \"uid\": %ld", pr.uid);
+		json_time("since", pr.since);
+		json_field("reason", pr.reason, 1);
+		putchar('}');
+		return;
+	}
+	if (p.state == P_NONE)
+		printf("pending: none\n");
+	else
+		printf("pending: %s %s from %s (%s)\n", pnames[p.state], p.sha,
+		    p.prev[0] ? p.prev : "nothing", next[p.state]);
+	if (paused)
+		printf("paused: by %s (uid %ld) since %s%s%s\n", pr.user, pr.uid,
+		    fmttime(pr.since), pr.reason[0] ? ": " : "", pr.reason);
+	else
+		printf("paused: no\n");
+}
 
 static int
 cmd_status(void)
@@ -6198,9 +6512,12 @@ cmd_status(void)
 			printf(", \"running\": {\"pid\": %ld", pid);
 			json_time("since", t);
 			json_field("command", what, 1);
-			printf("}}\n");
+			printf("}");
 		} else
-			printf(", \"running\": null}\n");
+			printf(", \"running\": null");
+		status_program();
+		status_pending_pause();
+		printf("}\n");
 	} else {
 		if (c == CUR_OK)
 			printf("current: %s (activated %s)\n", cursha,
@@ -6215,6 +6532,8 @@ cmd_status(void)
 			    fmttime(t), what);
 		else
 			printf("running: no\n");
+		status_program();
+		status_pending_pause();
 	}
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }
@@ -6251,7 +6570,8 @@ usage(int status)
 	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
 	    "activate REV\n"
 	    "          rollback [REV] | migrate REV | list | status | log [REV] "
-	    "| prune | help\n",
+	    "| prune\n"
+	    "          pause [REASON] | resume | help\n",
 	    status ? stderr : stdout);
 	leave(status);
 }
@@ -6445,6 +6765,8 @@ static const struct command {
 	{ "status", "status", 0, 0, A_NONE, 0 },
 	{ "log", "log [REV]", 1, 0, A_REV, 0 },
 	{ "prune", "prune", 0, 0, A_NONE, 1 },
+	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0 },
+	{ "resume", "resume", 0, 0, A_NONE, 1 },
 	{ "help", "help", 0, 0, A_NONE, 0 },
 };
 
@@ -6499,6 +6821,10 @@ run_command(const char *cmd, int argc, char *argv[])
 		return cmd_activate(arg, 1);
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(arg);
+	if (strcmp(cmd, "pause") == 0)
+		return cmd_pause(argc, argv);
+	if (strcmp(cmd, "resume") == 0)
+		return cmd_resume();
 	return cmd_prune();
 }
 
@@ -6534,6 +6860,7 @@ main(int argc, char *argv[])
 		argv += optind - 1;
 	}
 	cmdname = cmd;
+	confopt = conf;
 	c = check_args(cmd, argc, argv);
 	if (strcmp(cmd, "help") == 0)
 		usage(0);
