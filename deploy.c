@@ -5294,6 +5294,7 @@ program_wrong(char *what, size_t wl)
 static int paused_by(char *who, size_t wl);
 static void cut_utf8(char *dst, const char *src, size_t n);
 static void need_deploy_root(void);
+static void need_readable(void);
 static void need_state(void);
 
 /*
@@ -5552,6 +5553,8 @@ leave(int status)
 
 /* ---- the commands ---- */
 
+static int state_errno;	/* why .deploy/ did not open; 0 when it did */
+
 static void
 open_root(int create)
 {
@@ -5568,6 +5571,7 @@ open_root(int create)
 		die(EXIT_USAGE, "deploy root %s: %s", root, strerror(errno));
 	statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
+	state_errno = statefd == -1 ? errno : 0;
 }
 
 static void
@@ -6102,6 +6106,7 @@ cmd_log(const char *rev)
 	ssize_t n;
 	DIR *dp;
 
+	need_readable();
 	if (statefd == -1 || (fd = openat(statefd, "logs", O_RDONLY |
 	    O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
 	    (dp = fdopendir(fd)) == NULL)
@@ -6138,12 +6143,55 @@ cmd_log(const char *rev)
 	return EXIT_OK;
 }
 
+/*
+ * What status, list and log read must be readable: a partial answer
+ * ("rollback: none", every release "foreign") would be believed.
+ */
+static void
+unreadable(const char *name, int err)
+{
+	struct stat st;
+
+	if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		die(EXIT_USAGE, "%s/%s: %s (mode %04o, owner uid %ld, we are uid "
+		    "%ld): run this as the deploy user", root, name,
+		    strerror(err), (unsigned)(st.st_mode & 07777),
+		    (long)st.st_uid, (long)geteuid());
+	die(EXIT_USAGE, "%s/%s: %s (we are uid %ld)", root, name,
+	    strerror(err), (long)geteuid());
+}
+
+static void
+need_readable(void)
+{
+	const char *files[] = { STATE "/history", STATE "/logs" };
+	size_t i;
+	int fd;
+
+	if (statefd == -1 && state_errno != ENOENT)
+		unreadable(STATE, state_errno);
+	if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 && errno != ENOENT)
+		unreadable("releases", errno);
+	if (fd != -1)
+		close(fd);
+	for (i = 0; statefd != -1 && i < sizeof(files) / sizeof(files[0]);
+	    i++) {
+		if ((fd = openat(rootfd, files[i], O_RDONLY | O_CLOEXEC |
+		    O_NONBLOCK)) == -1 && errno != ENOENT)
+			unreadable(files[i], errno);
+		if (fd != -1)
+			close(fd);
+	}
+}
+
 /* list and status answer only for a folder that is a deploy root */
 static void
 need_deploy_root(void)
 {
 	struct stat st;
 
+	need_readable();
 	if (statefd == -1 && fstatat(rootfd, "releases", &st,
 	    AT_SYMLINK_NOFOLLOW) == -1 && fstatat(rootfd, "repo", &st,
 	    AT_SYMLINK_NOFOLLOW) == -1)

@@ -17,12 +17,23 @@ ok "A runs" app_runs_from "$A"
 stop_supervisord
 start_supervisord
 is "$(app_state)" STOPPED "after supervisord's restart the program is STOPPED"
+run_deploy status
+like "$(out)" "*program: app STOPPED*" "status shows the program STOPPED"
+run_deploy status --json
+like "$(out)" '*"program": {"name": "app", "processes": \[{"name": "app", "state": "STOPPED", "pid": null, "release": null, "current": false}\]}*' \
+    "status --json shows it too"
 run_deploy -q deploy
 rc_is 0 "cron deploy with nothing new: exit 0"
 ok "it started the current release" app_runs_from "$A"
 like "$(out)" "*program app was STOPPED: started ${A%"${A#????????????}"} and checked*" \
     "it says in one line what it did"
 pid1=$(app_pid)
+run_deploy status
+like "$(out)" "*program: app RUNNING pid $pid1 (releases/$A, current)*" \
+    "status shows the program RUNNING, its pid and release"
+run_deploy status --json
+like "$(out)" "*\"processes\": \\[{\"name\": \"app\", \"state\": \"RUNNING\", \"pid\": $pid1, \"release\": \"$A\", \"current\": true}\\]*" \
+    "status --json: RUNNING, pid, release, current"
 run_deploy deploy
 rc_is 0 "again: exit 0"
 like "$(out)" "*already current: nothing to do*" "nothing to do when it runs"

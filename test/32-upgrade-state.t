@@ -55,6 +55,12 @@ is "$(current_sha)" "$B" "the old binary switched current to B"
 is "$(cat "$ROOT/.deploy/pending" 2>/dev/null)" "$B $A" \
     "and left its pending record: SHA PREV"
 ok "A still runs (B was never restarted)" app_runs_from "$A"
+run_deploy status
+like "$(out)" "*pending: switched $B from $A (restart next)*" "status shows the pending switch"
+run_deploy status --json
+like "$(out)" "*\"pending\": {\"state\": \"switched\", \"sha\": \"$B\", \"previous\": \"$A\", \"prune\": false}*" \
+    "status --json shows it"
+like "$(out)" "*\"release\": \"$A\", \"current\": false*" "and that the program runs A, not current"
 run_deploy deploy
 rc_is 0 "the new binary: exit 0"
 like "$(out)" "*finishing it now*" "it finishes the old binary's switch"
