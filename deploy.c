@@ -5272,7 +5272,7 @@ program_wrong(char *what, size_t wl)
 	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) == 0) {
 		snprintf(what, wl, "supervisorctl status %s names no process",
 		    cfg.program);
-		return 1;
+		return 2;
 	}
 	for (i = 0; i < n; i++) {
 		proc_release(m[i].pid, rs);
@@ -5312,8 +5312,14 @@ converge(int byhand, int *acted)
 		*acted = 0;
 	if (cfg.program == NULL || cursha[0] == '\0' || nflag)
 		return EXIT_OK;
-	if (!program_wrong(what, sizeof(what)))
+	if ((st = program_wrong(what, sizeof(what))) == 0)
 		return EXIT_OK;
+	if (st == 2) {
+		/* nothing to start: supervisord is down or lost the program */
+		warnx("cannot see program %s (%s): is supervisord running, and "
+		    "does it still define it?", cfg.program, what);
+		return EXIT_STUCK;
+	}
 	if (!byhand && paused_by(who, sizeof(who))) {
 		warnx("%s; deploy is paused (%s): not starting it", what, who);
 		return EXIT_OK;
