@@ -3261,6 +3261,63 @@ copy_fail(struct vcopy *c, const char *relp, const char *name, const char *why)
  * a reflink where the file system has them, else a copy: never a hard
  * link, so a write in one venv never shows in another.
  */
+#define BIGFILE	(32L << 20)	/* larger files are streamed */
+#define CHUNK	(1 << 20)
+
+/* 1 when the file names c->from, 0 when not, -1 on a read error */
+static int
+big_names_path(int in, const struct vcopy *c)
+{
+	char *b = xrealloc(NULL, CHUNK + c->fromlen);
+	size_t keep = 0, have;
+	off_t off = 0;
+	ssize_t k;
+	int r = 0;
+
+	while ((k = pread(in, b + keep, CHUNK, off)) > 0 ||
+	    (k == -1 && errno == EINTR)) {
+		if (k == -1)
+			continue;
+		off += k;
+		if (find_bytes(b, keep + (size_t)k, c->from, c->fromlen)) {
+			r = 1;
+			break;
+		}
+		/* a match may straddle two chunks: keep the last bytes */
+		have = keep + (size_t)k;
+		keep = have < c->fromlen ? have : c->fromlen - 1;
+		memmove(b, b + have - keep, keep);
+	}
+	if (k == -1)
+		r = -1;
+	free(b);
+	return r;
+}
+
+/* in to out, a chunk at a time, from the start */
+static int
+stream_copy(int in, int out)
+{
+	char *b = xrealloc(NULL, CHUNK);
+	off_t off = 0;
+	ssize_t k;
+	int r = 0;
+
+	if (ftruncate(out, 0) == -1 || lseek(out, 0, SEEK_SET) == -1)
+		r = -1;
+	while (r == 0 && ((k = pread(in, b, CHUNK, off)) > 0 ||
+	    (k == -1 && errno == EINTR))) {
+		if (k == -1)
+			continue;
+		off += k;
+		r = write_all(out, b, (size_t)k);
+	}
+	if (r == 0 && k == -1)
+		r = -1;
+	free(b);
+	return r;
+}
+
 static int
 copy_file(int sfd, int dfd, const char *relp, const char *name,
     struct vcopy *c)
@@ -3277,8 +3334,20 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
-	buf = xrealloc(NULL, (size_t)st.st_size + 1);
-	while (n < (size_t)st.st_size && ((k = read(in, buf + n,
+	if (st.st_size > BIGFILE) {
+		/* streamed, never whole in memory (a 2 GB torch library);
+		 * one that names the old path is left to a fresh build */
+		if ((k = big_names_path(in, c)) != 0) {
+			copy_fail(c, relp, name, k < 0 ? strerror(errno) :
+			    "too large to rewrite the venv's path in it");
+			goto out;
+		}
+		n = (size_t)st.st_size;
+	}
+	buf = xrealloc(NULL, st.st_size > BIGFILE ? 1 :
+	    (size_t)st.st_size + 1);
+	while (st.st_size <= BIGFILE && n < (size_t)st.st_size &&
+	    ((k = read(in, buf + n,
 	    (size_t)st.st_size - n)) > 0 || (k == -1 && errno == EINTR)))
 		if (k > 0)
 			n += (size_t)k;
@@ -3292,7 +3361,8 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
-	if (memchr(buf, '\0', n) == NULL || c->fromlen == c->tolen)
+	if (st.st_size <= BIGFILE && (memchr(buf, '\0', n) == NULL ||
+	    c->fromlen == c->tolen))
 		nb = rewrite_path(buf, n, c, &nn);
 	if (nb != NULL) {
 		if (write_all(out, nb, nn) == -1)
@@ -3314,7 +3384,9 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 			goto werr;
 	}
 #endif
-	if (!done && write_all(out, buf, n) == -1)
+	if (!done && st.st_size > BIGFILE && stream_copy(in, out) == -1)
+		goto werr;
+	if (!done && st.st_size <= BIGFILE && write_all(out, buf, n) == -1)
 		goto werr;
 	ts[0] = st.st_atim;
 	ts[1] = st.st_mtim;
@@ -4476,12 +4548,17 @@ is_group(void)
 }
 
 /* supervisorctl status NAME: one member per line that names NAME (or a
- * process of the group when NAME is "web:*"); returns how many */
+ * process of the group when NAME is "web:*"); returns how many, or -1
+ * (said in the log and in members_why) when it cannot see them all: more
+ * than max, a name of 256 bytes or more, an answer larger than it reads.
+ * A roll must never restart part of a group and report it done. */
+static char members_why[160];
+
 static int
 group_members(const char *sha, const char *name, struct member *m, int max)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, sha);
-	char out[16384], *p, *line, *save, **argv;
+	char out[65536], *p, *line, *save, **argv, first[1024];
 	size_t plen = strlen(name);
 	struct result r;
 	int n = 0;
@@ -4498,11 +4575,27 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 		o.timeout = 60;
 	run(argv, &o, &r);	/* non-zero when some are not running */
 	free_words(argv);
-	for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
+	members_why[0] = '\0';
+	if (strlen(out) >= sizeof(out) - 1)
+		snprintf(members_why, sizeof(members_why), "supervisorctl "
+		    "status %.40s says more than %zu bytes", name, sizeof(out));
+	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
+		if (n == max) {
+			snprintf(members_why, sizeof(members_why), "more than "
+			    "%d processes in %.40s", max, name);
+			break;
+		}
 		if (two_words(line, m[n].name, sizeof(m[n].name), m[n].state,
-		    sizeof(m[n].state)) != 2)
+		    sizeof(m[n].state)) != 2) {
+			if (two_words(line, first, sizeof(first), NULL, 0) &&
+			    strlen(first) >= sizeof(m[n].name) &&
+			    strncmp(first, name, plen ? plen : strlen(name)) == 0)
+				snprintf(members_why, sizeof(members_why),
+				    "a process name of %zu bytes in %.40s",
+				    strlen(first), name);
 			continue;
+		}
 		/* the exact name, or a process of the group NAME ("web:web_0") */
 		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
 		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0 &&
@@ -4512,6 +4605,10 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 		m[n].pid = (p = strstr(line, "pid ")) ? strtol(p + 4, NULL,
 		    10) : 0;
 		n++;
+	}
+	if (members_why[0]) {
+		logf_("%s\n", members_why);
+		return -1;
 	}
 	return n;
 }
@@ -4581,9 +4678,9 @@ restart_rolling(const char *sha)
 	char why[512];
 	int n, i, pass;
 
-	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) == 0) {
-		snprintf(why, sizeof(why), "supervisorctl status %s names no "
-		    "process", cfg.program);
+	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) <= 0) {
+		snprintf(why, sizeof(why), "supervisorctl status %s names %s",
+		    cfg.program, n == 0 ? "no process" : members_why);
 		step_fail("restart", why, 1);
 		return -1;
 	}
@@ -5269,9 +5366,9 @@ program_wrong(char *what, size_t wl)
 	char rs[65];
 	int n, i;
 
-	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) == 0) {
-		snprintf(what, wl, "supervisorctl status %s names no process",
-		    cfg.program);
+	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) <= 0) {
+		snprintf(what, wl, "supervisorctl status %s names %s",
+		    cfg.program, n == 0 ? "no process" : members_why);
 		return 2;
 	}
 	for (i = 0; i < n; i++) {
@@ -6436,8 +6533,9 @@ status_program(void)
 	char rs[65];
 	int n = 0, i;
 
-	if (why == NULL && cfg.program != NULL && cursha[0])
-		n = group_members(cursha, cfg.program, m, MAXMEMBERS);
+	if (why == NULL && cfg.program != NULL && cursha[0] &&
+	    (n = group_members(cursha, cfg.program, m, MAXMEMBERS)) < 0)
+		why = members_why;	/* never a part of the group */
 	if (jflag) {
 		if (why != NULL || cfg.program == NULL) {
 			printf(", \"program\": null");
