@@ -5007,6 +5007,14 @@ do_prune(int asstep)
  * 128+N (current is fully switched; the next run goes on from there). A
  * step that ran to its end and failed is never taken for an interruption:
  * the switch back runs, and 4 or 5 wins over 128+N.
+ *
+ * switched and back are written durably (file and .deploy/ fsynced)
+ * before current moves; the other states are not (a lost one only makes
+ * the next run restart and check again). 0098c49's "SHA PREV" enters the
+ * machine as switched. While paused, only a command run by hand
+ * (activate, rollback, resume) drives it; others stop with exit 3. After
+ * done, a run that switched nothing itself converges (see below): that is
+ * outside the machine, and never switches.
  */
 enum { P_NONE, P_SWITCHED, P_RESTARTED, P_CHECKED, P_BACK };
 
