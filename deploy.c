@@ -4625,6 +4625,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	struct result r;
 	double begun, end, settled = 0;
 	long firstpid = -1;
+	int extended = 0;
 
 	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
@@ -4657,6 +4658,11 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 		if (gotsig && !late) {
 			snprintf(why, wl, "stopped by signal %d", gotsig);
 			return -1;
+		}
+		if (now() >= end && strcmp(m.state, "RUNNING") == 0 &&
+		    !extended) {
+			extended = 1;	/* as in step_restart */
+			end = settled + 1;
 		}
 		if (now() >= end) {
 			snprintf(why, wl, "%.255s is still %s after %lds", name,
@@ -4707,6 +4713,7 @@ step_restart(const char *sha)
 	double end, settled = 0;
 	struct result r;
 	long pid, firstpid = 0;
+	int extended = 0;
 
 	if (cfg.program == NULL && cfg.restart == NULL) {
 		step_skip("restart", "no program or restart command");
@@ -4755,6 +4762,13 @@ step_restart(const char *sha)
 			step_fail("restart", why, 1);
 			free(rdir);
 			return -1;
+		}
+		if (now() >= end && strcmp(state, "RUNNING") == 0 &&
+		    !extended) {
+			/* first seen RUNNING late (a slow supervisorctl on a
+			 * loaded host): one more settle to confirm it */
+			extended = 1;
+			end = settled + 1;
 		}
 		if (now() >= end) {
 			snprintf(why, sizeof(why), "%s is still %s after %lds",
