@@ -3300,7 +3300,7 @@ stream_copy(int in, int out)
 {
 	char *b = xrealloc(NULL, CHUNK);
 	off_t off = 0;
-	ssize_t k;
+	ssize_t k = 0;
 	int r = 0;
 
 	if (ftruncate(out, 0) == -1 || lseek(out, 0, SEEK_SET) == -1)
