@@ -2873,6 +2873,8 @@ end_stale_step(void)
 
 static int venv_done(int vfd, const char *key);
 static int finish_pending(void);
+static int paused_by(char *who, size_t wl);
+static int byhand;	/* activate, rollback, resume: a person asked */
 static void need_current_sane(void);
 
 /*
@@ -2974,6 +2976,7 @@ remove_incomplete_venvs(void)
 static int
 cleanup(void)
 {
+	char who[600];
 	long cur;
 	size_t i;
 	int fd;
@@ -3015,6 +3018,13 @@ cleanup(void)
 		close(fd);
 	scan_releases();
 	remove_incomplete_venvs();
+	if (!byhand && paused_by(who, sizeof(who)) &&
+	    faccessat(statefd, "pending", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* finishing it restarts the program: not on our own */
+		warnx("a switch is pending and deploy is %s: 'deploy resume' "
+		    "or 'deploy activate' finishes it", who);
+		return EXIT_LOCKED;
+	}
 	return finish_pending();
 }
 
@@ -4312,6 +4322,8 @@ mark_venv_done(const char *key, const char *rec, size_t n)
 
 /* Removes the partial release and exits with status. */
 static void fail_build(const char *sha, int status);
+static int converge(int byhand, int *acted);
+static const char *notify_event;	/* set once the lock is ours */
 
 /* ---- a new venv derived from the most similar one ---- */
 
@@ -4380,6 +4392,63 @@ copy_fail(struct vcopy *c, const char *relp, const char *name, const char *why)
  * a reflink where the file system has them, else a copy: never a hard
  * link, so a write in one venv never shows in another.
  */
+#define BIGFILE	(32L << 20)	/* larger files are streamed */
+#define CHUNK	(1 << 20)
+
+/* 1 when the file names c->from, 0 when not, -1 on a read error */
+static int
+big_names_path(int in, const struct vcopy *c)
+{
+	char *b = xrealloc(NULL, CHUNK + c->fromlen);
+	size_t keep = 0, have;
+	off_t off = 0;
+	ssize_t k;
+	int r = 0;
+
+	while ((k = pread(in, b + keep, CHUNK, off)) > 0 ||
+	    (k == -1 && errno == EINTR)) {
+		if (k == -1)
+			continue;
+		off += k;
+		if (find_bytes(b, keep + (size_t)k, c->from, c->fromlen)) {
+			r = 1;
+			break;
+		}
+		/* a match may straddle two chunks: keep the last bytes */
+		have = keep + (size_t)k;
+		keep = have < c->fromlen ? have : c->fromlen - 1;
+		memmove(b, b + have - keep, keep);
+	}
+	if (k == -1)
+		r = -1;
+	free(b);
+	return r;
+}
+
+/* in to out, a chunk at a time, from the start */
+static int
+stream_copy(int in, int out)
+{
+	char *b = xrealloc(NULL, CHUNK);
+	off_t off = 0;
+	ssize_t k = 0;
+	int r = 0;
+
+	if (ftruncate(out, 0) == -1 || lseek(out, 0, SEEK_SET) == -1)
+		r = -1;
+	while (r == 0 && ((k = pread(in, b, CHUNK, off)) > 0 ||
+	    (k == -1 && errno == EINTR))) {
+		if (k == -1)
+			continue;
+		off += k;
+		r = write_all(out, b, (size_t)k);
+	}
+	if (r == 0 && k == -1)
+		r = -1;
+	free(b);
+	return r;
+}
+
 static int
 copy_file(int sfd, int dfd, const char *relp, const char *name,
     struct vcopy *c)
@@ -4396,8 +4465,20 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
-	buf = xrealloc(NULL, (size_t)st.st_size + 1);
-	while (n < (size_t)st.st_size && ((k = read(in, buf + n,
+	if (st.st_size > BIGFILE) {
+		/* streamed, never whole in memory (a 2 GB torch library);
+		 * one that names the old path is left to a fresh build */
+		if ((k = big_names_path(in, c)) != 0) {
+			copy_fail(c, relp, name, k < 0 ? strerror(errno) :
+			    "too large to rewrite the venv's path in it");
+			goto out;
+		}
+		n = (size_t)st.st_size;
+	}
+	buf = xrealloc(NULL, st.st_size > BIGFILE ? 1 :
+	    (size_t)st.st_size + 1);
+	while (st.st_size <= BIGFILE && n < (size_t)st.st_size &&
+	    ((k = read(in, buf + n,
 	    (size_t)st.st_size - n)) > 0 || (k == -1 && errno == EINTR)))
 		if (k > 0)
 			n += (size_t)k;
@@ -4411,7 +4492,8 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		copy_fail(c, relp, name, strerror(errno));
 		goto out;
 	}
-	if (memchr(buf, '\0', n) == NULL || c->fromlen == c->tolen)
+	if (st.st_size <= BIGFILE && (memchr(buf, '\0', n) == NULL ||
+	    c->fromlen == c->tolen))
 		nb = rewrite_path(buf, n, c, &nn);
 	if (nb != NULL) {
 		if (write_all(out, nb, nn) == -1)
@@ -4433,7 +4515,9 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 			goto werr;
 	}
 #endif
-	if (!done && write_all(out, buf, n) == -1)
+	if (!done && st.st_size > BIGFILE && stream_copy(in, out) == -1)
+		goto werr;
+	if (!done && st.st_size <= BIGFILE && write_all(out, buf, n) == -1)
 		goto werr;
 	ts[0] = st.st_atim;
 	ts[1] = st.st_mtim;
@@ -5350,6 +5434,11 @@ fail_build(const char *sha, int status)
 		    "%.12s; current is unchanged", status - 128, sha);
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
+	/* current stays: it runs, as a run with nothing to build makes sure;
+	 * a broken head must not keep a rebooted site down */
+	if (status == EXIT_FAILED && notify_event != NULL &&
+	    converge(0, NULL) == EXIT_STUCK)
+		status = EXIT_STUCK;
 	leave(status);
 }
 
@@ -6335,12 +6424,17 @@ is_group(void)
 }
 
 /* supervisorctl status NAME: one member per line that names NAME (or a
- * process of the group when NAME is "web:*"); returns how many */
+ * process of the group when NAME is "web:*"); returns how many, or -1
+ * (said in the log and in members_why) when it cannot see them all: more
+ * than max, a name of 256 bytes or more, an answer larger than it reads.
+ * A roll must never restart part of a group and report it done. */
+static char members_why[160];
+
 static int
 group_members(const char *sha, const char *name, struct member *m, int max)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, sha);
-	char out[16384], *p, *line, *save, **argv;
+	char out[65536], *p, *line, *save, **argv, first[1024];
 	size_t plen = strlen(name);
 	struct result r;
 	int n = 0;
@@ -6357,17 +6451,40 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 		o.timeout = 60;
 	run(argv, &o, &r);	/* non-zero when some are not running */
 	free_words(argv);
-	for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
+	members_why[0] = '\0';
+	if (strlen(out) >= sizeof(out) - 1)
+		snprintf(members_why, sizeof(members_why), "supervisorctl "
+		    "status %.40s says more than %zu bytes", name, sizeof(out));
+	for (line = strtok_r(out, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
+		if (n == max) {
+			snprintf(members_why, sizeof(members_why), "more than "
+			    "%d processes in %.40s", max, name);
+			break;
+		}
 		if (two_words(line, m[n].name, sizeof(m[n].name), m[n].state,
-		    sizeof(m[n].state)) != 2)
+		    sizeof(m[n].state)) != 2) {
+			if (two_words(line, first, sizeof(first), NULL, 0) &&
+			    strlen(first) >= sizeof(m[n].name) &&
+			    strncmp(first, name, plen ? plen : strlen(name)) == 0)
+				snprintf(members_why, sizeof(members_why),
+				    "a process name of %zu bytes in %.40s",
+				    strlen(first), name);
 			continue;
+		}
+		/* the exact name, or a process of the group NAME ("web:web_0") */
 		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
-		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0)
+		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0 &&
+		    (strncmp(m[n].name, name, strlen(name)) != 0 ||
+		    m[n].name[strlen(name)] != ':'))
 			continue;
 		m[n].pid = (p = strstr(line, "pid ")) ? strtol(p + 4, NULL,
 		    10) : 0;
 		n++;
+	}
+	if (members_why[0]) {
+		logf_("%s\n", members_why);
+		return -1;
 	}
 	return n;
 }
@@ -6382,8 +6499,9 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	    (char *)NULL);
 	struct member m;
 	struct result r;
-	double end, settled = 0;
+	double begun, end, settled = 0;
 	long firstpid = -1;
+	int extended = 0;
 
 	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
@@ -6397,7 +6515,8 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	note_spawn_error();
 	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
 		failed_member[0] = '\0';
-	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
+	begun = now();	/* this process's own time, not the step's */
+	end = begun + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
 		if (group_members(sha, name, &m, 1) != 1) {
 			snprintf(m.state, sizeof(m.state), "UNKNOWN");
@@ -6422,9 +6541,14 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			snprintf(why, wl, "stopped by signal %d", gotsig);
 			return -1;
 		}
+		if (now() >= end && strcmp(m.state, "RUNNING") == 0 &&
+		    !extended) {
+			extended = 1;	/* as in step_restart */
+			end = settled + 1;
+		}
 		if (now() >= end) {
 			snprintf(why, wl, "%.255s is still %s after %lds", name,
-			    m.state, (long)(end - stepstart));
+			    m.state, (long)(end - begun));
 			return -1;
 		}
 		poll(NULL, 0, 200);
@@ -6442,9 +6566,9 @@ restart_rolling(const char *sha)
 	char why[1024];
 	int n, i, pass;
 
-	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) == 0) {
-		snprintf(why, sizeof(why), "supervisorctl status %s names no "
-		    "process", cfg.program);
+	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) <= 0) {
+		snprintf(why, sizeof(why), "supervisorctl status %s names %s",
+		    cfg.program, n == 0 ? "no process" : members_why);
 		step_fail("restart", why, 1);
 		return -1;
 	}
@@ -6471,6 +6595,7 @@ step_restart(const char *sha)
 	double end, settled = 0;
 	struct result r;
 	long pid, firstpid = 0;
+	int extended = 0;
 
 	if (cfg.program == NULL && cfg.restart == NULL) {
 		step_skip("restart", "no program or restart command");
@@ -6524,6 +6649,13 @@ step_restart(const char *sha)
 			step_fail("restart", why, 1);
 			free(rdir);
 			return -1;
+		}
+		if (now() >= end && strcmp(state, "RUNNING") == 0 &&
+		    !extended) {
+			/* first seen RUNNING late (a slow supervisorctl on a
+			 * loaded host): one more settle to confirm it */
+			extended = 1;
+			end = settled + 1;
 		}
 		if (now() >= end) {
 			snprintf(why, sizeof(why), "%s is still %s after %lds",
@@ -6835,6 +6967,14 @@ do_prune(int asstep)
  * 128+N (current is fully switched; the next run goes on from there). A
  * step that ran to its end and failed is never taken for an interruption:
  * the switch back runs, and 4 or 5 wins over 128+N.
+ *
+ * switched and back are written durably (file and .deploy/ fsynced)
+ * before current moves; the other states are not (a lost one only makes
+ * the next run restart and check again). 0098c49's "SHA PREV" enters the
+ * machine as switched. While paused, only a command run by hand
+ * (activate, rollback, resume) drives it; others stop with exit 3. After
+ * done, a run that switched nothing itself converges (see below): that is
+ * outside the machine, and never switches.
  */
 enum { P_NONE, P_SWITCHED, P_RESTARTED, P_CHECKED, P_BACK };
 
@@ -6867,8 +7007,13 @@ pending_set(struct pending *p, int state)
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
 	    p->prev[0] ? p->prev : "-", p->prune ? "prune" : "-");
-	/* no fsync: after a power cut supervisord starts current anyway */
-	if (replace_file_at(statefd, "pending", buf, (size_t)n, 0) == -1) {
+	/* durable, file and folder, before current moves (switched) and
+	 * before it moves back (back): after a power cut a current without
+	 * its record would run unchecked, and with autostart=false not at
+	 * all. Losing a later state (restarted, checked, done) only makes
+	 * the next run restart and check once more: no fsync for those */
+	if (replace_file_at(statefd, "pending", buf, (size_t)n,
+	    state == P_SWITCHED || state == P_BACK) == -1) {
 		warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
 		return -1;
 	}
@@ -6878,20 +7023,35 @@ pending_set(struct pending *p, int state)
 /*
  * What a killed run left. A record that no longer fits current (a
  * switch that never happened, a hand-made change) is dropped.
+ * Formats: "STATE SHA PREV PRUNE" (0.4 on; words a later version adds
+ * at the end are ignored, the rule for every state file), and 0098c49's
+ * "SHA PREV", written before its switch and removed after the check: a
+ * switched release whose restart and check are due, no prune.
  */
 static void
-pending_read(struct pending *p)
+pending_load(struct pending *p, int drop)
 {
 	char *buf, st[16] = "", a[80] = "", b[80] = "", c[16] = "", *f[4];
 	size_t len;
-	int i, ok;
+	int i, ok, nf;
 
 	memset(p, 0, sizeof(*p));
 	if ((buf = read_file_at(statefd, "pending", 300, &len, NULL)) == NULL)
 		return;
-	ok = fields(buf, f, 4) == 4 && strlen(f[0]) < sizeof(st) &&
+	nf = fields(buf, f, 4);
+	if (nf == 2 && is_sha(f[0])) {	/* 0098c49's */
+		f[3] = "-";
+		f[2] = f[1];
+		f[1] = f[0];
+		f[0] = "switched";
+		nf = 4;
+	}
+	ok = nf == 4 && strlen(f[0]) < sizeof(st) &&
 	    strlen(f[1]) < sizeof(a) && strlen(f[2]) < sizeof(b) &&
 	    strlen(f[3]) < sizeof(c);
+	if (!ok && drop)
+		warnx("%s/%s/pending: not a record this version reads; "
+		    "dropped", root, STATE);
 	if (ok) {
 		memcpy(st, f[0], strlen(f[0]) + 1);
 		memcpy(a, f[1], strlen(f[1]) + 1);
@@ -6903,9 +7063,13 @@ pending_read(struct pending *p)
 	for (i = P_SWITCHED; ok && i <= P_BACK; i++)
 		if (strcmp(st, pnames[i]) == 0)
 			break;
+	if (ok && i > P_BACK && drop)
+		warnx("%s/%s/pending: state '%s' is not one this version "
+		    "knows; dropped", root, STATE, printable(st));
 	if (!ok || i > P_BACK || (i != P_BACK && strcmp(a, cursha) != 0) ||
 	    (i == P_BACK && strcmp(a, cursha) != 0 && strcmp(b, cursha) != 0)) {
-		unlinkat(statefd, "pending", 0);
+		if (drop)
+			unlinkat(statefd, "pending", 0);
 		return;
 	}
 	p->state = i;
@@ -7092,7 +7256,7 @@ finish_pending(void)
 
 	int st;
 
-	pending_read(&p);
+	pending_load(&p, 1);
 	if (p.state == P_NONE)
 		return EXIT_OK;
 	say("the last run stopped after switching to %.12s (%s): finishing "
@@ -7435,6 +7599,297 @@ audit_event(const char *event, int status, const char *rev, const char *prev,
 	free(b.p);
 }
 
+/*
+ * ---- converging: the program runs the release current names ----
+ *
+ * Between runs a reboot (autostart=false), a crash that used up
+ * startretries or a hand-typed "supervisorctl stop" can leave the program
+ * down while current says all is well. So every command that takes the
+ * lock and switches nothing itself ends by looking: every process of the
+ * program RUNNING and, where /proc shows it, working in the release
+ * current names. If not, it restarts the program and checks it, and says
+ * so in one line. A release that already passed its check is never
+ * switched away from here: when it does not come up the cause may be
+ * elsewhere (a database down), so a person decides (exit 5).
+ * Without program (restart = only) there is nothing to look at.
+ */
+
+/* The release a process works in, from /proc: its sha, or "" when it
+ * works elsewhere or /proc does not say (another user's process). */
+static void
+proc_release(long pid, char sha[65])
+{
+	char path[64], cwd[PATH_MAX], *p, *e;
+	size_t rl = strlen(root);
+	ssize_t k;
+
+	sha[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/cwd", pid);
+	if ((k = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
+		return;
+	cwd[k] = '\0';
+	if (strncmp(cwd, root, rl) != 0 || strncmp(cwd + rl, "/releases/",
+	    10) != 0)
+		return;
+	p = cwd + rl + 10;
+	if ((e = strchr(p, '/')) != NULL || (e = strchr(p, ' ')) != NULL)
+		*e = '\0';	/* a pruned release reads "SHA (deleted)" */
+	if (is_sha(p))
+		copy_sha(sha, p);
+}
+
+/* what is wrong with the program, in what; 0 when nothing is */
+static int
+program_wrong(char *what, size_t wl)
+{
+	static struct member m[MAXMEMBERS];
+	char rs[65];
+	int n, i;
+
+	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) <= 0) {
+		snprintf(what, wl, "supervisorctl status %s names %s",
+		    cfg.program, n == 0 ? "no process" : members_why);
+		return 2;
+	}
+	for (i = 0; i < n; i++) {
+		proc_release(m[i].pid, rs);
+		if (strcmp(m[i].state, "RUNNING") != 0)
+			snprintf(what, wl, "%s %.255s was %s", strcmp(m[i].name,
+			    cfg.program) == 0 ? "program" : "process", m[i].name,
+			    m[i].state);
+		else if (rs[0] && strcmp(rs, cursha) != 0)
+			snprintf(what, wl, "%s %.255s ran %.12s, not current",
+			    strcmp(m[i].name, cfg.program) == 0 ? "program" :
+			    "process", m[i].name, rs);
+		else
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+static int paused_by(char *who, size_t wl);
+static void cut_utf8(char *dst, const char *src, size_t n);
+static void need_deploy_root(void);
+static void need_readable(void);
+static void need_state(void);
+
+/*
+ * byhand: a person asked for this run (activate, resume), so a pause
+ * does not hold it. *acted (may be NULL): 1 when it restarted the program.
+ * EXIT_OK, EXIT_STUCK, or 128+N.
+ */
+static int
+converge(int byhand, int *acted)
+{
+	char what[400], again[400], who[600];
+	int st;
+
+	if (acted != NULL)
+		*acted = 0;
+	if (cfg.program == NULL || cursha[0] == '\0' || nflag)
+		return EXIT_OK;
+	if ((st = program_wrong(what, sizeof(what))) == 0)
+		return EXIT_OK;
+	if (st == 2) {
+		/* nothing to start: supervisord is down or lost the program */
+		warnx("cannot see program %s (%s): is supervisord running, and "
+		    "does it still define it?", cfg.program, what);
+		return EXIT_STUCK;
+	}
+	if (!byhand && paused_by(who, sizeof(who))) {
+		warnx("%s; deploy is paused (%s): not starting it", what, who);
+		return EXIT_OK;
+	}
+	if (acted != NULL)
+		*acted = 1;
+	say("%s: restarting %.12s (current) and checking it", what, cursha);
+	open_log(cursha, 0);
+	late = 1;
+	if (step_restart(cursha) == 0 && (st = step_check(cursha)) != -1) {
+		late = 0;
+		if (st == 1)
+			return 128 + gotsig;
+		if (program_wrong(again, sizeof(again))) {
+			warnx("%s after a restart: the program's directory must "
+			    "be %s/current", again, root);
+			return EXIT_STUCK;
+		}
+		/* even with -q: cron's mail should tell that the site was down */
+		printf("%s: started %.12s and checked\n", what, cursha);
+		return EXIT_OK;
+	}
+	late = 0;
+	warnx("the current release %.12s does not run (%s); it passed its "
+	    "check after its switch, so deploy does not switch away from it "
+	    "on its own: find the cause (its output is below), then 'deploy "
+	    "rollback' if the release is at fault", cursha, what);
+	show_program_output();
+	return EXIT_STUCK;
+}
+
+/*
+ * ---- pause and resume ----
+ *
+ * .deploy/pause, while deploy is paused (written durably, 0600):
+ *   deploy-pause 1        the format's name and version
+ *   user NAME             who paused (the login name of the uid)
+ *   uid N
+ *   since EPOCH
+ *   reason TEXT           to the end of the line; may be empty
+ * A reader takes the lines whose key it knows and ignores the others, so
+ * a later version 1 file adds keys; version 2 would be one this reader
+ * refuses to take for "not paused" (it reads it as paused, reason
+ * unknown). While paused, deploy and prepare refuse (exit 3), and no run
+ * starts or restarts the program on its own; activate and rollback, by
+ * hand, still work.
+ */
+struct pauserec {
+	char		 user[64];
+	long		 uid;
+	long long	 since;
+	char		 reason[256];
+};
+
+
+/* 1 and *p filled when paused; a pause file it cannot read is a pause */
+static int
+pause_read(struct pauserec *p)
+{
+	char *buf, *line, *save, *sp;
+	size_t len;
+	int version = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->uid = -1;
+	if (statefd == -1 || (buf = read_file_at(statefd, "pause", 4096, &len,
+	    NULL)) == NULL)
+		return statefd != -1 && errno != ENOENT;
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((sp = strchr(line, ' ')) == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "deploy-pause") == 0)
+			version = atoi(sp);
+		else if (version == 1 && strcmp(line, "user") == 0)
+			cut_utf8(p->user, printable(sp), sizeof(p->user));
+		else if (version == 1 && strcmp(line, "uid") == 0)
+			p->uid = strtol(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "since") == 0)
+			p->since = strtoll(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "reason") == 0)
+			cut_utf8(p->reason, printable(sp), sizeof(p->reason));
+	}
+	free(buf);
+	if (version != 1)
+		snprintf(p->reason, sizeof(p->reason), "(a pause file this "
+		    "version does not read: %s/%s/pause)", root, STATE);
+	return 1;
+}
+
+/* "alice (uid 1000) since 2026-11-30 16:00:00: REASON" when paused */
+static int
+paused_by(char *who, size_t wl)
+{
+	struct pauserec p;
+
+	if (!pause_read(&p))
+		return 0;
+	snprintf(who, wl, "paused by %s (uid %ld) since %s%s%s",
+	    p.user[0] ? p.user : "?", p.uid, p.since ? fmttime(p.since) : "?",
+	    p.reason[0] ? ": " : "", p.reason);
+	return 1;
+}
+
+/* deploy and prepare, before and after the lock: a pause refuses them */
+static void
+refuse_if_paused(void)
+{
+	char who[600];
+
+	if (paused_by(who, sizeof(who)))
+		die(EXIT_LOCKED, "deploy is %s; 'deploy resume' ends it "
+		    "(activate and rollback still work)", who);
+}
+
+/*
+ * The one place where a pause or a resume is known to be done (recorded
+ * durably): what else must hear of it (an audit trail) hooks here.
+ */
+static void
+pause_event(const char *event, const struct pauserec *p)
+{
+	if (strcmp(event, "pause") == 0)
+		say("paused by %s (uid %ld)%s%s: deploy and prepare refuse "
+		    "(exit 3) until 'deploy resume'", p->user, p->uid,
+		    p->reason[0] ? ": " : "", p->reason);
+	else
+		say("resumed (was paused by %s since %s)", p->user,
+		    p->since ? fmttime(p->since) : "?");
+	audit_event(event, EXIT_OK, cursha, NULL, p->reason[0] ? p->reason :
+	    NULL);
+}
+
+static int
+cmd_pause(int argc, char **argv)
+{
+	struct pauserec p, old;
+	struct passwd *pw;
+	char buf[1024], *r;
+	size_t rl = 0;
+	int i, n;
+
+	need_deploy_root();
+	need_state();
+	memset(&p, 0, sizeof(p));
+	for (i = 1; i < argc && rl < sizeof(p.reason) - 1; i++)
+		rl += (size_t)snprintf(p.reason + rl, sizeof(p.reason) - rl,
+		    "%s%s", rl ? " " : "", argv[i]);
+	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
+	p.uid = (long)getuid();
+	pw = getpwuid(getuid());
+	r = pw != NULL ? pw->pw_name : "?";
+	cut_utf8(p.user, printable(r), sizeof(p.user));
+	p.since = (long long)time(NULL);
+	if (pause_read(&old))
+		say("already paused by %s: recording this pause instead",
+		    old.user);
+	n = snprintf(buf, sizeof(buf), "deploy-pause 1\nuser %s\nuid %ld\n"
+	    "since %lld\nreason %s\n", p.user, p.uid, p.since, p.reason);
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    replace_file_at(statefd, "pause", buf, (size_t)n, 1) == -1)
+		die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE, strerror(errno));
+	pause_event("pause", &p);
+	return EXIT_OK;
+}
+
+/* resume: the pause ends, then the run converges as one by hand does */
+static int
+cmd_resume(void)
+{
+	struct pauserec p;
+	int st;
+
+	need_current_sane();
+	need_state();
+	byhand = 1;
+	lock_root("resume");
+	if (!pause_read(&p)) {
+		say("not paused");
+	} else {
+		if (unlinkat(statefd, "pause", 0) == -1 || fsync(statefd) == -1)
+			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
+			    strerror(errno));
+		pause_event("resume", &p);
+	}
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
+	return converge(1, NULL);
+}
+
 /* ---- notify: told after every deploy, activate and rollback ---- */
 
 
@@ -7489,6 +7944,8 @@ leave(int status)
 
 /* ---- the commands ---- */
 
+static int state_errno;	/* why .deploy/ did not open; 0 when it did */
+
 static void
 open_root(int create)
 {
@@ -7505,6 +7962,7 @@ open_root(int create)
 		die(EXIT_USAGE, "deploy root %s: %s", root, strerror(errno));
 	statefd = openat(rootfd, STATE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
+	state_errno = statefd == -1 ? errno : 0;
 }
 
 static void
@@ -8023,9 +8481,10 @@ cmd_deploy(const char *ref, int prepare_only)
 {
 	char sha[65];
 	long i;
-	int st;
+	int st, acted;
 
 	need_current_sane();
+	refuse_if_paused();	/* building nothing */
 	preflight(1, !prepare_only);
 	load_keys();
 	restart_needed = !prepare_only;
@@ -8033,6 +8492,7 @@ cmd_deploy(const char *ref, int prepare_only)
 		return dry_run_deploy(ref, prepare_only);
 	need_state();
 	lock_root(prepare_only ? "prepare" : "deploy");
+	refuse_if_paused();	/* paused while we waited for the lock */
 	/* from here on, whatever ends the run is told (notify, audit) */
 	audit_cmd = prepare_only ? "prepare" : "deploy";
 	if (!prepare_only)
@@ -8081,9 +8541,11 @@ cmd_deploy(const char *ref, int prepare_only)
 		return EXIT_OK;
 	}
 	if (strcmp(sha, cursha) == 0) {
-		say("%s is already current: nothing to do", sha);
-		audit_skip = 1;
-		return EXIT_OK;
+		if ((st = converge(0, &acted)) == EXIT_OK && !acted) {
+			say("%s is already current: nothing to do", sha);
+			audit_skip = 1;
+		}
+		return st;
 	}
 	need_restart_command(sha);
 	return activate_release(sha, cursha, 1, 1);
@@ -8160,10 +8622,11 @@ cmd_activate(const char *rev, int rollback)
 {
 	char sha[65], from[65], next[65];
 	long i, cur;
-	int st;
+	int st, acted;
 
 	need_current_sane();
 	preflight(0, 1);
+	byhand = 1;	/* a pause does not hold it */
 	if (!nflag) {
 		need_state();
 		lock_root(rollback ? "rollback" : "activate");
@@ -8185,9 +8648,12 @@ cmd_activate(const char *rev, int rollback)
 	copy_sha(sha, rel[i].name);
 	copy_sha(notify_rev, sha);
 	if (strcmp(sha, cursha) == 0 && !nflag) {
-		say("%s is already current: nothing to do", sha);
-		audit_skip = 1;
-		return EXIT_OK;
+		/* by hand: it starts a program that is down, paused or not */
+		if ((st = converge(1, &acted)) == EXIT_OK && !acted) {
+			say("%s is already current: nothing to do", sha);
+			audit_skip = 1;
+		}
+		return st;
 	}
 	need_restart_command(sha);
 	if (nflag) {
@@ -8250,6 +8716,7 @@ cmd_log(const char *rev)
 	ssize_t n;
 	DIR *dp;
 
+	need_readable();
 	if (statefd == -1 || (fd = openat(statefd, "logs", O_RDONLY |
 	    O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
 	    (dp = fdopendir(fd)) == NULL)
@@ -8289,12 +8756,55 @@ cmd_log(const char *rev)
 	return EXIT_OK;
 }
 
+/*
+ * What status, list and log read must be readable: a partial answer
+ * ("rollback: none", every release "foreign") would be believed.
+ */
+static void
+unreadable(const char *name, int err)
+{
+	struct stat st;
+
+	if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		die(EXIT_USAGE, "%s/%s: %s (mode %04o, owner uid %ld, we are uid "
+		    "%ld): run this as the deploy user", root, name,
+		    strerror(err), (unsigned)(st.st_mode & 07777),
+		    (long)st.st_uid, (long)geteuid());
+	die(EXIT_USAGE, "%s/%s: %s (we are uid %ld)", root, name,
+	    strerror(err), (long)geteuid());
+}
+
+static void
+need_readable(void)
+{
+	const char *files[] = { STATE "/history", STATE "/logs" };
+	size_t i;
+	int fd;
+
+	if (statefd == -1 && state_errno != ENOENT)
+		unreadable(STATE, state_errno);
+	if ((fd = openat(rootfd, "releases", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 && errno != ENOENT)
+		unreadable("releases", errno);
+	if (fd != -1)
+		close(fd);
+	for (i = 0; statefd != -1 && i < sizeof(files) / sizeof(files[0]);
+	    i++) {
+		if ((fd = openat(rootfd, files[i], O_RDONLY | O_CLOEXEC |
+		    O_NONBLOCK)) == -1 && errno != ENOENT)
+			unreadable(files[i], errno);
+		if (fd != -1)
+			close(fd);
+	}
+}
+
 /* list and status answer only for a folder that is a deploy root */
 static void
 need_deploy_root(void)
 {
 	struct stat st;
 
+	need_readable();
 	if (statefd == -1 && fstatat(rootfd, "releases", &st,
 	    AT_SYMLINK_NOFOLLOW) == -1 && fstatat(rootfd, "repo", &st,
 	    AT_SYMLINK_NOFOLLOW) == -1)
@@ -8458,6 +8968,153 @@ cmd_list(void)
 	return EXIT_OK;
 }
 
+/*
+ * status reads deploy.conf only for program and supervisorctl, and never
+ * dies of it: it must answer on a root whose config is broken. A config
+ * it would not trust for a deploy is not used to run supervisorctl.
+ */
+static const char *confopt;	/* -c FILE */
+
+static const char *
+status_config(void)
+{
+	static char why[PATH_MAX + ERRLEN];
+	char *path = confopt ? xstrdup(confopt) : fmtpath("%s/shared/deploy.conf",
+	    root), *buf, err[ERRLEN + PATH_MAX];
+	struct stat st;
+	size_t len;
+	int fd;
+
+	config_init(&cfg);
+	why[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    fstat(fd, &st) == -1)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_mode & 022) != 0)
+		snprintf(why, sizeof(why), "%s: not trusted (owner or mode)",
+		    path);
+	if (fd != -1)
+		close(fd);
+	buf = why[0] ? NULL : read_file_at(AT_FDCWD, path, CONF_MAX, &len,
+	    NULL);
+	if (why[0] == '\0' && buf == NULL)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if (buf != NULL && config_parse(&cfg, buf, len, path, err,
+	    sizeof(err)) == -1)
+		snprintf(why, sizeof(why), "%s", err);
+	free(buf);
+	if (why[0] == '\0' && cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	free(path);
+	return why[0] ? why : NULL;
+}
+
+/* the program's processes: state, pid, release they run */
+static void
+status_program(void)
+{
+	static struct member m[MAXMEMBERS];
+	const char *why = status_config();
+	char rs[65];
+	int n = 0, i;
+
+	if (why == NULL && cfg.program != NULL && cursha[0] &&
+	    (n = group_members(cursha, cfg.program, m, MAXMEMBERS)) < 0)
+		why = members_why;	/* never a part of the group */
+	if (jflag) {
+		if (why != NULL || cfg.program == NULL) {
+			printf(", \"program\": null");
+			return;
+		}
+		printf(", \"program\": {");
+		json_field("name", cfg.program, 0);
+		printf(", \"processes\": [");
+		for (i = 0; i < n; i++) {
+			proc_release(m[i].pid, rs);
+			printf("%s{", i ? ", " : "");
+			json_field("name", m[i].name, 0);
+			json_field("state", m[i].state, 1);
+			if (m[i].pid > 0)
+				printf(", \"pid\": %ld", m[i].pid);
+			else
+				printf(", \"pid\": null");
+			json_field("release", rs, 1);
+			printf(", \"current\": %s}", rs[0] &&
+			    strcmp(rs, cursha) == 0 ? "true" : "false");
+		}
+		printf("]}");
+		return;
+	}
+	if (why != NULL) {
+		printf("program: unknown (%s)\n", why);
+		return;
+	}
+	if (cfg.program == NULL) {
+		printf("program: none\n");
+		return;
+	}
+	if (n == 0)
+		printf("program: %s: supervisorctl status names no process\n",
+		    cfg.program);
+	for (i = 0; i < n; i++) {
+		proc_release(m[i].pid, rs);
+		printf("program: %s %s", m[i].name, m[i].state);
+		if (m[i].pid > 0)
+			printf(" pid %ld", m[i].pid);
+		if (rs[0])
+			printf(" (releases/%s%s)", rs, strcmp(rs, cursha) == 0 ?
+			    ", current" : ", NOT current");
+		putchar('\n');
+	}
+}
+
+/* a switch a run left unfinished, and a pause */
+static void
+status_pending_pause(void)
+{
+	static const char *next[] = { "", "restart next", "check next",
+	    "prune next", "switch back next" };
+	struct pending p;
+	struct pauserec pr;
+	int paused = pause_read(&pr);
+
+	memset(&p, 0, sizeof(p));
+	if (statefd != -1)
+		pending_load(&p, 0);
+	if (jflag) {
+		if (p.state == P_NONE)
+			printf(", \"pending\": null");
+		else {
+			printf(", \"pending\": {");
+			json_field("state", pnames[p.state], 0);
+			json_field("sha", p.sha, 1);
+			json_field("previous", p.prev, 1);
+			printf(", \"prune\": %s}", p.prune ? "true" : "false");
+		}
+		if (!paused) {
+			printf(", \"paused\": null");
+			return;
+		}
+		printf(", \"paused\": {");
+		json_field("user", pr.user, 0);
+		printf(", \"uid\": %ld", pr.uid);
+		json_time("since", pr.since);
+		json_field("reason", pr.reason, 1);
+		putchar('}');
+		return;
+	}
+	if (p.state == P_NONE)
+		printf("pending: none\n");
+	else
+		printf("pending: %s %s from %s (%s)\n", pnames[p.state], p.sha,
+		    p.prev[0] ? p.prev : "nothing", next[p.state]);
+	if (paused)
+		printf("paused: by %s (uid %ld) since %s%s%s\n", pr.user, pr.uid,
+		    fmttime(pr.since), pr.reason[0] ? ": " : "", pr.reason);
+	else
+		printf("paused: no\n");
+}
 
 static int
 cmd_status(void)
@@ -8493,9 +9150,12 @@ cmd_status(void)
 			printf(", \"running\": {\"pid\": %ld", pid);
 			json_time("since", t);
 			json_field("command", what, 1);
-			printf("}}\n");
+			printf("}");
 		} else
-			printf(", \"running\": null}\n");
+			printf(", \"running\": null");
+		status_program();
+		status_pending_pause();
+		printf("}\n");
 	} else {
 		if (c == CUR_OK)
 			printf("current: %s (activated %s)\n", cursha,
@@ -8510,6 +9170,8 @@ cmd_status(void)
 			    fmttime(t), what);
 		else
 			printf("running: no\n");
+		status_program();
+		status_pending_pause();
 	}
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }
@@ -8532,7 +9194,7 @@ cmd_prune(void)
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
 	do_prune(0);
-	return EXIT_OK;
+	return converge(0, NULL);
 }
 
 /* ---- audit: the trail, shown and checked ---- */
@@ -8708,7 +9370,8 @@ usage(int status)
 	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
 	    "activate REV\n"
 	    "          rollback [REV] | migrate REV | list | status | log [REV] "
-	    "| prune | help\n"
+	    "| prune\n"
+	    "          pause [REASON] | resume | help\n"
 	    "          audit [--json] [-n N] | audit --verify\n",
 	    status ? stderr : stdout);
 	leave(status);
@@ -8906,6 +9569,8 @@ static const struct command {
 	{ "log", "log [REV]", 1, 0, A_REV, 0 },
 	{ "prune", "prune", 0, 0, A_NONE, 1 },
 	{ "audit", "audit [--json] [-n N] | audit --verify", 1, 0, A_NONE, 0 },
+	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0 },
+	{ "resume", "resume", 0, 0, A_NONE, 1 },
 	{ "help", "help", 0, 0, A_NONE, 0 },
 };
 
@@ -8964,6 +9629,10 @@ run_command(const char *cmd, int argc, char *argv[])
 		return cmd_migrate(arg);
 	if (strcmp(cmd, "audit") == 0)
 		return cmd_audit(arg);
+	if (strcmp(cmd, "pause") == 0)
+		return cmd_pause(argc, argv);
+	if (strcmp(cmd, "resume") == 0)
+		return cmd_resume();
 	return cmd_prune();
 }
 
@@ -9000,6 +9669,7 @@ main(int argc, char *argv[])
 		argv += optind - 1;
 	}
 	cmdname = cmd;
+	confopt = conf;
 	c = check_args(cmd, argc, argv);
 	if (strcmp(cmd, "help") == 0)
 		usage(0);
