@@ -21,9 +21,9 @@ sha256() { "$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1],
 
 mkdir -p "$T/wheels"
 W1=$("$PY" "$TESTDIR/mkwheel.py" "$T/wheels" helper 1.0)
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" tool 1.0 --script tool-cli \
-    --requires "helper>=1" >/dev/null
-W2=$("$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0)
+WT=$("$PY" "$TESTDIR/mkwheel.py" "$T/wheels" tool 1.0 --script tool-cli \
+    --requires "helper>=1")
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
 "$PY" "$TESTDIR/mkwheel.py" "$T/wheels" newdep 1.0 >/dev/null
 "$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 3.0 --requires "newdep>=1" >/dev/null
 setup_root "virtualenv = $VENV" "keep = 5"
@@ -36,9 +36,9 @@ run_deploy deploy
 rc_is 0 "deploy A, from nothing"
 K1=$(key_of "$A")
 
-# one pin bumped, with its hash
-printf '# pinned\n--prefer-binary\nappdep == 2.0 --hash=sha256:%s\ntool==1.0  # the cli\nhelper==1.0\n' \
-    "$(sha256 "$W2")" >"$APP/requirements.txt"
+# one pin bumped
+printf '# pinned\n--prefer-binary\nappdep==2.0\ntool==1.0  # the cli\nhelper == 1.0\n' \
+    >"$APP/requirements.txt"
 B=$(new_commit b)
 run_deploy deploy
 rc_is 0 "deploy B, appdep bumped"
@@ -71,19 +71,20 @@ is "$(out)" "tool 1.0" "its console script runs once the source is gone"
 run "$ROOT/releases/$B/.venv/bin/python" -m pip check
 rc_is 0 "pip check passes"
 
-# a new hash for the installed version is checked, as a fresh build would:
-# a wrong one fails the deploy
-printf 'appdep==2.0 --hash=sha256:%064d\nhelper==1.0 --hash=sha256:%s\n' 0 \
-    "$(sha256 "$W1")" >"$APP/requirements.txt"
+# hashes the installed versions were not checked by are checked, as a
+# fresh build would: a wrong one fails the deploy
+printf '# pinned\nappdep==2.0 --hash=sha256:%064d\ntool==1.0 --hash=sha256:%s\nhelper==1.0 --hash=sha256:%s\n' \
+    0 "$(sha256 "$WT")" "$(sha256 "$W1")" >"$APP/requirements.txt"
 X=$(new_commit x)
 run_deploy deploy
 isnt "$rc" "0" "a pin with a wrong hash fails the deploy"
-grep_ok "the pinned run reinstalled it, checking the hash" \
-    "$ROOT/.deploy/logs/$X.log" '^pinned: 2 lines, 1 to install, 1 to uninstall$'
+grep_ok "derived" "$T/out" '^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/'
+grep_ok "the pinned run reinstalled all three, checking their hashes" \
+    "$ROOT/.deploy/logs/$X.log" '^pinned: 3 lines, 3 to install, 0 to uninstall$'
 grep_ok "pip said why" "$ROOT/.deploy/logs/$X.log" 'DO NOT MATCH THE HASHES'
 
 # requirements dropped: tool and helper (what only tool pulled in) go
-printf 'appdep==2.0\n' >"$APP/requirements.txt"
+printf '# pinned\nappdep==2.0\n' >"$APP/requirements.txt"
 C=$(new_commit c)
 run_deploy deploy
 rc_is 0 "deploy C, tool and helper dropped"
@@ -105,7 +106,7 @@ left=$(grep -rl -- "$ROOT/venvs/$K2" "$ROOT/venvs/$K3" 2>/dev/null)
 is "$left" "" "no file of it names B's venv"
 
 # not closed: appdep 3.0 requires newdep, which the file does not pin
-printf 'appdep==3.0\n' >"$APP/requirements.txt"
+printf '# pinned\nappdep==3.0\n' >"$APP/requirements.txt"
 D=$(new_commit d)
 run_deploy deploy
 rc_is 0 "deploy D, a new version with a new dependency"
@@ -127,10 +128,11 @@ rc_is 0 "pip check passes"
 ok "the app runs from D" app_runs_from "$D"
 
 # a range is not pinned: today's resolve, no fast path tried
-printf 'appdep>=2.0,<3\n' >"$APP/requirements.txt"
+printf '# pinned\nappdep>=2.0,<3\n' >"$APP/requirements.txt"
 E=$(new_commit e)
 run_deploy deploy
 rc_is 0 "deploy E, a range"
+grep_ok "derived" "$T/out" '^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/'
 grep_nok "no pinned plan" "$ROOT/.deploy/logs/$E.log" '^pinned'
 grep_ok "the resolve ran" "$ROOT/.deploy/logs/$E.log" 'pip install --dry-run'
 is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "appdep 2.0 runs"
