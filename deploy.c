@@ -3819,6 +3819,7 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 	char *out = xrealloc(NULL, DRYRUN_MAX), **argv, **want = NULL;
 	char **have = NULL, *cpath = fmtpath("%s/.deploy-constraints", vpath);
 	char *got;
+	double t0 = now(), t1, t2;
 	int r = -1;
 
 	out[0] = '\0';
@@ -3834,6 +3835,7 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 		    "install");
 		goto out;
 	}
+	t1 = now();
 	if ((have = venv_dists(vpath, why, wl)) == NULL ||
 	    derive_uninstall(vpath, want, have, o, why, wl) == -1 ||
 	    write_constraints(cpath, want, why, wl) == -1)
@@ -3841,8 +3843,11 @@ derive_pip(const char *vpath, const char *reqpath, const char *seeds,
 	free_words(argv);
 	argv = venv_pip(vpath, "install", "-r", reqpath, "-c", cpath,
 	    (char *)NULL);
+	t2 = now();
 	if (derive_run(argv, o, why, wl) == -1)
 		goto out;
+	logf_("resolve times: dry-run %.3f, uninstall %.3f, install %.3f\n",
+	    t1 - t0, t2 - t1, now() - t2);
 	unlink(cpath);
 	if (strcmp((got = venv_seeds(vpath)), seeds) != 0)
 		snprintf(why, wl, "pip, setuptools or wheel differ from what "

@@ -59,6 +59,8 @@ ok "the pinned run's files are gone" sh -c "! ls -a '$ROOT/venvs/$K2' | grep -q 
 fresh "$T/freshB"
 is "$(freeze "$ROOT/venvs/$K2")" "$(freeze "$T/freshB")" \
     "pip freeze of the pinned derive is a fresh build's"
+is "$(freeze "$T/freshB")" "$(printf 'appdep==2.0\nhelper==1.0\ntool==1.0')" \
+    "which holds exactly the pins"
 ok "the app runs from B" app_runs_from "$B"
 is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "and imports appdep 2.0"
 left=$(grep -rl -- "$ROOT/venvs/$K1" "$ROOT/venvs/$K2" 2>/dev/null)
@@ -94,9 +96,9 @@ grep_ok "derived from B's" "$T/out" \
 grep_ok "pinned again" "$T/out" '^\[[0-9]+\] pip ok [0-9.]+s \(pinned\)$'
 grep_ok "nothing to install, two to uninstall" "$ROOT/.deploy/logs/$C.log" \
     '^pinned: 1 lines, 0 to install, 2 to uninstall$'
-fresh "$T/freshC"
-is "$(freeze "$ROOT/venvs/$K3")" "$(freeze "$T/freshC")" \
-    "pip freeze of it is a fresh build's"
+# as B's fresh build showed, a closed pinned file's holds exactly its pins
+is "$(freeze "$ROOT/venvs/$K3")" "appdep==2.0" \
+    "pip freeze of it is a fresh build's: the one pin"
 run "$ROOT/venvs/$K3/bin/python" -m pip freeze
 unlike "$(out)" "*tool==*" "tool is uninstalled"
 unlike "$(out)" "*helper==*" "and helper"
