@@ -3876,8 +3876,8 @@ out:
  * uninstall what ARGS name up to the first "--", install --no-deps
  * --force-reinstall what follows up to the second, then check; and for
  * each NAME[EXTRAS] after that, whether what the extras require is
- * installed, which pip check does not look at. Exit 3 when a check fails, 1 when pip does. The
- * parts' times go to the log.
+ * installed, which pip check does not look at. Exit 3 when a check
+ * fails, 1 when pip does. The parts' times go to the log.
  */
 #define PINNED_RUN	"import sys; exec(compile(open(sys.argv.pop(1)).read(), " \
 			    "'deploy-pinned', 'exec'))"
@@ -4153,8 +4153,8 @@ pinned_argv(const char *vpath, const char *py, const char *req,
  * the file does not name is uninstalled, the lines whose version is not
  * the copy's, or whose hashes are not the ones the source was built
  * with, are installed --no-deps --force-reinstall (with their hashes, so
- * pip checks them), and pip check says the set is closed. 0 done; 1 the file is not all pins; -1 failed (why):
- * resolve instead.
+ * pip checks them), and pip check says the set is closed. 0 done; 1
+ * the file is not all pins; -1 failed (why): resolve instead.
  */
 static int
 derive_pinned(const struct vcopy *c, const char *buf, size_t len,
