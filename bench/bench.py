@@ -57,6 +57,8 @@ Environment:
   BENCH_ONLY=9        run figure 9 alone (pages and assets through nginx)
   BENCH_ONLY=5        run figures 4, 5 and 5b alone
   BENCH_ONLY=tree     run figure 4t alone
+  BENCH_ONLY=5b       run figure 5b alone (at least 5 runs), with where
+                      the time goes on both sides and the pip starts
 """
 import ctypes
 import os
@@ -94,6 +96,7 @@ ONLY_8 = os.environ.get("BENCH_ONLY") == "8"
 ONLY_9 = os.environ.get("BENCH_ONLY") == "9"
 ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 ONLY_TREE = os.environ.get("BENCH_ONLY") == "tree"
+ONLY_5B = os.environ.get("BENCH_ONLY") == "5b"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -581,6 +584,105 @@ def tree_rows(res, row):
 			med(tp)), "-", None)
 	return ["", "  4t with a submodule and a 50 MB LFS file %s s, the same "
 	    "app without them %s s" % (spread(to), spread(tp))]
+
+
+PROF_RE = {
+    "copy": re.compile(r"^copy: ([0-9.]+)s, of it ([0-9.]+)s finding the old "
+	r"path and rewriting (\d+) files$"),
+    "parts": re.compile(r"^pinned times: (.*)$"),
+    "python": re.compile(r"^pinned: python and pip ([0-9.]+)s$"),
+    "start": re.compile(r"^\$ \S+/bin/python (-m pip|-c )"),
+}
+
+
+def deploy_profile(root, sha):
+	"""Where a bump's venv and pip steps went, from deploy's log of sha:
+	{part: seconds} and the pip starts (python -m pip or the pinned run)."""
+	out = {"pip starts": 0}
+	path = os.path.join(root, ".deploy", "logs", sha + ".log")
+	with open(path, errors="replace") as f:
+		for line in f:
+			line = line.rstrip("\n")
+			if PROF_RE["start"].match(line):
+				out["pip starts"] += 1
+			m = PROF_RE["copy"].match(line)
+			if m:
+				out["copy"] = float(m.group(1)) - float(m.group(2))
+				out["rewrite"] = float(m.group(2))
+			m = PROF_RE["python"].match(line)
+			if m:
+				out["python+pip total"] = float(m.group(1))
+			m = PROF_RE["parts"].match(line)
+			if m:
+				for part in m.group(1).split(", "):
+					k, v = part.split()
+					out["pip " + k] = float(v)
+	if "pip import" in out and "python+pip total" in out:
+		out["python start"] = out["python+pip total"] - sum(v for k, v in
+		    out.items() if k.startswith("pip ") and k != "pip starts")
+	return out
+
+
+POST_PS4 = "+ ${EPOCHREALTIME} "
+
+
+def post_profile(trace):
+	"""The post's virtualenv and pip install, from its xtrace."""
+	t = []
+	for line in trace.splitlines():
+		m = re.match(r"^\++ (\d+\.\d+) (.*)$", line)
+		if m:
+			t.append((float(m.group(1)), m.group(2)))
+	out = {}
+	for i, (ts, cmd) in enumerate(t[:-1]):
+		if cmd.startswith("virtualenv "):
+			out["virtualenv"] = t[i + 1][0] - ts
+		elif cmd.startswith("pip install"):
+			out["pip install"] = t[i + 1][0] - ts
+	return out
+
+
+def bump_bench(url, app, pins, ours, post, res):
+	"""Figure 5b alone: RUNS (at least 5) commits that each move one pin,
+	deployed by ours/ and the post's script in alternating order, with the
+	profile of both: deploy's copy, rewrite and pip parts from its log,
+	the post's virtualenv and pip install from its xtrace (PS4 carries
+	the time; the script itself is unchanged)."""
+	bo, bp, steps, prof_o, prof_p = [], [], [], [], []
+	olog = os.path.join(LOGS, "ours.log")
+	pargv, penv = post_script(post, url)
+	plog = os.path.join(LOGS, "post.log")
+	pargv = ["bash", "-c", 'PS4=\'%s\'; set -x; . "$0"' % POST_PS4,
+	    pargv[1]]
+	for r in range(max(RUNS, 5)):
+		ver = "bump-%d" % r
+		sha = commit(app, ver, pins_with_settings(pins, r + 1))
+		if not PRUNE_IN_DEPLOYS:
+			trim_post(post)
+		off = os.path.getsize(olog)
+		poff = os.path.getsize(plog)
+		sides = [("ours", lambda: timed(deploy(ours, "deploy"),
+		    log="ours.log")),
+		    ("post", lambda: timed(pargv, env=penv, log="post.log"))]
+		if r % 2:
+			sides.reverse()
+		t = {}
+		for name, fn in sides:
+			t[name] = fn()
+		expect_current(ours, sha, "deploy (bump run %d)" % r, ver)
+		expect_current(post, sha, "post's script (bump run %d)" % r, ver)
+		bo.append(t["ours"])
+		bp.append(t["post"])
+		steps.append(step_times(olog, off))
+		prof_o.append(deploy_profile(ours, sha))
+		with open(plog, errors="replace") as f:
+			f.seek(poff)
+			prof_p.append(post_profile(f.read()))
+		say("  run %d bump: deploy %6.2fs   post's script %6.2fs   (%s)" % (
+		    r, t["ours"], t["post"], ", ".join("%s %.2f" % (k, v) for k, v
+			in prof_o[-1].items())))
+	res["bump"] = (bo, bp, steps)
+	res["profile"] = (prof_o, prof_p)
 
 
 def noop_bench(ours, res):
@@ -1252,7 +1354,8 @@ def report(res, info):
 		    "-" if ok is None else "pass" if ok else "MISS"))
 
 	details = main_rows(res, row) if "switch" in res else \
-	    deploy_rows(res, row) if "code" in res else [""]
+	    deploy_rows(res, row) if "code" in res else \
+	    bump_rows(res, row) if "bump" in res else [""]
 	details += tree_rows(res, row)[1:]
 	zd = res.get("zd")
 	if zd:
@@ -1372,6 +1475,35 @@ def deploy_rows(res, row):
 	return details
 
 
+def bump_rows(res, row):
+	"""Figure 5b alone: its row, and where the time went on both sides."""
+	co, cp, steps = res["bump"]
+	r = med(co) / med(cp)
+	row("5b", "dependency bump (one pin) vs post's script",
+	    "%.2f s" % med(co), "%.2f s" % med(cp), "%.2fx" % r, "<= 0.5x",
+	    r <= 0.5)
+	details = ["", "medians of %d runs, alternating; ranges min-max:" %
+	    len(co), "  5b bump: deploy %s s, post's script %s s; ratio a run: %s"
+	    % (spread(co), spread(cp), ", ".join("%.2f" % (a / b) for a, b in
+		zip(co, cp)))]
+	names = []
+	for s in steps:
+		names += [k for k in s if k not in names]
+	details.append("  deploy's steps (s): %s" % ", ".join("%s %.2f" % (k,
+	    med([s.get(k, 0) for s in steps])) for k in names))
+	po, pp = res["profile"]
+	for who, prof in (("deploy", po), ("post's script", pp)):
+		names = []
+		for p in prof:
+			names += [k for k in p if k not in names]
+		details.append("  %s, where the time went (s, medians): %s" % (who,
+		    ", ".join("%s %s" % (k, ("%d" if k == "pip starts" else "%.2f")
+			% med([p.get(k, 0) for p in prof])) for k in names)))
+	details.append("  post's script: 1 pip start a run (its one pip "
+	    "install; virtualenv seeds from its app-data, starting no pip)")
+	return details
+
+
 def report_table(res, info, rows, details):
 	hdr = ("#", "figure", "deploy", "baseline", "ratio", "target", "result")
 	w = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(7)]
@@ -1441,7 +1573,7 @@ def main():
 			return 0
 		say("bench: wheels")
 		_, out = run([sys.executable, os.path.join(HERE, "mkwheels.py"),
-		    os.path.join(W, "wheels"), str(RUNS + 1)], capture=True,
+		    os.path.join(W, "wheels"), str(max(RUNS, 5) + 1)], capture=True,
 		    log="wheels.log")
 		pins = out.split()
 		app = os.path.join(W, "app")
@@ -1453,9 +1585,11 @@ def main():
 		    (5 if PRUNE_IN_DEPLOYS else 100))
 		run(deploy(ours, "deploy"), log="ours.log")
 		cold = os.path.join(W, "cold")
-		setup_ours(cold, url, "test = python manage.py test\nkeep = %d\n"
-		    "reuse_venv = no\n" % (5 if PRUNE_IN_DEPLOYS else 100))
-		run(deploy(cold, "deploy"), log="cold.log")
+		if not ONLY_5B:
+			setup_ours(cold, url, "test = python manage.py test\n"
+			    "keep = %d\nreuse_venv = no\n" % (5 if PRUNE_IN_DEPLOYS
+			    else 100))
+			run(deploy(cold, "deploy"), log="cold.log")
 		setup_post(post, url, sha)
 		expect_current(ours, sha, "first deploy", "v0")
 		expect_current(post, sha, "post's first release", "v0")
@@ -1464,6 +1598,12 @@ def main():
 			1 for rt, _, fs in os.walk(os.path.join(ours, "venvs"))
 			for f in fs if f.endswith(".py") and "bd_" in rt),
 			count_files(os.path.join(ours, "releases", sha)), "file://")
+		if ONLY_5B:
+			say("bench: 5b dependency bumps, %d runs" % max(RUNS, 5))
+			bump_bench(url, app, pins, ours, post, res)
+			report(res, info)
+			ok = True
+			return 0
 		say("bench: 4-5 code-only and cold deploys, %d runs" % RUNS)
 		deploy_bench(url, app, pins, ours, post, cold, res)
 		if ONLY_5:
