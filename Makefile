@@ -11,7 +11,7 @@ MUSLCC = musl-gcc
 STATICFLAGS = -Os -ffunction-sections -fdata-sections \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables
 STATIC = deploy-static
-STATIC_MAX = 153600
+STATIC_MAX = 225280
 SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 all: deploy
