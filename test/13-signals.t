@@ -45,8 +45,9 @@ after_signal() {
 # ---- SIGTERM while pip downloads
 "$PY" "$T/slowserver.py" "$T/slow.port" "$T/slow.hits" &
 wait_for 10 test -s "$T/slow.port" || bail "slow server did not start"
-# new requirements: a new virtualenv, so pip runs
-echo "# v2" >>"$APP/requirements.txt"
+# new requirements, not all pins (a pinned file whose pins did not move
+# installs nothing, so pip would never ask the index): the resolver runs
+echo "appdep>=1.0" >"$APP/requirements.txt"
 B=$(new_commit v2)
 rm -f "$T/slow.hits"
 PIP_FIND_LINKS=http://127.0.0.1:$(cat "$T/slow.port")/ bg_deploy pipterm deploy
