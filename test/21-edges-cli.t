@@ -48,9 +48,12 @@ echo "notify = sh -c 'echo \$DEPLOY_EVENT \$DEPLOY_STATUS >>$T/other.notified'" 
 run_deploy list -c "$T/other.conf"
 rc_is 0 "'deploy list -c FILE' exits 0"
 like "$(out)" "*$A  *current*" "and lists the releases"
-run_deploy deploy -c "$T/other.conf" "$A"
-rc_is 0 "'deploy deploy -c FILE A' exits 0 (A is current already)"
+# (notify runs only when something was done: B's release, not current)
+run_deploy deploy -c "$T/other.conf" "$B"
+rc_is 0 "'deploy deploy -c FILE B' exits 0 (a switch to B's release)"
 is "$(cat "$T/other.notified" 2>/dev/null)" "deploy 0" "it read FILE: FILE's notify ran"
+run_deploy activate -q "$A"
+rc_is 0 "back to A"
 
 # ---- arguments checked before the lock
 write_conf "test = python check_app.py $TESTRUNS 1000"

@@ -20,7 +20,9 @@ synced_before() {
 	/fsync\([0-9]+<.*\/\.deploy\/pending\.tmp>/ { fp = NR }
 	/rename.*"pending\.tmp".*"pending"/ { rp = NR; okf = (fp > 0 && fp < NR); dp = 0 }
 	/fsync\([0-9]+<.*\/\.deploy>\)/ { if (rp) dp = NR }
-	/rename.*"\.current\.tmp".*"current"/ {
+	# current moves by rename of .current.tmp, or (a switch back, with a
+	# previous link) by exchanging previous and current in one renameat2
+	/rename.*"\.current\.tmp".*"current"/ || /renameat2.*"previous".*"current", RENAME_EXCHANGE/ {
 		print (rp && okf && dp > rp ? "synced" : "unsynced")
 		fp = rp = dp = 0
 	}' "$1"
