@@ -17,6 +17,9 @@ echo "\$(pwd)" >>"$T/restarts"
 # a folder where the switch's temp link goes: the next switch fails
 if [ -e "$T/block.switch" ]; then
 	mkdir -p "$ROOT/.current.tmp/x"
+	# and no previous link naming the release to go back to, so the
+	# switch back cannot swap the two links either: it takes the temp link
+	rm -f "$ROOT/previous"
 fi
 if [ ! -e CRASH ] && [ -s "$T/restart.delay" ]; then
 	touch "$T/restart.go"
@@ -78,7 +81,7 @@ is "$(wc -l <"$T/restarts")" "$nrestarts" "and restarts nothing"
 # ---- prune never removes current, even a failed one (exit 5 above left
 # a failed first release as current, with nothing to go back to)
 run_deploy prune
-rc_is 0 "prune with a failed current release: exit 0"
+rc_is 5 "prune with a failed current release that does not start: exit 5 (it is down: a person must look)"
 ok "the failed current release stays" real_dir "$ROOT/releases/$Z"
 is "$(list_mark "$Z")" current "list still marks it current"
 
@@ -120,14 +123,15 @@ like "$(out)" "*finishing*" "it says it finishes the interrupted run"
 is "$(list_state "$G")" failed "the failed release is recorded failed"
 ok "nothing is left pending" absent "$ROOT/.deploy/pending"
 
-# ---- 3: killed between recording the failure and the switch back: the
-# second symlinkat(2) deploy makes in its own process is the switch back's
-# temp link (the first is the switch's; the venv link is a symlink(2))
+# ---- 3: killed between recording the failure and the switch back: with
+# previous naming the release to go back to, the switch back is the one
+# renameat2(RENAME_EXCHANGE) of previous and current deploy makes in its
+# own process (the switch renames its temp links with renameat)
 H=$(crash_commit crash-four)
 run timeout 120 env DEPLOY_TEST_MARK=inject strace -o /dev/null \
-    -e trace=symlinkat -e inject=symlinkat:signal=KILL:when=2 \
+    -e trace=renameat2 -e inject=renameat2:signal=KILL:when=1 \
     "$DEPLOY" -C "$ROOT" deploy
-is "$rc" 137 "deploy is killed (by strace) at the switch back's temp link"
+is "$rc" 137 "deploy is killed (by strace) at the switch back's exchange"
 is "$(current_link)" "releases/$H" "killed before the switch back: current is still the failed release"
 grep_ok "the history says it failed" "$ROOT/.deploy/history" " failed $H\$"
 run_deploy deploy
