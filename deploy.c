@@ -5822,9 +5822,12 @@ fail_build(const char *sha, int status)
 	if (status == EXIT_FAILED)
 		warnx("deploy of %.12s failed before the switch; current is "
 		    "unchanged", sha);
-	else
+	else if (status > 128)
 		warnx("interrupted by signal %d; removed the partial release "
 		    "%.12s; current is unchanged", status - 128, sha);
+	else
+		warnx("refused %.12s before anything was built; removed the "
+		    "partial release; current is unchanged", sha);
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
 	/* current stays: it runs, as a run with nothing to build makes sure;
@@ -8098,6 +8101,7 @@ converge(int byhand, int *acted)
 	}
 	if (acted != NULL)
 		*acted = 1;
+	notify_due = 1;		/* a restart: notify and the audit hear of it */
 	say("%s: restarting %.12s (current) and checking it", what, cursha);
 	open_log(cursha, 0);
 	late = 1;
@@ -8222,8 +8226,9 @@ pause_event(const char *event, const struct pauserec *p)
 	else
 		say("resumed (was paused by %s since %s)", p->user,
 		    p->since ? fmttime(p->since) : "?");
-	audit_event(event, EXIT_OK, cursha, NULL, p->reason[0] ? p->reason :
-	    NULL);
+	if (strcmp(event, "pause") == 0)	/* resume: once its run ends */
+		audit_event(event, EXIT_OK, cursha, NULL, p->reason[0] ?
+		    p->reason : NULL);
 }
 
 static int
@@ -8236,6 +8241,11 @@ cmd_pause(int argc, char **argv)
 	int i, n;
 
 	need_deploy_root();
+	if (nflag) {
+		say("would pause: deploy and prepare would refuse (exit 3) "
+		    "until 'deploy resume'");
+		return EXIT_OK;
+	}
 	need_state();
 	memset(&p, 0, sizeof(p));
 	for (i = 1; i < argc && rl < sizeof(p.reason) - 1; i++)
@@ -8263,13 +8273,19 @@ cmd_pause(int argc, char **argv)
 static int
 cmd_resume(void)
 {
-	struct pauserec p;
+	static struct pauserec p;	/* its reason outlives us: the audit */
 	int st;
 
 	need_current_sane();
+	if (nflag) {
+		say("would end the pause, if any, finish a pending switch and "
+		    "make sure the program runs current");
+		return EXIT_OK;
+	}
 	need_state();
 	byhand = 1;
 	lock_root("resume");
+	audit_cmd = "resume";
 	if (!pause_read(&p)) {
 		say("not paused");
 	} else {
@@ -8277,6 +8293,7 @@ cmd_resume(void)
 			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
 			    strerror(errno));
 		pause_event("resume", &p);
+		audit_detail = p.reason[0] ? p.reason : NULL;
 	}
 	if ((st = cleanup()) != EXIT_OK)
 		return st;
@@ -8936,7 +8953,7 @@ cmd_deploy(const char *ref, int prepare_only)
 	if (strcmp(sha, cursha) == 0) {
 		if ((st = converge(0, &acted)) == EXIT_OK && !acted) {
 			say("%s is already current: nothing to do", sha);
-			audit_skip = 1;
+			audit_skip = !notify_due;
 		}
 		return st;
 	}
@@ -9044,7 +9061,7 @@ cmd_activate(const char *rev, int rollback)
 		/* by hand: it starts a program that is down, paused or not */
 		if ((st = converge(1, &acted)) == EXIT_OK && !acted) {
 			say("%s is already current: nothing to do", sha);
-			audit_skip = 1;
+			audit_skip = !notify_due;
 		}
 		return st;
 	}
