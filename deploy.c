@@ -8435,9 +8435,10 @@ static const char conf_template[] =
 "# migrate =                 # after the tests, right before the switch\n"
 "#                           # (python manage.py migrate --noinput)\n"
 "# notify =                  # after every deploy, activate and rollback\n"
-"#                           # that built, switched or failed; gets\n"
-"#                           # DEPLOY_EVENT, DEPLOY_STATUS, DEPLOY_REVISION,\n"
-"#                           # DEPLOY_PREVIOUS, DEPLOY_LOG\n";
+"#                           # that built, migrated, switched, restarted\n"
+"#                           # or switched back a release; gets DEPLOY_EVENT,\n"
+"#                           # DEPLOY_STATUS, DEPLOY_REVISION, DEPLOY_PREVIOUS,\n"
+"#                           # DEPLOY_LOG, DEPLOY_ACTOR\n";
 
 /* shared/deploy.conf: written when absent, else only compared */
 static void
