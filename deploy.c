@@ -1172,8 +1172,9 @@ has_text(const char *buf, size_t len, const char *w)
 const char *
 pip_lasting(const char *buf, size_t len)
 {
-	static const char *const net[] = { "Failed to establish a new "
-	    "connection", "Temporary failure in name resolution",
+	static const char *const net[] = {
+	    "Failed to establish a new connection",
+	    "Temporary failure in name resolution",
 	    "Name or service not known", "Network is unreachable",
 	    "Connection refused", "Read timed out", "ConnectTimeoutError",
 	    "ProxyError", "Could not fetch URL", NULL };
@@ -2025,7 +2026,7 @@ static void
 put_output(FILE *f, const char *p, size_t n)
 {
 	char buf[2048];
-	size_t k;
+	size_t k, m;
 
 	if (!isatty(fileno(f))) {
 		fwrite(p, 1, n, f);
@@ -2033,7 +2034,8 @@ put_output(FILE *f, const char *p, size_t n)
 	}
 	for (; n > 0; p += k, n -= k) {
 		k = n < sizeof(buf) / 2 ? n : sizeof(buf) / 2;
-		fwrite(buf, 1, cat_v(buf, p, k), f);
+		m = cat_v(buf, p, k);
+		fwrite(buf, 1, m, f);
 	}
 }
 
@@ -4321,7 +4323,7 @@ mark_venv_done(const char *key, const char *rec, size_t n)
 }
 
 /* Removes the partial release and exits with status. */
-static void fail_build(const char *sha, int status);
+static void fail_build(const char *sha, int status) __attribute__((noreturn));
 static int converge(int byhand, int *acted);
 static const char *notify_event;	/* set once the lock is ours */
 
@@ -5913,6 +5915,9 @@ struct submod {
 
 static const char *tree_rel;	/* the release being built */
 static char *tree_uses;		/* the mirrors it reads, one a line */
+
+static void tree_fail(const char *, const char *, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
 
 /* The build fails: one line saying why, after the step's FAILED line. */
 static void
@@ -7846,7 +7851,7 @@ static void
 audit_who(struct sbuf *b)
 {
 	char num[64], host[256], *f[2], *copy;
-	const char *tty = isatty(0) ? ttyname(0) : isatty(2) ? ttyname(2) :
+	const char *ssh, *tty = isatty(0) ? ttyname(0) : isatty(2) ? ttyname(2) :
 	    NULL;
 	size_t i;
 
@@ -7864,14 +7869,13 @@ audit_who(struct sbuf *b)
 	    NULL, AUDIT_VAL);
 	sb_add(b, "}, \"claimed\": {\"actor\": ", 24);
 	sb_jstr(b, audit_actor(), AUDIT_VAL);
-	if (env_or_null("SSH_CONNECTION") != NULL) {
-		copy = xstrdup(getenv("SSH_CONNECTION"));
+	if ((ssh = env_or_null("SSH_CONNECTION")) != NULL) {
+		copy = xstrdup(ssh);
 		if (fields(copy, f, 2) == 2) {
 			sb_json(b, "ssh_client", f[0], AUDIT_VAL);
 			sb_json(b, "ssh_port", f[1], AUDIT_VAL);
 		} else
-			sb_json(b, "ssh_connection", getenv("SSH_CONNECTION"),
-			    AUDIT_VAL);
+			sb_json(b, "ssh_connection", ssh, AUDIT_VAL);
 		free(copy);
 	}
 	for (i = 0; i < sizeof(audit_claims) / sizeof(audit_claims[0]); i++)
@@ -9683,6 +9687,7 @@ audit_check(const char *buf, size_t len)
 		if ((nl = memchr(p, '\n', (size_t)(e - p))) == NULL)
 			die(EXIT_FAILED, "%s/%s/audit line %zu: not ended by a "
 			    "newline (a write cut short?)", root, STATE, lineno);
+		/* cppcheck-suppress nullPointerArithmeticRedundantCheck */
 		n = (size_t)(nl - p);
 		if (n < 77 || strncmp(p, "{\"prev\": \"", 10) != 0 ||
 		    p[74] != '"' || p[n - 1] != '}')
