@@ -1574,9 +1574,9 @@ history_compact(void)
 	}
 }
 
+/* ---- signers: who signed each release, as git said when it was built ---- */
+
 /*
- * ---- signers: who signed each release, as git said when it was built ----
- *
  * .deploy/signers/SHA holds one line: the signer git reported when
  * verify passed for SHA. It goes when the release goes, so activate and
  * rollback can show whose code they bring back.
@@ -3250,9 +3250,9 @@ gitdir(void)
 	return g;
 }
 
+/* ---- what supervisorctl's answers mean ---- */
+
 /*
- * ---- what supervisorctl's answers mean ----
- *
  * supervisorctl says what went wrong in its own terms (a Python exception,
  * "no such process"); these turn the common ones into what the admin
  * should change.
@@ -3366,9 +3366,9 @@ close_programs(char *buf, size_t bl)
 		buf[n] = '\0';
 }
 
+/* ---- preflight: setup mistakes caught before anything is fetched ---- */
+
 /*
- * ---- preflight: setup mistakes caught before anything is fetched ----
- *
  * Cheap checks of what a deploy will need, so that a misspelled program or
  * a missing command is refused (exit 2, nothing changed) instead of
  * costing a built release that then fails its restart. With -n each one
@@ -3841,9 +3841,9 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 	return best < 4 ? 0 : best == 5 ? -2 : -1;
 }
 
+/* ---- 2b. verify: the signature, checked by git against our keys only ---- */
+
 /*
- * ---- 2b. verify: the signature, checked by git against our keys only ----
- *
  * git does the checking (verify-commit, verify-tag) in the mirror; we
  * only read its verdict. It runs in a private folder made for this run:
  * GNUPGHOME is a fresh homedir into which only gpg_keyring's keys are
@@ -5878,9 +5878,9 @@ write_revision(const char *sha, const char *rdir)
 	free(p);
 }
 
+/* ---- the whole tree: submodules and Git LFS content ---- */
+
 /*
- * ---- the whole tree: submodules and Git LFS content ----
- *
  * A release is the commit's tree with each submodule read in at its
  * pinned commit (recursively, SUBDEPTH deep at most) and each LFS file's
  * content in place of its pointer, or the build fails: never a silently
@@ -5914,6 +5914,7 @@ struct submod {
 };
 
 static const char *tree_rel;	/* the release being built */
+static char top_path[] = "";	/* the superproject's path in the release */
 static char *tree_uses;		/* the mirrors it reads, one a line */
 
 static void tree_fail(const char *, const char *, ...)
@@ -6171,21 +6172,21 @@ has_commit(const struct tree *t)
 static void
 sub_mirror(struct tree *t, const char *step)
 {
-	char name[32], *rel, *tmp, *abs, *u;
+	char name[32], *mrel, *tmp, *abs, *u;
 	struct stat st;
 	struct result r;
 	int mfd;
 
 	snprintf(name, sizeof(name), "%016llx.git",
 	    fnv(14695981039346656037ULL, t->url, strlen(t->url)));
-	rel = fmtpath("modules/%s", name);
-	t->gd = fmtpath("--git-dir=%s/%s", root, rel);
+	mrel = fmtpath("modules/%s", name);
+	t->gd = fmtpath("--git-dir=%s/%s", root, mrel);
 	u = tree_uses;
 	tree_uses = fmtpath("%s%s\n", u ? u : "", name);
 	free(u);
 	if (mkdirat(rootfd, "modules", 0755) == -1 && errno != EEXIST)
 		tree_fail(step, "%s/modules: %s", root, strerror(errno));
-	if (fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+	if (fstatat(rootfd, mrel, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 		tmp = fmtpath("%.16s.tmp", name);
 		abs = fmtpath("%s/modules/%s", root, tmp);
 		if ((mfd = open_dir_at(rootfd, "modules")) == -1)
@@ -6218,7 +6219,7 @@ sub_mirror(struct tree *t, const char *step)
 		tree_fail(step, "submodule %s: commit %s is not in %s", t->path,
 		    t->sha, t->url);
 done:
-	free(rel);
+	free(mrel);
 }
 
 /*
@@ -6443,7 +6444,7 @@ checkout_tree(const char *sha, const char *rdir)
 	t.gd = gitdir();
 	t.url = cfg.repo;
 	copy_sha(t.sha, sha);
-	t.path = "";
+	t.path = top_path;
 	tree_rel = sha;
 	free(tree_uses);
 	tree_uses = NULL;
@@ -7349,9 +7350,9 @@ do_prune(int asstep)
 		say("nothing to prune (keep = %ld)", cfg.keep);
 }
 
+/* ---- finishing a switch: one state machine over .deploy/pending ---- */
+
 /*
- * ---- finishing a switch: one state machine over .deploy/pending ----
- *
  * Once current has moved, .deploy/pending ("STATE SHA PREV PRUNE") says
  * how far the run got, and every command that takes the lock first drives
  * it to the end, so that a killed run is finished by the next one:
@@ -7441,10 +7442,12 @@ pending_load(struct pending *p, int drop)
 		return;
 	nf = fields(buf, f, 4);
 	if (nf == 2 && is_sha(f[0])) {	/* 0098c49's */
-		f[3] = "-";
+		static char none[] = "-", switched[] = "switched";
+
+		f[3] = none;
 		f[2] = f[1];
 		f[1] = f[0];
-		f[0] = "switched";
+		f[0] = switched;
 		nf = 4;
 	}
 	ok = nf == 4 && strlen(f[0]) < sizeof(st) &&
@@ -7716,9 +7719,9 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	return finish_switch(&p);
 }
 
+/* ---- audit: who changed what, and from where ---- */
+
 /*
- * ---- audit: who changed what, and from where ----
- *
  * ROOT/.deploy/audit holds one JSON object per line for every command
  * that changed something or was refused (a signature): appended with
  * O_APPEND in one write and fsynced, under an fcntl lock of the file so
@@ -7999,9 +8002,9 @@ audit_event(const char *event, int status, const char *rev, const char *prev,
 	free(b.p);
 }
 
+/* ---- converging: the program runs the release current names ---- */
+
 /*
- * ---- converging: the program runs the release current names ----
- *
  * Between runs a reboot (autostart=false), a crash that used up
  * startretries or a hand-typed "supervisorctl stop" can leave the program
  * down while current says all is well. So every command that takes the
@@ -8077,12 +8080,12 @@ static void need_readable(void);
 static void need_state(void);
 
 /*
- * byhand: a person asked for this run (activate, resume), so a pause
+ * by_hand: a person asked for this run (activate, resume), so a pause
  * does not hold it. *acted (may be NULL): 1 when it restarted the program.
  * EXIT_OK, EXIT_STUCK, or 128+N.
  */
 static int
-converge(int byhand, int *acted)
+converge(int by_hand, int *acted)
 {
 	char what[400], again[400], who[600];
 	int st;
@@ -8099,7 +8102,7 @@ converge(int byhand, int *acted)
 		    "does it still define it?", cfg.program, what);
 		return EXIT_STUCK;
 	}
-	if (!byhand && paused_by(who, sizeof(who))) {
+	if (!by_hand && paused_by(who, sizeof(who))) {
 		warnx("%s; deploy is paused (%s): not starting it", what, who);
 		return EXIT_OK;
 	}
@@ -8131,9 +8134,9 @@ converge(int byhand, int *acted)
 	return EXIT_STUCK;
 }
 
+/* ---- pause and resume ---- */
+
 /*
- * ---- pause and resume ----
- *
  * .deploy/pause, while deploy is paused (written durably, 0600):
  *   deploy-pause 1        the format's name and version
  *   user NAME             who paused (the login name of the uid)
@@ -8240,7 +8243,8 @@ cmd_pause(int argc, char **argv)
 {
 	struct pauserec p, old;
 	struct passwd *pw;
-	char buf[1024], *r;
+	char buf[1024];
+	const char *r;
 	size_t rl = 0;
 	int i, n;
 
@@ -9118,6 +9122,8 @@ cmd_migrate(const char *rev)
 	return step_migrate(sha);
 }
 
+/* ---- the commands that only read the root: log, list, status ---- */
+
 /* log [REV]: a release's log (the newest log without REV); no lock */
 static int
 cmd_log(const char *rev)
@@ -9591,6 +9597,8 @@ cmd_status(void)
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }
 
+/* ---- prune ---- */
+
 static int
 cmd_prune(void)
 {
@@ -9777,6 +9785,8 @@ cmd_audit(const char *arg)
 #ifndef VERSION
 #define VERSION "unknown"
 #endif
+
+/* ---- the command line and main ---- */
 
 static void
 usage(int status)
