@@ -8242,7 +8242,6 @@ static int
 cmd_pause(int argc, char **argv)
 {
 	struct pauserec p, old;
-	struct passwd *pw;
 	char buf[1024];
 	const char *r;
 	size_t rl = 0;
@@ -8261,8 +8260,8 @@ cmd_pause(int argc, char **argv)
 		    "%s%s", rl ? " " : "", argv[i]);
 	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
 	p.uid = (long)getuid();
-	pw = getpwuid(getuid());
-	r = pw != NULL ? pw->pw_name : "?";
+	if ((r = login_name()) == NULL)
+		r = "?";
 	cut_utf8(p.user, printable(r), sizeof(p.user));
 	p.since = (long long)time(NULL);
 	if (pause_read(&old))
