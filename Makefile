@@ -41,7 +41,7 @@ test/unit: test/unit.c deploy.c deploy.h
 # the slowest files first, so that the others fill in around them; -j3
 # on 2 cores: most of a test's time is spent waiting (supervisord, sleeps)
 SLOW = test/20-kill-loop.t test/51-frontdoor.t test/28-operators.t \
-	test/26-venv-derive.t test/70-ansible.t
+	test/26-venv-derive.t test/70-ansible.t test/50-zero-downtime.t
 test: prereqs deploy test/unit
 	./test/unit
 	prove -j3 $(SLOW) $$(ls test/*.t | grep -v -F $(SLOW:test/%=-e %))
