@@ -6891,6 +6891,21 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 	return n;
 }
 
+/* sleeps until the next look at a restarted program: 200 ms while it
+ * starts; once it is RUNNING, until its settle second is over, so that a
+ * program that stays up costs two supervisorctl calls, not five (each is
+ * a Python start-up, about 0.3 s of CPU) */
+static void
+wait_next_look(const char *state, double settled)
+{
+	double left = settled - now();
+
+	if (strcmp(state, "RUNNING") == 0 && left > 0)
+		poll(NULL, 0, (int)(left * 1000) + 10);
+	else
+		poll(NULL, 0, 200);
+}
+
 /* restarts one process and waits until it is RUNNING with the same pid
  * for SETTLE seconds; why says what went wrong */
 static int
@@ -6953,7 +6968,7 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 			    m.state, (long)(end - begun));
 			return -1;
 		}
-		poll(NULL, 0, 200);
+		wait_next_look(m.state, settled);
 	}
 }
 
@@ -7066,7 +7081,7 @@ step_restart(const char *sha)
 			free(rdir);
 			return -1;
 		}
-		poll(NULL, 0, 200);
+		wait_next_look(state, settled);
 	}
 	step_ok("restart");
 	free(rdir);
