@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """HTTP clients on loopback that count failed requests during a deploy.
 
-usage: load.py URL STOPFILE RESULTFILE [THREADS [SECONDS [MAXREQ]]]
+usage: load.py URL STOPFILE RESULTFILE [THREADS [SECONDS [MAXREQ [PAUSE_MS]]]]
 
 THREADS threads (default 4) each GET URL over a new connection, again and
-again with a 5 ms pause, until STOPFILE appears, SECONDS pass (default
-120) or MAXREQ requests were made in all (default 200000).  Each request
-has a 5 s timeout; anything but a 200 answer is a failure.  Writes to
-RESULTFILE (renamed into place at the end):
+again with a pause of PAUSE_MS (default 5) between, until STOPFILE
+appears, SECONDS pass (default 120) or MAXREQ requests were made in all
+(default 200000).  Each request has a 5 s timeout; anything but a 200
+answer is a failure.  Writes to RESULTFILE (renamed into place at the
+end):
     ok=N failed=N gap_ms=N versions=v1,v2
 gap_ms is the longest time between two successful answers (any thread).
 The first lines of failures follow, one a line.  RESULTFILE.ready is
@@ -26,6 +27,7 @@ def main():
 	deadline = time.monotonic() + (float(sys.argv[5])
 	    if len(sys.argv) > 5 else 120)
 	maxreq = int(sys.argv[6]) if len(sys.argv) > 6 else 200000
+	pause = (float(sys.argv[7]) if len(sys.argv) > 7 else 5) / 1000
 	lock = threading.Lock()
 	st = {"n": 0, "ok": 0, "failed": 0, "versions": set(), "times": [],
 	    "errors": [], "ready": False}
@@ -55,7 +57,7 @@ def main():
 					st["failed"] += 1
 					if len(st["errors"]) < 20:
 						st["errors"].append(body)
-			time.sleep(0.005)
+			time.sleep(pause)
 
 	threads = [threading.Thread(target=client) for _ in range(nthreads)]
 	for t in threads:
