@@ -14,17 +14,37 @@ STATIC = deploy-static
 STATIC_MAX = 225280
 SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
+# the program: src/, one job per file (README, "The source"); each file
+# compiles to its own object, and -MMD's dependency files say which
+# headers it reads, so a change to one file rebuilds that one object
+SRCS = $(wildcard src/*.c)
+OBJS = $(SRCS:.c=.o)
+# the pure core, free of I/O: the unit test and the fuzz target link it alone
+CORE = src/core.c src/order.c src/reqs.c src/sha256.c src/json.c src/tail.c
+
 all: deploy
 
-deploy: deploy.c deploy.h
-	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) -DVERSION='"$(VERSION)"' $(LDFLAGS) -o $@ deploy.c
+deploy: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS)
+
+.c.o:
+	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
+
+# only main.c prints the version: only it rebuilds when the version changes
+src/main.o: src/main.c .version
+	$(CC) $(WFLAGS) $(CFLAGS) $(CPPFLAGS) -DVERSION='"$(VERSION)"' -MMD -MP -c -o $@ src/main.c
+
+.version: FORCE
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+
+-include $(OBJS:.o=.d)
 
 # a fully static binary that runs on any Linux of the same architecture
 static: $(STATIC)
 
-$(STATIC): deploy.c deploy.h
+$(STATIC): $(SRCS) $(wildcard src/*.h)
 	$(MUSLCC) $(WFLAGS) -Werror $(STATICFLAGS) -DVERSION='"$(VERSION)"' -static -s \
-	    -Wl,--gc-sections -Wl,-z,noseparate-code -o $@ deploy.c
+	    -Wl,--gc-sections -Wl,-z,noseparate-code -o $@ $(SRCS)
 	@size=$$(wc -c <$@); echo "$@: static, stripped, $$size bytes"; \
 	if [ $$size -gt $(STATIC_MAX) ]; then \
 		echo "$@: larger than $(STATIC_MAX) bytes" >&2; rm -f $@; exit 1; \
@@ -35,8 +55,8 @@ $(STATIC): deploy.c deploy.h
 prereqs:
 	@sh scripts/prereqs
 
-test/unit: test/unit.c deploy.c deploy.h
-	$(CC) $(WFLAGS) $(CFLAGS) -DDEPLOY_CORE_ONLY -I. -o $@ test/unit.c deploy.c
+test/unit: test/unit.c $(CORE) $(wildcard src/*.h)
+	$(CC) $(WFLAGS) $(CFLAGS) -Isrc -o $@ test/unit.c $(CORE)
 
 # the slowest files first, so that the others fill in around them; -j3
 # on 2 cores: most of a test's time is spent waiting (supervisord, sleeps)
@@ -61,8 +81,8 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=0 DEPLOY_SANITIZED=1 $(MAKE) CC=clang CFLAGS="$(SANFLAGS)" LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) clean
 
-fuzz: test/fuzz.c deploy.c deploy.h
-	clang $(WFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -DDEPLOY_CORE_ONLY -I. -o test/fuzz test/fuzz.c deploy.c
+fuzz: test/fuzz.c $(CORE) $(wildcard src/*.h)
+	clang $(WFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -o test/fuzz test/fuzz.c $(CORE)
 	mkdir -p test/fuzz-work
 	./test/fuzz -max_total_time=$${FUZZ_SECONDS:-60} test/fuzz-work test/corpus
 
@@ -92,6 +112,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/deploy $(DESTDIR)$(MANDIR)/man1/deploy.1
 
 clean:
-	rm -f deploy $(STATIC) test/unit test/fuzz
+	rm -f deploy $(STATIC) test/unit test/fuzz src/*.o src/*.d .version
 
-.PHONY: all static prereqs test test-quick test-asan fuzz bench demo demo-clean install uninstall clean
+FORCE:
+
+.PHONY: FORCE all static prereqs test test-quick test-asan fuzz bench demo demo-clean install uninstall clean

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deploy.h"
+#include "core.h"
+#include "order.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deploy.h"
+#include "core.h"
+#include "order.h"
+#include "reqs.h"
+#include "sha256.h"
+#include "json.h"
+#include "tail.h"
 
 static int n, failed;
 

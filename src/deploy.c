@@ -1,1317 +1,86 @@
 /*
- * deploy: atomic deployments of a Python web app on a plain server.
- *
- * A release folder per git commit, a virtualenv and pip install per
- * release, the app's tests run before anything changes, an atomic switch
- * of the current link, a supervisord restart, a switch back when the new
- * release won't run, old releases pruned.
- *
- * Rules kept throughout: one deploy at a time per root (an fcntl lock that
- * dies with its holder); current is only ever replaced by rename(2); a
- * release counts only once the history says it is complete; no word from
- * the command line, the config or git ever reaches a shell.
+ * deploy.c: the rest of the program, on its way to files of its own.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
 
-#include <sys/types.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/time.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-#ifndef FICLONE			/* <linux/fs.h>'s, which musl does not carry */
-#define FICLONE	_IOW(0x94, 9, int)
-#endif
-#ifndef RENAME_EXCHANGE		/* <linux/fs.h>'s too */
-#define RENAME_EXCHANGE	(1 << 1)
-#endif
-#endif
-
 #include <ctype.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#ifndef FICLONE
+#define FICLONE	_IOW(0x94, 9, int)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE	(1 << 1)
+#endif
+#endif
 
-#include "deploy.h"
+#include "core.h"
+#include "order.h"
+#include "reqs.h"
+#include "sha256.h"
+#include "tail.h"
+#include "json.h"
+#include "run.h"
+#include "msg.h"
 
-#define STATE	".deploy"		/* bookkeeping folder under the root */
-#define TMPLINK	".current.tmp"
-#define PREVLINK	".previous.tmp"
 #define GRACE	5			/* seconds between SIGTERM and SIGKILL */
+
 #define SETTLE	1			/* seconds a restarted program must stay up */
+
 #define TAILMAX	8192
 
-extern char **environ;
-
-/* ---- the pure core (declared in deploy.h) ---- */
-
-static char *
-xstrdup(const char *s)
-{
-	char *p;
-
-	if ((p = strdup(s)) == NULL) {
-		fputs("deploy: out of memory\n", stderr);
-		exit(EXIT_STUCK);
-	}
-	return p;
-}
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	if ((p = realloc(p, n ? n : 1)) == NULL) {
-		fputs("deploy: out of memory\n", stderr);
-		exit(EXIT_STUCK);
-	}
-	return p;
-}
-
-void
-config_init(struct config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->keep = 5;
-	c->reuse_venv = 1;
-	c->check_timeout = 30;
-	c->timeout = 1800;
-	c->submodules = 1;
-	c->lfs = 2;		/* yes, by default: git-lfs needed once a commit has LFS */
-}
-
-void
-config_free(struct config *c)
-{
-	char **s[] = { &c->repo, &c->branch, &c->virtualenv, &c->requirements,
-	    &c->build, &c->test, &c->program, &c->supervisorctl, &c->restart,
-	    &c->check, &c->link, &c->envfile, &c->migrate, &c->notify,
-	    &c->allowed_signers, &c->gpg_keyring };
-	size_t i;
-
-	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
-		free(*s[i]);
-		*s[i] = NULL;
-	}
-}
-
-void
-free_words(char **w)
-{
-	char **p;
-
-	if (w == NULL)
-		return;
-	for (p = w; *p; p++)
-		free(*p);
-	free(w);
-}
-
-char **
-split_words(const char *s, char *err, size_t errlen)
-{
-	char **w = NULL, *cur;
-	size_t nw = 0, len = 0;
-	int inword = 0, q = 0;
-
-	cur = xrealloc(NULL, strlen(s) + 1);
-	for (;; s++) {
-		if (q == '\'') {
-			if (*s == '\0')
-				goto unterminated;
-			if (*s == '\'')
-				q = 0;
-			else
-				cur[len++] = *s;
-			continue;
-		}
-		if (q == '"') {
-			if (*s == '\0')
-				goto unterminated;
-			if (*s == '"')
-				q = 0;
-			else if (*s == '\\' && s[1] != '\0' &&
-			    strchr("\\\"$`\n", s[1]) != NULL)
-				cur[len++] = *++s;
-			else
-				cur[len++] = *s;
-			continue;
-		}
-		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
-			if (inword) {
-				cur[len] = '\0';
-				w = xrealloc(w, (nw + 2) * sizeof(*w));
-				w[nw++] = xstrdup(cur);
-				w[nw] = NULL;
-				len = 0;
-				inword = 0;
-			}
-			if (*s == '\0')
-				break;
-			continue;
-		}
-		inword = 1;
-		if (*s == '\'' || *s == '"')
-			q = (unsigned char)*s;
-		else if (*s == '\\') {
-			if (s[1] == '\0') {
-				snprintf(err, errlen, "trailing backslash");
-				goto fail;
-			}
-			cur[len++] = *++s;
-		} else
-			cur[len++] = *s;
-	}
-	free(cur);
-	if (nw == 0) {
-		snprintf(err, errlen, "empty command");
-		return NULL;
-	}
-	return w;
-unterminated:
-	snprintf(err, errlen, "unterminated %s quote",
-	    q == '\'' ? "single" : "double");
-fail:
-	free(cur);
-	free_words(w);
-	return NULL;
-}
-
-/*
- * The first word of s that a shell would take as an operator, written
- * unquoted as the whole word ("&&", "|", "2>&1"): without a shell it is
- * only an argument.  NULL when there is none (or s does not split).
- */
-const char *
-shell_operator(const char *s)
-{
-	static const char *ops[] = { "&&", "||", "|", ";", ">", ">>", "<",
-	    "2>&1" };
-	const char *b = NULL;
-	size_t i;
-	int q = 0, quoted = 0;
-
-	for (;; s++) {
-		if (q != 0) {
-			if (*s == '\0')
-				return NULL;
-			if (q == '"' && *s == '\\' && s[1] != '\0')
-				s++;
-			else if (*s == q)
-				q = 0;
-			continue;
-		}
-		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
-			for (i = 0; b != NULL && !quoted &&
-			    i < sizeof(ops) / sizeof(ops[0]); i++)
-				if (strlen(ops[i]) == (size_t)(s - b) &&
-				    strncmp(b, ops[i], (size_t)(s - b)) == 0)
-					return ops[i];
-			b = NULL;
-			if (*s == '\0')
-				return NULL;
-			continue;
-		}
-		if (b == NULL) {
-			b = s;
-			quoted = 0;
-		}
-		if (*s == '\'' || *s == '"') {
-			q = (unsigned char)*s;
-			quoted = 1;
-		} else if (*s == '\\') {
-			quoted = 1;
-			if (s[1] == '\0')
-				return NULL;
-			s++;
-		}
-	}
-}
-
-int
-is_sha(const char *s)
-{
-	size_t n;
-
-	for (n = 0; s[n]; n++)
-		if (!isdigit((unsigned char)s[n]) && (s[n] < 'a' || s[n] > 'f'))
-			return 0;
-	return n == 40 || n == 64;
-}
-
-int
-ref_ok(const char *r)
-{
-	const unsigned char *p;
-
-	if (*r == '\0' || *r == '-' || strlen(r) > 255)
-		return 0;
-	for (p = (const unsigned char *)r; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return 0;
-	return 1;
-}
-
-int
-relpath_ok(const char *p)
-{
-	const char *s;
-	size_t n;
-
-	if (*p == '\0' || *p == '/')
-		return 0;
-	for (s = p; *s; s += n + (s[n] == '/')) {
-		n = strcspn(s, "/");
-		if (n == 0 || (n == 1 && s[0] == '.') ||
-		    (n == 2 && s[0] == '.' && s[1] == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-static int
-parse_long(const char *v, long lo, long hi, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = n;
-	return 0;
-}
-
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
-enum { K_STR, K_CMD, K_NUM, K_BOOL, K_REF, K_PATH, K_PATHS, K_VERIFY };
-
-static const struct key {
-	const char	*name;
-	int		 kind;
-	size_t		 off;
-	long		 lo, hi;
-} keys[] = {
-	{ "repo", K_STR, offsetof(struct config, repo), 0, 0 },
-	{ "branch", K_REF, offsetof(struct config, branch), 0, 0 },
-	{ "keep", K_NUM, offsetof(struct config, keep), 2, 10000 },
-	{ "virtualenv", K_CMD, offsetof(struct config, virtualenv), 0, 0 },
-	{ "requirements", K_PATH, offsetof(struct config, requirements), 0, 0 },
-	{ "reuse_venv", K_BOOL, offsetof(struct config, reuse_venv), 0, 0 },
-	{ "build", K_CMD, offsetof(struct config, build), 0, 0 },
-	{ "test", K_CMD, offsetof(struct config, test), 0, 0 },
-	{ "program", K_STR, offsetof(struct config, program), 0, 0 },
-	{ "supervisorctl", K_CMD, offsetof(struct config, supervisorctl), 0, 0 },
-	{ "restart", K_CMD, offsetof(struct config, restart), 0, 0 },
-	{ "check", K_CMD, offsetof(struct config, check), 0, 0 },
-	{ "check_timeout", K_NUM, offsetof(struct config, check_timeout), 0, 86400 },
-	{ "link", K_PATHS, offsetof(struct config, link), 0, 0 },
-	{ "envfile", K_PATH, offsetof(struct config, envfile), 0, 0 },
-	{ "timeout", K_NUM, offsetof(struct config, timeout), 0, 604800 },
-	{ "migrate", K_CMD, offsetof(struct config, migrate), 0, 0 },
-	{ "notify", K_CMD, offsetof(struct config, notify), 0, 0 },
-	{ "verify", K_VERIFY, offsetof(struct config, verify), 0, 0 },
-	{ "allowed_signers", K_PATH, offsetof(struct config, allowed_signers),
-	    0, 0 },
-	{ "gpg_keyring", K_PATH, offsetof(struct config, gpg_keyring), 0, 0 },
-	{ "submodules", K_BOOL, offsetof(struct config, submodules), 0, 0 },
-	{ "lfs", K_BOOL, offsetof(struct config, lfs), 0, 0 },
-};
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
-static int
-set_key(struct config *c, const struct key *k, char *v, char *why, size_t wl)
-{
-	char **w, **p, werr[128];
-	void *field = (char *)c + k->off;
-
-	switch (k->kind) {
-	case K_NUM:
-		if (parse_long(v, k->lo, k->hi, (long *)field) == -1) {
-			snprintf(why, wl, "%s must be a whole number from %ld "
-			    "to %ld, not '%s'", k->name, k->lo, k->hi, v);
-			return -1;
-		}
-		return 0;
-	case K_BOOL:
-		if (strcmp(v, "yes") == 0)
-			*(int *)field = 1;
-		else if (strcmp(v, "no") == 0)
-			*(int *)field = 0;
-		else {
-			snprintf(why, wl, "%s must be yes or no, not '%s'",
-			    k->name, v);
-			return -1;
-		}
-		return 0;
-	case K_VERIFY:
-		if (strcmp(v, "off") == 0)
-			*(int *)field = VERIFY_OFF;
-		else if (strcmp(v, "commit") == 0)
-			*(int *)field = VERIFY_COMMIT;
-		else if (strcmp(v, "tag") == 0)
-			*(int *)field = VERIFY_TAG;
-		else {
-			snprintf(why, wl, "%s must be off, commit or tag, not "
-			    "'%s'", k->name, v);
-			return -1;
-		}
-		return 0;
-	case K_CMD:
-	case K_PATHS:
-		if ((w = split_words(v, werr, sizeof(werr))) == NULL) {
-			snprintf(why, wl, "%s: %s", k->name, werr);
-			return -1;
-		}
-		for (p = w; k->kind == K_PATHS && *p; p++)
-			if (!relpath_ok(*p)) {
-				snprintf(why, wl, "%s: '%s' must be a path "
-				    "under shared/ (relative, no '..')",
-				    k->name, *p);
-				free_words(w);
-				return -1;
-			}
-		free_words(w);
-		break;
-	case K_PATH:
-		if (!relpath_ok(v)) {
-			snprintf(why, wl, "%s: '%s' must be a relative path "
-			    "without '..'", k->name, v);
-			return -1;
-		}
-		break;
-	case K_REF:
-		if (!ref_ok(v)) {
-			snprintf(why, wl, "%s: '%s' is not a usable ref", k->name, v);
-			return -1;
-		}
-		break;
-	default:
-		if (*v == '-') {
-			snprintf(why, wl, "%s must not start with '-'", k->name);
-			return -1;
-		}
-	}
-	*(char **)field = xstrdup(v);
-	return 0;
-}
-
-int
-config_parse(struct config *c, const char *buf, size_t len, const char *file,
-    char *err, size_t errlen)
-{
-	char line[4096], why[ERRLEN], *k, *v, *eq;
-	int seen[NKEYS] = { 0 };
-	size_t i, n, lineno = 0;
-	const char *p = buf, *end = buf + len, *nl;
-
-	if (len > CONF_MAX) {
-		snprintf(err, errlen, "%s: larger than %d bytes", file, CONF_MAX);
-		return -1;
-	}
-	if (memchr(buf, '\0', len) != NULL) {
-		snprintf(err, errlen, "%s: holds a NUL byte", file);
-		return -1;
-	}
-	for (; p < end; p = nl + 1) {
-		lineno++;
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
-		n = nl - p;
-		if (n >= sizeof(line)) {
-			snprintf(why, sizeof(why), "line too long");
-			goto bad;
-		}
-		memcpy(line, p, n);
-		line[n] = '\0';
-		k = trim(line);
-		if (*k == '\0' || *k == '#')
-			continue;
-		if ((eq = strchr(k, '=')) == NULL) {
-			snprintf(why, sizeof(why), "expected 'key = value'");
-			goto bad;
-		}
-		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
-		for (i = 0; i < NKEYS; i++)
-			if (strcmp(keys[i].name, k) == 0)
-				break;
-		if (i == NKEYS) {
-			snprintf(why, sizeof(why), "unknown key '%.64s'", k);
-			goto bad;
-		}
-		if (seen[i]) {
-			snprintf(why, sizeof(why), "%s is already set on line %d",
-			    k, seen[i]);
-			goto bad;
-		}
-		seen[i] = (int)lineno;
-		if (*v == '\0') {
-			snprintf(why, sizeof(why), "%s has no value", k);
-			goto bad;
-		}
-		if (set_key(c, &keys[i], v, why, sizeof(why)) == -1)
-			goto bad;
-		if (nl == end)
-			break;
-	}
-	if (c->repo == NULL) {
-		snprintf(err, errlen, "%s: repo is not set", file);
-		return -1;
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "%s:%zu: %s", file, lineno, why);
-	return -1;
-}
-
-int
-envfile_parse(const char *buf, size_t len, const char *file, char ***vars,
-    char *err, size_t errlen)
-{
-	char line[4096], *k, *eq, **v = NULL;
-	size_t n, nv = 0, lineno = 0;
-	const char *p = buf, *end = buf + len, *nl, *why;
-
-	if (len > CONF_MAX || memchr(buf, '\0', len) != NULL) {
-		snprintf(err, errlen, "%s: too large or holds a NUL byte", file);
-		return -1;
-	}
-	for (; p < end; p = nl + 1) {
-		lineno++;
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
-		n = nl - p;
-		why = "line too long";
-		if (n >= sizeof(line))
-			goto bad;
-		memcpy(line, p, n);
-		line[n] = '\0';
-		if (n > 0 && line[n - 1] == '\r')
-			line[n - 1] = '\0';
-		k = line;
-		while (*k == ' ' || *k == '\t')
-			k++;
-		if (*k == '\0' || *k == '#')
-			continue;
-		why = "expected KEY=VALUE";
-		if ((eq = strchr(k, '=')) == NULL || eq == k)
-			goto bad;
-		why = "a KEY is letters, digits and _, not starting with a digit";
-		if (isdigit((unsigned char)*k))
-			goto bad;
-		for (; k < eq; k++)
-			if (!(isalnum((unsigned char)*k) || *k == '_'))
-				goto bad;
-		v = xrealloc(v, (nv + 2) * sizeof(*v));
-		v[nv++] = xstrdup(line + (line[0] == ' ' || line[0] == '\t' ?
-		    strspn(line, " \t") : 0));
-		v[nv] = NULL;
-		if (nl == end)
-			break;
-	}
-	if (v == NULL) {
-		v = xrealloc(NULL, sizeof(*v));
-		v[0] = NULL;
-	}
-	*vars = v;
-	return 0;
-bad:
-	snprintf(err, errlen, "%s:%zu: %s", file, lineno, why);
-	free_words(v);
-	return -1;
-}
-
-static const char *evnames[] = { "build", "complete", "activate", "failed",
-    "remove" };
-
-int
-event_type(const char *s)
-{
-	int i;
-
-	for (i = 0; i < 5; i++)
-		if (strcmp(s, evnames[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *
-event_name(int t)
-{
-	return t >= 0 && t < 5 ? evnames[t] : "?";
-}
-
-/*
- * Splits s in place at blanks into at most max words (sscanf would pull
- * a scanf with floating point into a static build); returns how many.
- */
-static int
-fields(char *s, char **f, int max)
-{
-	int n = 0;
-
-	while (n < max) {
-		s += strspn(s, " \t\r\n");
-		if (*s == '\0')
-			break;
-		f[n++] = s;
-		s += strcspn(s, " \t\r\n");
-		if (*s != '\0')
-			*s++ = '\0';
-	}
-	return n;
-}
-
-
-int
-history_parse(const char *buf, size_t len, struct event **out, size_t *nout)
-{
-	struct event *ev = NULL, e;
-	char line[256], *f[3], *num;
-	const char *p = buf, *end = buf + len, *nl;
-	size_t n, nev = 0;
-
-	for (; p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			break;		/* a partial last line is not a record */
-		n = nl - p;
-		if (n >= sizeof(line))
-			continue;
-		memcpy(line, p, n);
-		line[n] = '\0';
-		if (fields(line, f, 3) != 3 || strlen(f[2]) > 64)
-			continue;
-		errno = 0;
-		e.t = strtoll(f[0], &num, 10);
-		if (errno != 0 || num == f[0] || *num != '\0' ||
-		    (e.type = event_type(f[1])) == -1 || !is_sha(f[2]))
-			continue;
-		memcpy(e.sha, f[2], strlen(f[2]) + 1);
-		ev = xrealloc(ev, (nev + 1) * sizeof(*ev));
-		ev[nev++] = e;
-	}
-	*out = ev;
-	*nout = nev;
-	return 0;
-}
-
-static const char *statenames[] = { "complete", "failed", "incomplete",
-    "foreign" };
-
-const char *
-state_name(int s)
-{
-	return s >= 0 && s < 4 ? statenames[s] : "?";
-}
-
-long
-release_find(const struct release *r, size_t n, const char *sha)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(r[i].name, sha) == 0)
-			return (long)i;
-	return -1;
-}
-
-static int
-release_cmp(const void *a, const void *b)
-{
-	const struct release *x = a, *y = b;
-
-	if (x->state != y->state && (x->state >= R_INCOMPLETE ||
-	    y->state >= R_INCOMPLETE)) {
-		int kx = x->state < R_INCOMPLETE ? 0 : x->state;
-		int ky = y->state < R_INCOMPLETE ? 0 : y->state;
-		if (kx != ky)
-			return kx < ky ? -1 : 1;
-	}
-	if (x->seq != y->seq)
-		return x->seq > y->seq ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-int
-releases_build(const struct event *ev, size_t nev, char *const *names,
-    const int *isdir, size_t n, struct release **out, size_t *nout)
-{
-	struct release *r;
-	size_t i, j;
-
-	r = xrealloc(NULL, (n + 1) * sizeof(*r));
-	for (i = 0; i < n; i++) {
-		memset(&r[i], 0, sizeof(r[i]));
-		snprintf(r[i].name, sizeof(r[i].name), "%s", names[i]);
-		r[i].seq = -1;
-		r[i].state = R_FOREIGN;
-		if (!isdir[i] || !is_sha(names[i]))
-			continue;
-		for (j = 0; j < nev; j++) {
-			if (strcmp(ev[j].sha, names[i]) != 0)
-				continue;
-			switch (ev[j].type) {
-			case EV_BUILD:
-				if (r[i].state == R_FOREIGN)
-					r[i].state = R_INCOMPLETE;
-				break;
-			case EV_COMPLETE:
-				/* a failed one that ran again is complete
-				 * again, in its first place */
-				if (r[i].state == R_FAILED)
-					r[i].state = R_COMPLETE;
-				if (r[i].state == R_INCOMPLETE ||
-				    r[i].state == R_FOREIGN) {
-					r[i].state = R_COMPLETE;
-					r[i].seq = (long)j;
-					r[i].completed = ev[j].t;
-				}
-				break;
-			case EV_FAILED:
-				if (r[i].state == R_COMPLETE)
-					r[i].state = R_FAILED;
-				break;
-			case EV_ACTIVATE:
-				r[i].activated = ev[j].t;
-				break;
-			case EV_REMOVE:	/* ours, being removed */
-				r[i].state = R_INCOMPLETE;
-				r[i].seq = -1;
-				r[i].completed = r[i].activated = 0;
-				break;
-			}
-		}
-	}
-	qsort(r, n, sizeof(*r), release_cmp);
-	*out = r;
-	*nout = n;
-	return 0;
-}
-
-long
-rev_match(const struct release *r, size_t n, const char *rev)
-{
-	size_t i, len = strlen(rev);
-	long hit = -1;
-
-	if (len < 7 || len > 64)
-		return -3;
-	for (i = 0; i < len; i++)
-		if (!isdigit((unsigned char)rev[i]) &&
-		    (rev[i] < 'a' || rev[i] > 'f'))
-			return -3;
-	for (i = 0; i < n; i++) {
-		if (r[i].state != R_COMPLETE && r[i].state != R_FAILED)
-			continue;
-		if (strncmp(r[i].name, rev, len) != 0)
-			continue;
-		if (hit != -1)
-			return -2;
-		hit = (long)i;
-	}
-	return hit;
-}
-
-long
-rollback_target(const struct release *r, size_t n, long cur)
-{
-	long best = -1;
-	size_t i;
-
-	if (cur < 0 || r[cur].seq < 0)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (r[i].state == R_COMPLETE && r[i].seq < r[cur].seq &&
-		    (best == -1 || r[i].seq > r[best].seq))
-			best = (long)i;
-	return best;
-}
-
-size_t
-prune_select(struct release *r, size_t n, long keep, long cur, long rb)
-{
-	size_t i, nrm = 0;
-	long kept = 0;
-
-	/* r is sorted newest first, so the first keep complete ones stay */
-	for (i = 0; i < n; i++) {
-		r[i].mark = 0;
-		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN) {
-			kept += r[i].state == R_COMPLETE;
-			continue;
-		}
-		if (r[i].state == R_COMPLETE && kept < keep) {
-			kept++;
-			continue;
-		}
-		r[i].mark = 1;
-		nrm++;
-	}
-	return nrm;
-}
-
-/*
- * Whether a requirements file may share a venv keyed by its bytes: an
- * allow-list, since pip reads many things as local paths (vendor/lib,
- * x-1.0-py3-none-any.whl, --find-links dir, -r other.txt, ${VAR}) whose
- * contents the key cannot see. Anything not understood is not shareable.
- */
-#define RQ_WS(c)	((c) == ' ' || (c) == '\t' || (c) == '\r' || \
-			    (c) == '\f' || (c) == '\v')
-#define RQ_ALNUM(c)	(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && \
-			    (c) <= 'Z') || ((c) >= '0' && (c) <= '9'))
-
-/* Whether the n bytes at s are all alnum or in set. */
-static int
-rq_chars(const char *s, size_t n, const char *set)
-{
-	for (; n > 0; s++, n--)
-		if (!RQ_ALNUM(*s) && strchr(set, *s) == NULL)
-			return 0;
-	return 1;
-}
-
-/* Splits the next blank-separated token off [*p, e). */
-static int
-rq_token(const char **p, const char *e, const char **t, size_t *tn)
-{
-	while (*p < e && RQ_WS(**p))
-		(*p)++;
-	if (*p == e)
-		return 0;
-	*t = *p;
-	while (*p < e && !RQ_WS(**p))
-		(*p)++;
-	*tn = (size_t)(*p - *t);
-	return 1;
-}
-
-static int
-rq_url(const char *v, size_t n)
-{
-	if (!(n > 7 && strncmp(v, "http://", 7) == 0) &&
-	    !(n > 8 && strncmp(v, "https://", 8) == 0))
-		return 0;
-	return rq_chars(v, n, "-._~:/?[]@!&()*+,;=%");
-}
-
-/* Option tokens of an option line: each known, none naming a path. */
-static int
-rq_options(const char *p, const char *e)
-{
-	static const struct {
-		const char *name;
-		int arg;	/* 0 none, 1 URL, 2 binary list, 3 host */
-	} ok[] = {
-		{ "-i", 1 }, { "--index-url", 1 }, { "--extra-index-url", 1 },
-		{ "--only-binary", 2 }, { "--no-binary", 2 },
-		{ "--prefer-binary", 0 }, { "--pre", 0 }, { "--no-index", 0 },
-		{ "--require-hashes", 0 }, { "--trusted-host", 3 }
-	};
-	const char *t, *v;
-	size_t tn, vn, i, k;
-
-	while (rq_token(&p, e, &t, &tn)) {
-		for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-			k = strlen(ok[i].name);
-			if (tn >= k && strncmp(t, ok[i].name, k) == 0 &&
-			    (tn == k || (t[k] == '=' && ok[i].arg)))
-				break;
-		}
-		if (i == sizeof(ok) / sizeof(ok[0]))
-			return 0;
-		if (ok[i].arg == 0)
-			continue;
-		if (tn > k) {
-			v = t + k + 1;
-			vn = tn - k - 1;
-		} else if (!rq_token(&p, e, &v, &vn))
-			return 0;
-		if (ok[i].arg == 1 && !rq_url(v, vn))
-			return 0;
-		if (ok[i].arg == 2 && (vn == 0 || !rq_chars(v, vn, ",:._-")))
-			return 0;
-		if (ok[i].arg == 3 && (vn == 0 || !rq_chars(v, vn, ".-:[]")))
-			return 0;
-	}
-	return 1;
-}
-
-/* name[extras] <version specs> ; markers, then only --hash options */
-static int
-rq_requirement(const char *p, const char *e)
-{
-	static const char *arch[] = { ".zip", ".whl", ".tar", ".tar.gz",
-	    ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz",
-	    ".tar.lzma" };
-	const char *s, *opt, *t, *v;
-	size_t tn, i, k;
-
-	/* pip splits the options off at the first token starting with '-' */
-	for (opt = p; opt < e; opt++)
-		if (*opt == '-' && (opt == p || RQ_WS(opt[-1])))
-			break;
-	for (s = opt; rq_token(&s, e, &t, &tn); ) {
-		if (tn > 7 && strncmp(t, "--hash=", 7) == 0) {
-			v = t + 7;
-			tn -= 7;
-		} else if (tn == 6 && strncmp(t, "--hash", 6) == 0 &&
-		    rq_token(&s, e, &v, &tn))
-			;
-		else
-			return 0;
-		if (tn < 3 || memchr(v, ':', tn) == NULL ||
-		    !rq_chars(v, tn, ":"))
-			return 0;
-	}
-	e = opt;
-	/* the name: a plain project name, never an archive file's */
-	if (p == e || !RQ_ALNUM(*p))
-		return 0;
-	for (s = p; s < e && (RQ_ALNUM(*s) || strchr("._-", *s)); s++)
-		;
-	for (i = 0; i < sizeof(arch) / sizeof(arch[0]); i++) {
-		k = strlen(arch[i]);
-		if ((size_t)(s - p) >= k) {
-			for (t = s - k, v = arch[i]; *v; t++, v++)
-				if (tolower((unsigned char)*t) != *v)
-					break;
-			if (*v == '\0')
-				return 0;
-		}
-	}
-	while (s < e && RQ_WS(*s))
-		s++;
-	if (s < e && *s == '[') {
-		for (t = s; t < e && *t != ']'; t++)
-			;
-		if (t == e || !rq_chars(s + 1, (size_t)(t - s - 1),
-		    "._-, \t"))
-			return 0;
-		s = t + 1;
-		while (s < e && RQ_WS(*s))
-			s++;
-	}
-	if (s < e && *s != ';' && strchr("(<>=!~", *s) == NULL)
-		return 0;
-	for (t = s; t < e && *t != ';'; t++)
-		;
-	if (!rq_chars(s, (size_t)(t - s), "<>=!~,.*+_-() \t\r\f\v"))
-		return 0;
-	for (v = s; v < t; v++)		/* "==1.0 other": not one requirement */
-		if (RQ_WS(*v) && v > s && (RQ_ALNUM(v[-1]) || v[-1] == '*')) {
-			while (v < t && RQ_WS(*v))
-				v++;
-			if (v < t && RQ_ALNUM(*v))
-				return 0;
-		}
-	/* environment markers: names, operators and quoted plain words */
-	return t == e || rq_chars(t + 1, (size_t)(e - t - 1),
-	    "<>=!~,.*+_-()'\" \t\r\f\v");
-}
-
-int
-reqs_shareable(const char *buf, size_t len)
-{
-	const char *l, *p, *e, *end = buf + len;
-
-	if (memchr(buf, '\0', len) != NULL)
-		return 0;
-	for (l = buf; l < end; l = p + 1) {
-		if ((p = memchr(l, '\n', (size_t)(end - l))) == NULL)
-			p = end;
-		e = p;
-		while (e > l && RQ_WS(e[-1]))
-			e--;
-		if (e > l && e[-1] == '\\')	/* pip joins lines: not followed */
-			return 0;
-		/* pip's comments: '#' at the start or after a blank */
-		for (e = l; e < p; e++)
-			if (*e == '#' && (e == l || RQ_WS(e[-1])))
-				break;
-		while (l < e && RQ_WS(*l))
-			l++;
-		while (e > l && RQ_WS(e[-1]))
-			e--;
-		if (l == e)
-			continue;
-		if (*l == '-' ? !rq_options(l, e) : !rq_requirement(l, e))
-			return 0;
-	}
-	return 1;
-}
-
-/* ---- SHA-256 (FIPS 180-4): the audit trail's chain ---- */
-
-static const unsigned long sha256_k[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
-	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
-};
-
-#define ROR32(x, n)	((((x) >> (n)) | ((x) << (32 - (n)))) & 0xffffffffUL)
-
-static void
-sha256_block(struct sha256 *c, const unsigned char *p)
-{
-	unsigned long w[64], v[8], t1, t2;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (unsigned long)p[4 * i] << 24 | (unsigned long)p[4 * i + 1] <<
-		    16 | (unsigned long)p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (; i < 64; i++)
-		w[i] = (w[i - 16] + (ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18) ^
-		    (w[i - 15] >> 3)) + w[i - 7] + (ROR32(w[i - 2], 17) ^
-		    ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10))) & 0xffffffffUL;
-	memcpy(v, c->h, sizeof(v));
-	for (i = 0; i < 64; i++) {
-		t1 = v[7] + (ROR32(v[4], 6) ^ ROR32(v[4], 11) ^ ROR32(v[4], 25)) +
-		    ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha256_k[i] + w[i];
-		t2 = (ROR32(v[0], 2) ^ ROR32(v[0], 13) ^ ROR32(v[0], 22)) +
-		    ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-		memmove(v + 1, v, 7 * sizeof(v[0]));
-		v[4] = (v[4] + t1) & 0xffffffffUL;
-		v[0] = (t1 + t2) & 0xffffffffUL;
-	}
-	for (i = 0; i < 8; i++)
-		c->h[i] = (c->h[i] + v[i]) & 0xffffffffUL;
-}
-
-void
-sha256_init(struct sha256 *c)
-{
-	static const unsigned long h0[8] = { 0x6a09e667, 0xbb67ae85,
-	    0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-	    0x5be0cd19 };
-
-	memcpy(c->h, h0, sizeof(h0));
-	c->len = 0;
-	c->nbuf = 0;
-}
-
-void
-sha256_update(struct sha256 *c, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	size_t k;
-
-	c->len += n;
-	while (n > 0) {
-		k = 64 - c->nbuf < n ? 64 - c->nbuf : n;
-		memcpy(c->buf + c->nbuf, p, k);
-		c->nbuf += k;
-		p += k;
-		n -= k;
-		if (c->nbuf == 64) {
-			sha256_block(c, c->buf);
-			c->nbuf = 0;
-		}
-	}
-}
-
-void
-sha256_final(struct sha256 *c, unsigned char out[32])
-{
-	unsigned long long bits = c->len * 8;
-	unsigned char pad[72] = { 0x80 };
-	size_t padn = (c->nbuf < 56 ? 56 : 120) - c->nbuf;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		pad[padn + i] = (unsigned char)(bits >> (56 - 8 * i));
-	sha256_update(c, pad, padn + 8);
-	for (i = 0; i < 32; i++)
-		out[i] = (unsigned char)(c->h[i / 4] >> (24 - 8 * (i % 4)));
-}
-
-void
-sha256_hex(const void *p, size_t n, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char d[32];
-	struct sha256 c;
-	int i;
-
-	sha256_init(&c);
-	sha256_update(&c, p, n);
-	sha256_final(&c, d);
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-/* ---- UTF-8 and JSON strings ---- */
-
-/* the second byte's range after lead c (RFC 3629's table): no overlong
- * form, no surrogate, nothing past U+10FFFF */
-static int
-utf8_second(unsigned c, unsigned b)
-{
-	unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-	unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-
-	return b >= lo && b <= hi;
-}
-
-int
-utf8_len(const unsigned char *s)
-{
-	int n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ?
-	    3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-	if (n == 0 || !utf8_second(s[0], s[1]))
-		return 0;
-	for (i = 2; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
-char *
-json_quote(const char *str)
-{
-	const unsigned char *p = (const unsigned char *)(str ? str : "");
-	char *out = xrealloc(NULL, strlen((const char *)p) * 6 + 3), *o = out;
-	const char *esc;
-	int n;
-
-	*o++ = '"';
-	for (; *p; p += n ? n : 1) {
-		n = utf8_len(p);
-		esc = *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : *p == '\b' ?
-		    "\\b" : *p == '\f' ? "\\f" : *p == '\n' ? "\\n" : *p == '\r' ?
-		    "\\r" : *p == '\t' ? "\\t" : NULL;
-		if (n == 0)
-			o += sprintf(o, "\\ufffd");
-		else if (esc != NULL)
-			o += sprintf(o, "%s", esc);
-		else if (*p < 0x20 || *p == 0x7f)
-			o += sprintf(o, "\\u%04x", *p);
-		else {
-			memcpy(o, p, (size_t)n);
-			o += n;
-		}
-	}
-	*o++ = '"';
-	*o = '\0';
-	return out;
-}
-
-size_t
-cat_v(char *dst, const char *src, size_t n)
-{
-	size_t i, k = 0;
-	unsigned char c;
-
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)src[i];
-		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
-			dst[k++] = '^';
-			dst[k++] = c == 0x7f ? '?' : (char)(c + 64);
-		} else
-			dst[k++] = (char)c;
-	}
-	return k;
-}
-
-/* ---- why pip failed ---- */
-
-static int
-has_text(const char *buf, size_t len, const char *w)
-{
-	size_t n = strlen(w), i;
-
-	for (i = 0; n <= len && i <= len - n; i++)
-		if (memcmp(buf + i, w, n) == 0)
-			return 1;
-	return 0;
-}
-
-const char *
-pip_lasting(const char *buf, size_t len)
-{
-	static const char *const net[] = {
-	    "Failed to establish a new connection",
-	    "Temporary failure in name resolution",
-	    "Name or service not known", "Network is unreachable",
-	    "Connection refused", "Read timed out", "ConnectTimeoutError",
-	    "ProxyError", "Could not fetch URL", NULL };
-	const char *const *w;
-
-	for (w = net; *w != NULL; w++)
-		if (has_text(buf, len, *w))
-			return "the package index could not be reached";
-	if (has_text(buf, len, "DO NOT MATCH THE HASHES") ||
-	    has_text(buf, len, "Hashes are required in --require-hashes"))
-		return "a hash does not match";
-	if (has_text(buf, len, "No matching distribution found") ||
-	    has_text(buf, len, "Could not find a version that satisfies"))
-		return "no matching distribution";
-	return NULL;
-}
-
-/* ---- a repeated block of output lines ---- */
-
-static int
-tline_eq(const struct tline *a, const struct tline *b)
-{
-	return a->n == b->n && memcmp(a->p, b->p, a->n) == 0;
-}
-
-size_t
-tail_block(const struct tline *l, size_t n, size_t i, size_t *reps)
-{
-	size_t p, r, j, best = 1, bestr = 0;
-
-	for (p = 1; p <= TAIL_BLOCK && i + 2 * p <= n; p++) {
-		for (r = 0; i + (r + 2) * p <= n; r++) {
-			for (j = 0; j < p && tline_eq(&l[i + j],
-			    &l[i + (r + 1) * p + j]); j++)
-				;
-			if (j < p)
-				break;
-		}
-		if (p * r > best * bestr) {
-			best = p;
-			bestr = r;
-		}
-	}
-	*reps = bestr;
-	return best;
-}
-
-#ifndef DEPLOY_CORE_ONLY
-
-/* ---- the program ---- */
-
-static int qflag, vflag, nflag, Mflag, jflag, verifyflag;
-static long wflag = 0, kflag = 0;
-static const char *cmdname = "deploy";
-
-/* the first two words of line, copied when they fit: how many did */
-static int
-two_words(const char *line, char *a, size_t al, char *b, size_t bl)
-{
-	char copy[1024], *f[2];
-	int n;
-
-	snprintf(copy, sizeof(copy), "%s", line);
-	n = fields(copy, f, 2);
-	if (n < 1 || strlen(f[0]) >= al)
-		return 0;
-	memcpy(a, f[0], strlen(f[0]) + 1);
-	if (n < 2 || b == NULL || strlen(f[1]) >= bl)
-		return 1;
-	memcpy(b, f[1], strlen(f[1]) + 1);
-	return 2;
-}
-
-
 static struct config cfg;
+
 static char *root;		/* absolute, resolved */
-static int rootfd = -1, statefd = -1, lockfd = -1, logfd = -1;
+
+static int rootfd = -1;
+
+static int statefd = -1;
+
+static int lockfd = -1;
+
+static int logfd = -1;
+
 static char **envvars;		/* from envfile */
+
 static volatile sig_atomic_t gotsig;
+
 static int stepno;
+
 static int late;		/* after the switch: signals wait */
+
 /* notify only when something was attempted: a build, a migrate, a switch,
  * a restart, a switch back; not after a typo (issue 18) */
 static int notify_due;
+
 static const char *notify_event;	/* set once the lock is ours */
-static char notify_rev[65], notify_prev[65];
+
+static char notify_rev[65];
+
+static char notify_prev[65];
+
+static int build_failed;	/* fail_build's: the runner makes sure current runs */
+
 /* a failure is "a person must look" only once current has moved */
 #define FAIL_STATUS	(late ? EXIT_STUCK : EXIT_FAILED)
-
-static void
-vmsg(FILE *f, const char *fmt, va_list ap)
-{
-	fputs("deploy: ", f);
-	vfprintf(f, fmt, ap);
-	fputc('\n', f);
-	fflush(f);
-}
-
-static void
-warnx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vmsg(stderr, fmt, ap);
-	va_end(ap);
-}
-
-#ifdef __GNUC__
-static void die(int, const char *, ...) __attribute__((noreturn));
-static void leave(int) __attribute__((noreturn));
-#else
-static void leave(int);
-#endif
-
-static void
-die(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vmsg(stderr, fmt, ap);
-	va_end(ap);
-	leave(status);
-}
-
-static void
-say(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (qflag)
-		return;
-	va_start(ap, fmt);
-	vmsg(stdout, fmt, ap);
-	va_end(ap);
-}
 
 static double
 now(void)
@@ -1462,9 +231,8 @@ replace_file_at(int dfd, const char *name, const char *data, size_t len,
 	return durable ? fsync(dfd) : 0;
 }
 
-/* ---- history: the durable order of releases ---- */
-
 static struct event *hist;
+
 static size_t nhist;
 
 static void
@@ -1574,15 +342,13 @@ history_compact(void)
 	}
 }
 
-/* ---- signers: who signed each release, as git said when it was built ---- */
-
 /*
  * .deploy/signers/SHA holds one line: the signer git reported when
  * verify passed for SHA. It goes when the release goes, so activate and
  * rollback can show whose code they bring back.
  */
-
 static char signer[512];	/* who signed what is deployed, per git */
+
 static char refusal[640];	/* why it was refused, for the audit */
 
 static void
@@ -1643,8 +409,6 @@ history_forget(const char *sha)
 	signer_forget(sha);
 }
 
-/* ---- the view of releases/ and current ---- */
-
 static void
 copy_sha(char dst[65], const char *src)
 {
@@ -1657,7 +421,9 @@ copy_sha(char dst[65], const char *src)
 }
 
 static struct release *rel;
+
 static size_t nrel;
+
 static char cursha[65];		/* current's release, "" when none */
 
 enum { CUR_NONE, CUR_OK, CUR_DIR, CUR_BAD };
@@ -1768,8 +534,6 @@ cur_index(void)
 {
 	return cursha[0] ? release_find(rel, nrel, cursha) : -1;
 }
-
-/* ---- removing a tree: descriptor-relative, never following a link ---- */
 
 struct frame {
 	char	**subs;
@@ -1998,9 +762,8 @@ remove_in(int dfd, const char *dir, const char *name)
 	return r;
 }
 
-/* ---- children: own process group, timeout, output to the log ---- */
-
 static char tail[TAILMAX];
+
 static size_t taillen;
 
 static void
@@ -2319,8 +1082,6 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 	}
 }
 
-static void step_tick(void);
-
 /*
  * The child of run(): its own process group, a parent-death signal,
  * default signals, stdin from /dev/null, output to our pipe, then exec.
@@ -2366,6 +1127,8 @@ exec_child(char *const argv[], const struct runopts *o, int outfd, int ep)
 	write_all(ep, (char *)&n, sizeof(n));
 	_exit(127);
 }
+
+static void step_tick(void);
 
 /*
  * Reads the step's output until it exits, a signal comes (before the
@@ -2536,17 +1299,22 @@ why_failed(const struct result *r, const char *argv0, long tmo)
 	return buf;
 }
 
-/* ---- step reporting ---- */
-
 static double stepstart;
 
 /* On a terminal (and not -q or -v), a running step's line counts the
  * seconds, so a long pip or test step does not look hung; ok and FAILED
  * are coloured unless NO_COLOR is set.  In a pipe or a cron log the lines
  * stay exactly as they were. */
-static int live = -1, colour_out, colour_err;
+static int live = -1;
+
+static int colour_out;
+
+static int colour_err;
+
 static int liveshown;		/* the step's line is on screen, no newline */
+
 static double livedrawn;
+
 static char livename[32];
 
 static void
@@ -2725,8 +1493,6 @@ words_plus(const char *s, ...)
 	return w;
 }
 
-/* ---- signals ---- */
-
 static void
 onsig(int s)
 {
@@ -2755,8 +1521,6 @@ signals(void)
 	/* ssh dropped: a closed stdout must not stop a deploy half-way */
 	signal(SIGPIPE, SIG_IGN);
 }
-
-/* ---- the lock ---- */
 
 /* The lock's holder, when a run holds fd's lock: 1 and its pid, since
  * when, and its command (the lock file's "pid P started T COMMAND"). */
@@ -2839,8 +1603,6 @@ lock_root(const char *what)
 		    strerror(errno));
 }
 
-/* ---- cleanup of what a killed run left behind ---- */
-
 static void
 end_stale_step(void)
 {
@@ -2872,12 +1634,6 @@ end_stale_step(void)
 	}
 	unlinkat(statefd, "step", 0);
 }
-
-static int venv_done(int vfd, const char *key);
-static int finish_pending(void);
-static int paused_by(char *who, size_t wl);
-static int byhand;	/* activate, rollback, resume: a person asked */
-static void need_current_sane(void);
 
 /*
  * A git killed in the mirror leaves its *.lock files, and every later
@@ -2952,6 +1708,8 @@ venvs_dir(void)
 	return dp;
 }
 
+static int venv_done(int vfd, const char *key);
+
 /* Virtualenvs a killed run left half built: never reused, so removed. */
 static void
 remove_incomplete_venvs(void)
@@ -2969,6 +1727,10 @@ remove_incomplete_venvs(void)
 	}
 	closedir(dp);
 }
+
+static int finish_pending(void);
+static void need_current_sane(void);
+static int paused_by(char *who, size_t wl);
 
 /*
  * Under the lock, before anything else: end what a killed run left
@@ -3029,8 +1791,6 @@ cleanup(void)
 	}
 	return finish_pending();
 }
-
-/* ---- configuration and environment ---- */
 
 /* The executable a command word names: a path, or looked up on PATH. */
 static int
@@ -3147,8 +1907,8 @@ static void
 warn_shell_words(const char *buf, size_t len, const char *path)
 {
 	const char *p = buf, *end = buf + len, *nl, *op;
-	char line[4096], *k, *eq;
-	size_t i, lineno = 0, n;
+	char line[4096], *k, *eq, err[64], **w;
+	size_t lineno = 0, n;
 
 	for (; p < end; p = nl + 1) {
 		lineno++;
@@ -3163,13 +1923,9 @@ warn_shell_words(const char *buf, size_t len, const char *path)
 			continue;
 		*eq = '\0';
 		k = trim(k);
-		for (i = 0; i < NKEYS; i++) {
-			char err[64], **w;
-
-			if (keys[i].kind != K_CMD || strcmp(keys[i].name, k) != 0 ||
-			    (op = shell_operator(trim(eq + 1))) == NULL ||
-			    (w = split_words(trim(eq + 1), err, sizeof(err))) == NULL)
-				continue;
+		if (config_is_command(k) &&
+		    (op = shell_operator(trim(eq + 1))) != NULL &&
+		    (w = split_words(trim(eq + 1), err, sizeof(err))) != NULL) {
 			warnx("warning: %s:%zu: %s: '%s' is a shell operator, but "
 			    "commands run without a shell: %s gets it as an "
 			    "argument; put the command line in a script and name "
@@ -3224,8 +1980,6 @@ load_config(const char *path)
 	}
 }
 
-/* ---- the steps, in the order they run ---- */
-
 static struct runopts
 opts(const char *dir, int env, const char *release, const char *sha)
 {
@@ -3249,8 +2003,6 @@ gitdir(void)
 		g = fmtpath("--git-dir=%s/repo", root);
 	return g;
 }
-
-/* ---- what supervisorctl's answers mean ---- */
 
 /*
  * supervisorctl says what went wrong in its own terms (a Python exception,
@@ -3366,15 +2118,12 @@ close_programs(char *buf, size_t bl)
 		buf[n] = '\0';
 }
 
-/* ---- preflight: setup mistakes caught before anything is fetched ---- */
-
 /*
  * Cheap checks of what a deploy will need, so that a misspelled program or
  * a missing command is refused (exit 2, nothing changed) instead of
  * costing a built release that then fails its restart. With -n each one
  * is reported.
  */
-
 static int preflight_failed;
 
 static void
@@ -3841,8 +2590,6 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 	return best < 4 ? 0 : best == 5 ? -2 : -1;
 }
 
-/* ---- 2b. verify: the signature, checked by git against our keys only ---- */
-
 /*
  * git does the checking (verify-commit, verify-tag) in the mirror; we
  * only read its verdict. It runs in a private folder made for this run:
@@ -3853,14 +2600,16 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
  * files are read once, before the lock, with the config's trust checks:
  * a missing one is a configuration error, never "allow everything".
  */
-
 struct keyfile {
 	char	*name;		/* as shown in messages */
 	char	*buf;
 	size_t	 len;
 };
 
-static struct keyfile ssh_keys, *gpg_keys;
+static struct keyfile ssh_keys;
+
+static struct keyfile *gpg_keys;
+
 static size_t ngpg_keys;
 
 static void
@@ -4233,17 +2982,6 @@ step_verify(const char *ref, const char *sha)
 	    sha, refusal);
 }
 
-/* A hash of the requirements, the python and the virtualenv command. */
-static unsigned long long
-fnv(unsigned long long h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	while (n--)
-		h = (h ^ *s++) * 1099511628211ULL;
-	return h;
-}
-
 static void
 python_id(unsigned long long *h)
 {
@@ -4322,31 +3060,11 @@ mark_venv_done(const char *key, const char *rec, size_t n)
 	free(d);
 }
 
-/* Removes the partial release and exits with status. */
-static void fail_build(const char *sha, int status) __attribute__((noreturn));
-static int converge(int byhand, int *acted);
-static const char *notify_event;	/* set once the lock is ours */
-
-/* ---- a new venv derived from the most similar one ---- */
-
 #define VREC	".deploy-built"	/* in venvs/KEY: built with what, from what */
+
 #define DERIVE_MAX	(1 << 20)	/* requirements compared line by line */
+
 #define DRYRUN_MAX	(1 << 20)	/* pip's dry-run output kept */
-
-/* the first n bytes at w in the len bytes at s, or NULL */
-static const char *
-find_bytes(const char *s, size_t len, const char *w, size_t n)
-{
-	const char *p, *e = s + len;
-
-	for (p = s; n > 0 && (size_t)(e - p) >= n; p++) {
-		if ((p = memchr(p, w[0], (size_t)(e - p) - n + 1)) == NULL)
-			return NULL;
-		if (memcmp(p, w, n) == 0)
-			return p;
-	}
-	return NULL;
-}
 
 struct vcopy {
 	const char	*from, *to;	/* the old venv's absolute path, the new */
@@ -4397,6 +3115,7 @@ copy_fail(struct vcopy *c, const char *relp, const char *name, const char *why)
  * link, so a write in one venv never shows in another.
  */
 #define BIGFILE	(32L << 20)	/* larger files are streamed */
+
 #define CHUNK	(1 << 20)
 
 /* 1 when the file names c->from, 0 when not, -1 on a read error */
@@ -5089,8 +3808,6 @@ out:
 	return r;
 }
 
-/* ---- the pinned fast path: no resolver when the file is the set ---- */
-
 /*
  * Run by the venv's python as `python -c PINNED_RUN FILE ARGS`: pip's own
  * commands in one interpreter, since each start of pip costs about 0.25 s:
@@ -5102,6 +3819,7 @@ out:
  */
 #define PINNED_RUN	"import sys; exec(compile(open(sys.argv.pop(1)).read(), " \
 			    "'deploy-pinned', 'exec'))"
+
 static const char pinned_py[] =
 "import sys, time\n"
 "a = sys.argv[1:]\n"
@@ -5489,6 +4207,8 @@ derive_deps(struct vcopy *c, const char *buf, size_t len, const char *reqpath,
 	return derive_pip(c->to, reqpath, seeds, o, why, wl);
 }
 
+static void fail_build(const char *sha, int status) __attribute__((noreturn));
+
 /*
  * venvs/KEY from the venvs/SRC nearest to it, as the venv and pip steps:
  * 0 done; -1 failed (logged, the half-made venv removed) with the venv
@@ -5833,10 +4553,10 @@ fail_build(const char *sha, int status)
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
 	/* current stays: it runs, as a run with nothing to build makes sure;
-	 * a broken head must not keep a rebooted site down */
-	if (status == EXIT_FAILED && notify_event != NULL &&
-	    converge(0, NULL) == EXIT_STUCK)
-		status = EXIT_STUCK;
+	 * a broken head must not keep a rebooted site down (the runner
+	 * converges on the way out) */
+	if (status == EXIT_FAILED && notify_event != NULL)
+		build_failed = 1;
 	leave(status);
 }
 
@@ -5878,8 +4598,6 @@ write_revision(const char *sha, const char *rdir)
 	free(p);
 }
 
-/* ---- the whole tree: submodules and Git LFS content ---- */
-
 /*
  * A release is the commit's tree with each submodule read in at its
  * pinned commit (recursively, SUBDEPTH deep at most) and each LFS file's
@@ -5893,9 +4611,10 @@ write_revision(const char *sha, const char *rdir)
  * given on the command line: no system or user config is needed or
  * trusted.
  */
-
 #define SUBDEPTH	5
+
 #define TREEMAX		((size_t)64 << 20)	/* bytes of ls-tree output */
+
 #define LFSHEAD		"version https://git-lfs.github.com/spec/v1"
 
 static char allowproto[] = "GIT_ALLOW_PROTOCOL=file:ssh:https:git";
@@ -5914,11 +4633,10 @@ struct submod {
 };
 
 static const char *tree_rel;	/* the release being built */
-static char top_path[] = "";	/* the superproject's path in the release */
-static char *tree_uses;		/* the mirrors it reads, one a line */
 
-static void tree_fail(const char *, const char *, ...)
-    __attribute__((noreturn, format(printf, 2, 3)));
+static char top_path[] = "";	/* the superproject's path in the release */
+
+static char *tree_uses;		/* the mirrors it reads, one a line */
 
 /* The build fails: one line saying why, after the step's FAILED line. */
 static void
@@ -6582,8 +5300,6 @@ step_migrate(const char *sha)
 	return st;
 }
 
-/* ---- previous: the release current before the last switch ---- */
-
 /* The release ROOT/previous names, or "" (none, or not a release link). */
 static void
 read_previous(char sha[65])
@@ -6785,6 +5501,7 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
  * failed, so that its output can be shown before the switch back.
  */
 static int spawnerr;
+
 static char failed_member[256];
 
 static void
@@ -7365,8 +6082,6 @@ do_prune(int asstep)
 		say("nothing to prune (keep = %ld)", cfg.keep);
 }
 
-/* ---- finishing a switch: one state machine over .deploy/pending ---- */
-
 /*
  * Once current has moved, .deploy/pending ("STATE SHA PREV PRUNE") says
  * how far the run got, and every command that takes the lock first drives
@@ -7404,7 +6119,6 @@ struct pending {
 	char	prev[65];	/* "" when there is nothing to go back to */
 	int	prune;
 };
-
 
 /*
  * Moves the machine to p->state and writes it down; done removes it.
@@ -7734,8 +6448,6 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	return finish_switch(&p);
 }
 
-/* ---- audit: who changed what, and from where ---- */
-
 /*
  * ROOT/.deploy/audit holds one JSON object per line for every command
  * that changed something or was refused (a signature): appended with
@@ -7748,17 +6460,20 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
  * "claimed" is what the environment says, which whoever runs us can set.
  * Prune never touches the file.
  */
-
 #define AUDIT_ZERO \
 	"0000000000000000000000000000000000000000000000000000000000000000"
+
 #define AUDIT_VAL	256	/* bytes kept of one environment value */
 
 /* A command that changes something sets audit_cmd once it holds the
  * lock (and audit_detail, say a pause's reason): leave() then writes its
  * line with the exit status. audit_event() writes one line at once. */
 static const char *audit_cmd;
+
 static const char *audit_detail;
+
 static int audit_skip;		/* it found nothing to do */
+
 static double audit_t0;		/* when we started */
 
 static const struct {
@@ -7775,62 +6490,6 @@ static const struct {
 	{ "CI_JOB_URL", "ci_job_url" },
 	{ "DEPLOY_ACTOR", "deploy_actor" },
 };
-
-struct sbuf {
-	char	*p;
-	size_t	 n, cap;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-/* a JSON string of at most max bytes of s, or null */
-static void
-sb_jstr(struct sbuf *b, const char *s, size_t max)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	char esc[8];
-	size_t k;
-	int n;
-
-	if (s == NULL) {
-		sb_add(b, "null", 4);
-		return;
-	}
-	sb_add(b, "\"", 1);
-	for (; *p && max > 0; p += k, max -= k < max ? k : max) {
-		n = utf8_len(p);
-		k = n > 0 ? (size_t)n : 1;
-		if (n == 0 || k > max)
-			sb_add(b, "\\ufffd", 6);
-		else if (*p == '"' || *p == '\\' || *p < 0x20 || *p == 0x7f) {
-			snprintf(esc, sizeof(esc), *p == '"' || *p == '\\' ?
-			    "\\%c" : "\\u%04x", *p);
-			sb_add(b, esc, strlen(esc));
-		} else
-			sb_add(b, (const char *)p, k);
-	}
-	sb_add(b, "\"", 1);
-}
-
-/* , "KEY": VALUE */
-static void
-sb_json(struct sbuf *b, const char *key, const char *s, size_t max)
-{
-	sb_add(b, ", \"", 3);
-	sb_add(b, key, strlen(key));
-	sb_add(b, "\": ", 3);
-	sb_jstr(b, s, max);
-}
 
 static const char *
 env_or_null(const char *name)
@@ -8017,8 +6676,6 @@ audit_event(const char *event, int status, const char *rev, const char *prev,
 	free(b.p);
 }
 
-/* ---- converging: the program runs the release current names ---- */
-
 /*
  * Between runs a reboot (autostart=false), a crash that used up
  * startretries or a hand-typed "supervisorctl stop" can leave the program
@@ -8088,12 +6745,6 @@ program_wrong(char *what, size_t wl)
 	return 0;
 }
 
-static int paused_by(char *who, size_t wl);
-static void cut_utf8(char *dst, const char *src, size_t n);
-static void need_deploy_root(void);
-static void need_readable(void);
-static void need_state(void);
-
 /*
  * by_hand: a person asked for this run (activate, resume), so a pause
  * does not hold it. *acted (may be NULL): 1 when it restarted the program.
@@ -8149,8 +6800,6 @@ converge(int by_hand, int *acted)
 	return EXIT_STUCK;
 }
 
-/* ---- pause and resume ---- */
-
 /*
  * .deploy/pause, while deploy is paused (written durably, 0600):
  *   deploy-pause 1        the format's name and version
@@ -8171,7 +6820,6 @@ struct pauserec {
 	long long	 since;
 	char		 reason[256];
 };
-
 
 /* 1 and *p filled when paused; a pause file it cannot read is a pause */
 static int
@@ -8253,6 +6901,9 @@ pause_event(const char *event, const struct pauserec *p)
 		    p->reason : NULL);
 }
 
+static void need_deploy_root(void);
+static void need_state(void);
+
 static int
 cmd_pause(int argc, char **argv)
 {
@@ -8322,9 +6973,6 @@ cmd_resume(void)
 	return converge(1, NULL);
 }
 
-/* ---- notify: told after every deploy, activate and rollback ---- */
-
-
 static void
 run_notify(int status)
 {
@@ -8358,12 +7006,17 @@ run_notify(int status)
  * changes something took the lock, then notify for deploy, activate and
  * rollback. */
 static void
-leave(int status)
+finish(int status)
 {
 	static int leaving = -1;
 
 	if (leaving != -1)	/* a die() inside notify: the first status holds */
 		exit(leaving);
+	if (build_failed) {	/* fail_build's: make sure current runs */
+		build_failed = 0;
+		if (converge(0, NULL) == EXIT_STUCK)
+			status = EXIT_STUCK;
+	}
 	leaving = status;
 	if (audit_cmd != NULL && !(audit_skip && status == EXIT_OK))
 		audit_event(audit_cmd, status, notify_rev, notify_prev,
@@ -8373,8 +7026,6 @@ leave(int status)
 	fflush(stdout);
 	exit(status);
 }
-
-/* ---- the commands ---- */
 
 static int state_errno;	/* why .deploy/ did not open; 0 when it did */
 
@@ -9136,7 +7787,7 @@ cmd_migrate(const char *rev)
 	return step_migrate(sha);
 }
 
-/* ---- the commands that only read the root: log, list, status ---- */
+static void need_readable(void);
 
 /* log [REV]: a release's log (the newest log without REV); no lock */
 static int
@@ -9279,21 +7930,6 @@ json_time(const char *name, long long t)
 		printf(", \"%s_epoch\": null", name);
 }
 
-/* src into dst (size n), cut to fit at a character boundary */
-static void
-cut_utf8(char *dst, const char *src, size_t n)
-{
-	size_t len = strlen(src);
-
-	if (len >= n) {
-		len = n - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;	/* src[len] would start the cut character */
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 #define SUBJ	61	/* a subject in list, cut to fit */
 
 /* Each release's commit subject, from the mirror, in one git process. */
@@ -9402,13 +8038,6 @@ cmd_list(void)
 	free(subj);
 	return EXIT_OK;
 }
-
-/*
- * status reads deploy.conf only for program and supervisorctl, and never
- * dies of it: it must answer on a root whose config is broken. A config
- * it would not trust for a deploy is not used to run supervisorctl.
- */
-static const char *confopt;	/* -c FILE */
 
 static const char *
 status_config(void)
@@ -9611,8 +8240,6 @@ cmd_status(void)
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }
 
-/* ---- prune ---- */
-
 static int
 cmd_prune(void)
 {
@@ -9633,8 +8260,6 @@ cmd_prune(void)
 	do_prune(0);
 	return converge(0, NULL);
 }
-
-/* ---- audit: the trail, shown and checked ---- */
 
 /* The value of "key" in a line deploy wrote, for showing: "" when it is
  * null or absent. Escapes inside a value keep the escaped character. */
@@ -9800,8 +8425,6 @@ cmd_audit(const char *arg)
 #define VERSION "unknown"
 #endif
 
-/* ---- the command line and main ---- */
-
 static void
 usage(int status)
 {
@@ -9906,7 +8529,6 @@ parse_opts(int argc, char *argv[], const char **copt, const char **conf)
 	}
 }
 
-#ifndef DEPLOY_NO_MAIN
 /*
  * The words after the command (argv[0]), options first: a word starting
  * with '-' is an option (with the word after it when it ends in -C, -c,
@@ -10084,6 +8706,7 @@ main(int argc, char *argv[])
 	char *prog = argv[0], *cpath;
 	int st, ended;
 
+	msg_on_leave(finish);
 	audit_t0 = now();
 	argc = long_opts(argc, argv);
 	parse_opts(argc, argv, &copt, &conf);
@@ -10129,5 +8752,3 @@ main(int argc, char *argv[])
 		st = 128 + gotsig;
 	leave(st);
 }
-#endif /* DEPLOY_NO_MAIN */
-#endif /* DEPLOY_CORE_ONLY */

@@ -1,0 +1,222 @@
+/*
+ * order.c: the release history and the order of releases: rollback and prune choice, free of I/O.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "order.h"
+#include "core.h"
+
+static const char *evnames[] = { "build", "complete", "activate", "failed",
+    "remove" };
+
+int
+event_type(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 5; i++)
+		if (strcmp(s, evnames[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+event_name(int t)
+{
+	return t >= 0 && t < 5 ? evnames[t] : "?";
+}
+
+int
+history_parse(const char *buf, size_t len, struct event **out, size_t *nout)
+{
+	struct event *ev = NULL, e;
+	char line[256], *f[3], *num;
+	const char *p = buf, *end = buf + len, *nl;
+	size_t n, nev = 0;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			break;		/* a partial last line is not a record */
+		n = nl - p;
+		if (n >= sizeof(line))
+			continue;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (fields(line, f, 3) != 3 || strlen(f[2]) > 64)
+			continue;
+		errno = 0;
+		e.t = strtoll(f[0], &num, 10);
+		if (errno != 0 || num == f[0] || *num != '\0' ||
+		    (e.type = event_type(f[1])) == -1 || !is_sha(f[2]))
+			continue;
+		memcpy(e.sha, f[2], strlen(f[2]) + 1);
+		ev = xrealloc(ev, (nev + 1) * sizeof(*ev));
+		ev[nev++] = e;
+	}
+	*out = ev;
+	*nout = nev;
+	return 0;
+}
+
+static const char *statenames[] = { "complete", "failed", "incomplete",
+    "foreign" };
+
+const char *
+state_name(int s)
+{
+	return s >= 0 && s < 4 ? statenames[s] : "?";
+}
+
+long
+release_find(const struct release *r, size_t n, const char *sha)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r[i].name, sha) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int
+release_cmp(const void *a, const void *b)
+{
+	const struct release *x = a, *y = b;
+
+	if (x->state != y->state && (x->state >= R_INCOMPLETE ||
+	    y->state >= R_INCOMPLETE)) {
+		int kx = x->state < R_INCOMPLETE ? 0 : x->state;
+		int ky = y->state < R_INCOMPLETE ? 0 : y->state;
+		if (kx != ky)
+			return kx < ky ? -1 : 1;
+	}
+	if (x->seq != y->seq)
+		return x->seq > y->seq ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int
+releases_build(const struct event *ev, size_t nev, char *const *names,
+    const int *isdir, size_t n, struct release **out, size_t *nout)
+{
+	struct release *r;
+	size_t i, j;
+
+	r = xrealloc(NULL, (n + 1) * sizeof(*r));
+	for (i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		snprintf(r[i].name, sizeof(r[i].name), "%s", names[i]);
+		r[i].seq = -1;
+		r[i].state = R_FOREIGN;
+		if (!isdir[i] || !is_sha(names[i]))
+			continue;
+		for (j = 0; j < nev; j++) {
+			if (strcmp(ev[j].sha, names[i]) != 0)
+				continue;
+			switch (ev[j].type) {
+			case EV_BUILD:
+				if (r[i].state == R_FOREIGN)
+					r[i].state = R_INCOMPLETE;
+				break;
+			case EV_COMPLETE:
+				/* a failed one that ran again is complete
+				 * again, in its first place */
+				if (r[i].state == R_FAILED)
+					r[i].state = R_COMPLETE;
+				if (r[i].state == R_INCOMPLETE ||
+				    r[i].state == R_FOREIGN) {
+					r[i].state = R_COMPLETE;
+					r[i].seq = (long)j;
+					r[i].completed = ev[j].t;
+				}
+				break;
+			case EV_FAILED:
+				if (r[i].state == R_COMPLETE)
+					r[i].state = R_FAILED;
+				break;
+			case EV_ACTIVATE:
+				r[i].activated = ev[j].t;
+				break;
+			case EV_REMOVE:	/* ours, being removed */
+				r[i].state = R_INCOMPLETE;
+				r[i].seq = -1;
+				r[i].completed = r[i].activated = 0;
+				break;
+			}
+		}
+	}
+	qsort(r, n, sizeof(*r), release_cmp);
+	*out = r;
+	*nout = n;
+	return 0;
+}
+
+long
+rev_match(const struct release *r, size_t n, const char *rev)
+{
+	size_t i, len = strlen(rev);
+	long hit = -1;
+
+	if (len < 7 || len > 64)
+		return -3;
+	for (i = 0; i < len; i++)
+		if (!isdigit((unsigned char)rev[i]) &&
+		    (rev[i] < 'a' || rev[i] > 'f'))
+			return -3;
+	for (i = 0; i < n; i++) {
+		if (r[i].state != R_COMPLETE && r[i].state != R_FAILED)
+			continue;
+		if (strncmp(r[i].name, rev, len) != 0)
+			continue;
+		if (hit != -1)
+			return -2;
+		hit = (long)i;
+	}
+	return hit;
+}
+
+long
+rollback_target(const struct release *r, size_t n, long cur)
+{
+	long best = -1;
+	size_t i;
+
+	if (cur < 0 || r[cur].seq < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (r[i].state == R_COMPLETE && r[i].seq < r[cur].seq &&
+		    (best == -1 || r[i].seq > r[best].seq))
+			best = (long)i;
+	return best;
+}
+
+size_t
+prune_select(struct release *r, size_t n, long keep, long cur, long rb)
+{
+	size_t i, nrm = 0;
+	long kept = 0;
+
+	/* r is sorted newest first, so the first keep complete ones stay */
+	for (i = 0; i < n; i++) {
+		r[i].mark = 0;
+		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN) {
+			kept += r[i].state == R_COMPLETE;
+			continue;
+		}
+		if (r[i].state == R_COMPLETE && kept < keep) {
+			kept++;
+			continue;
+		}
+		r[i].mark = 1;
+		nrm++;
+	}
+	return nrm;
+}
