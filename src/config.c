@@ -1,0 +1,186 @@
+/*
+ * config.c: loading deploy.conf and the envfile, trusted only when their owner and mode are.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "core.h"
+#include "run.h"
+#include "msg.h"
+#include "files.h"
+#include "root.h"
+
+struct config cfg;
+
+char **envvars;		/* from envfile */
+
+/* A user's name for messages: a bare number says too little. */
+const char *
+user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	snprintf(buf, len, "%s", pw != NULL && pw->pw_name != NULL ?
+	    printable(pw->pw_name) : "no such user in the password database");
+	return buf;
+}
+
+/*
+ * Reads a file whose words deploy runs or hands to what it runs (the
+ * config, the envfile): a regular file, not a symbolic link, owned by us
+ * or root, writable by no one else, at most CONF_MAX bytes. Anything else
+ * ends the run with status 2 and one line naming the file (shown).
+ */
+char *
+read_trusted(int dfd, const char *name, const char *shown, const char *hint,
+    size_t *lenp)
+{
+	struct stat st;
+	size_t len;
+	ssize_t n;
+	char *buf;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO in its place must not hang a cron job */
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOFOLLOW)) == -1) {
+		if (errno == ELOOP && fstatat(dfd, name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			die(EXIT_USAGE, "%s: is a symbolic link; refusing it",
+			    shown);
+		die(EXIT_USAGE, "%s: %s%s", shown, strerror(errno),
+		    errno == ENOENT ? hint : "");
+	}
+	if (fstat(fd, &st) == -1)
+		die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die(EXIT_USAGE, "%s: not a regular file", shown);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
+		    "(chmod go-w %s)", shown, shown);
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		char owner[64], me[64];
+
+		die(EXIT_USAGE, "%s: owned by uid %ld (%s), not by root or by "
+		    "the user running deploy (uid %ld, %s); refusing it",
+		    shown, (long)st.st_uid, user_name(st.st_uid, owner,
+		    sizeof(owner)), (long)geteuid(), user_name(geteuid(), me,
+		    sizeof(me)));
+	}
+	if (st.st_size > CONF_MAX)
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
+	/* read what was checked, not whatever the path names by now */
+	buf = xrealloc(NULL, CONF_MAX + 2);
+	for (len = 0; len <= CONF_MAX; len += (size_t)n) {
+		if ((n = read(fd, buf + len, CONF_MAX + 1 - len)) == -1 &&
+		    errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n == -1)
+			die(EXIT_USAGE, "%s: %s", shown, strerror(errno));
+		if (n == 0)
+			break;
+	}
+	close(fd);
+	if (len > CONF_MAX)
+		die(EXIT_USAGE, "%s: larger than %d bytes", shown, CONF_MAX);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+/*
+ * "check = curl -f URL && echo ok" parses, but && reaches curl as an
+ * argument: said at load, with the line, since the config stays valid.
+ * The lines are those config_parse already accepted.
+ */
+static void
+warn_shell_words(const char *buf, size_t len, const char *path)
+{
+	const char *p = buf, *end = buf + len, *nl, *op;
+	char line[4096], *k, *eq, err[64], **w;
+	size_t lineno = 0, n;
+
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if ((n = (size_t)(nl - p)) >= sizeof(line))
+			continue;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		k = trim(line);
+		if (*k == '#' || (eq = strchr(k, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		k = trim(k);
+		if (config_is_command(k) &&
+		    (op = shell_operator(trim(eq + 1))) != NULL &&
+		    (w = split_words(trim(eq + 1), err, sizeof(err))) != NULL) {
+			warnx("warning: %s:%zu: %s: '%s' is a shell operator, but "
+			    "commands run without a shell: %s gets it as an "
+			    "argument; put the command line in a script and name "
+			    "the script", path, lineno, k, op, printable(w[0]));
+			free_words(w);
+		}
+		if (nl == end)
+			break;
+	}
+}
+
+void
+load_config(const char *path)
+{
+	char err[ERRLEN + PATH_MAX], *buf;
+	const char *vcmd;
+	size_t len;
+
+	config_init(&cfg);
+	buf = read_trusted(AT_FDCWD, path, path,
+	    " (run 'deploy init URL' first)", &len);
+	if (config_parse(&cfg, buf, len, path, err, sizeof(err)) == -1)
+		die(EXIT_USAGE, "%s", err);
+	warn_shell_words(buf, len, path);
+	free(buf);
+	if (kflag)
+		cfg.keep = kflag;
+	if (cfg.requirements == NULL)
+		cfg.requirements = xstrdup("requirements.txt");
+	if (cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	if (cfg.virtualenv == NULL) {
+		char found[PATH_MAX];
+
+		vcmd = path_lookup("virtualenv", found, sizeof(found)) == 0 ?
+		    "virtualenv -p python3" : "python3 -m venv";
+		cfg.virtualenv = xstrdup(vcmd);
+	}
+	if (cfg.envfile != NULL) {
+		char *f = fmtpath("shared/%s", cfg.envfile);
+		char *shown = fmtpath("%s/shared/%s", root, cfg.envfile);
+
+		/* its PATH and such reach every command: trusted as the
+		 * config is */
+		buf = read_trusted(rootfd, f, shown, "", &len);
+		free(f);
+		f = shown;
+		if (envfile_parse(buf, len, f, &envvars, err, sizeof(err)) == -1)
+			die(EXIT_USAGE, "%s", err);
+		free(f);
+		free(buf);
+	}
+}

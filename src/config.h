@@ -1,0 +1,13 @@
+/* config.h: loading deploy.conf and the envfile, trusted only when their owner and mode are. */
+#ifndef DEPLOY_CONFIG_H
+#define DEPLOY_CONFIG_H
+
+#include <stddef.h>
+#include "core.h"
+
+extern struct config cfg;
+extern char **envvars;
+const char * user_name(uid_t uid, char *buf, size_t len);
+char * read_trusted(int dfd, const char *name, const char *shown, const char *hint, size_t *lenp);
+void load_config(const char *path);
+#endif

@@ -1,0 +1,197 @@
+/*
+ * history.c: the durable history of releases and who signed them.
+ *
+ * Rule: a release counts only once the history says it is complete; the
+ * file is replaced by rename, never written in place.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "history.h"
+#include "core.h"
+#include "order.h"
+#include "run.h"
+#include "msg.h"
+#include "files.h"
+#include "sig.h"
+#include "root.h"
+#include "report.h"
+
+struct event *hist;
+
+size_t nhist;
+
+void
+history_load(void)
+{
+	size_t len;
+	char *buf;
+
+	free(hist);
+	hist = NULL;
+	nhist = 0;
+	if (statefd == -1 || (buf = read_file_at(statefd, "history", 64 << 20,
+	    &len, NULL)) == NULL) {
+		if (statefd != -1 && errno != ENOENT)
+			die(FAIL_STATUS, "%s/%s/history: %s", root, STATE,
+			    strerror(errno));
+		return;
+	}
+	history_parse(buf, len, &hist, &nhist);
+	free(buf);
+}
+
+int
+history_save(void)
+{
+	char *buf = NULL;
+	size_t i, len = 0;
+	int n;
+
+	buf = xrealloc(NULL, nhist * 100 + 1);
+	for (i = 0; i < nhist; i++) {
+		n = snprintf(buf + len, 100, "%lld %s %s\n", hist[i].t,
+		    event_name(hist[i].type), hist[i].sha);
+		len += (size_t)n;
+	}
+	if (replace_file_at(statefd, "history", buf, len, 1) == -1) {
+		warnx("cannot write %s/%s/history: %s", root, STATE,
+		    strerror(errno));
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	return 0;
+}
+
+/*
+ * Appends one event and fsyncs it: one write and one fsync, where a
+ * rewrite would cost two of each; prune compacts the file. A torn last
+ * line (a crash mid-write) is ended first, so it stays one bad line.
+ */
+int
+history_add(int type, const char *sha)
+{
+	char line[128], last = '\n';
+	struct stat st;
+	int fd, n;
+
+	hist = xrealloc(hist, (nhist + 1) * sizeof(*hist));
+	hist[nhist].t = (long long)time(NULL);
+	hist[nhist].type = type;
+	snprintf(hist[nhist].sha, sizeof(hist[nhist].sha), "%s", sha);
+	n = snprintf(line + 1, sizeof(line) - 1, "%lld %s %s\n", hist[nhist].t,
+	    event_name(type), hist[nhist].sha);
+	nhist++;
+	if ((fd = openat(statefd, "history", O_RDWR | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return history_save();	/* the first event makes the file */
+	line[0] = '\n';
+	if (fstat(fd, &st) == -1 || (st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) != 1) ||
+	    write_all(fd, line + (last == '\n'), (size_t)n + (last != '\n')) == -1 ||
+	    fsync(fd) == -1) {
+		warnx("cannot write %s/%s/history: %s", root, STATE,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Keeps what decides a release's state: one activate per release, and
+ * nothing of releases that are gone. */
+void
+history_compact(void)
+{
+	size_t i, j, k;
+	struct stat st;
+	char path[80];
+
+	for (i = j = 0; i < nhist; i++) {
+		snprintf(path, sizeof(path), "releases/%s", hist[i].sha);
+		if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (hist[i].type == EV_ACTIVATE) {
+			for (k = i + 1; k < nhist; k++)
+				if (hist[k].type == EV_ACTIVATE &&
+				    strcmp(hist[k].sha, hist[i].sha) == 0)
+					break;
+			if (k < nhist)
+				continue;
+		}
+		hist[j++] = hist[i];
+	}
+	if (j != nhist) {
+		nhist = j;
+		history_save();
+	}
+}
+
+static void
+signer_forget(const char *sha)
+{
+	char p[80];
+
+	snprintf(p, sizeof(p), "signers/%s", sha);
+	if (statefd != -1)
+		unlinkat(statefd, p, 0);
+}
+
+void
+signer_record(const char *sha)
+{
+	char *line = fmtpath("%s\n", signer);
+	int fd;
+
+	mkdirat(statefd, "signers", 0700);
+	if ((fd = openat(statefd, "signers", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1 || replace_file_at(fd, sha, line,
+	    strlen(line), 1) == -1)
+		warnx("cannot write %s/%s/signers/%s: %s", root, STATE, sha,
+		    strerror(errno));
+	if (fd != -1)
+		close(fd);
+	free(line);
+}
+
+/* The recorded signer of sha into buf, "" when none. */
+const char *
+signer_of(const char *sha, char *buf, size_t len)
+{
+	char p[80], *s = NULL;
+	size_t n;
+
+	buf[0] = '\0';
+	snprintf(p, sizeof(p), "signers/%s", sha);
+	if (statefd != -1 && is_sha(sha) &&
+	    (s = read_file_at(statefd, p, 4096, &n, NULL)) != NULL) {
+		s[strcspn(s, "\n")] = '\0';
+		snprintf(buf, len, "%s", printable(s));
+	}
+	free(s);
+	return buf;
+}
+
+/* Drops every event of sha, so that the history does not grow forever. */
+void
+history_forget(const char *sha)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < nhist; i++)
+		if (strcmp(hist[i].sha, sha) != 0)
+			hist[j++] = hist[i];
+	nhist = j;
+	signer_forget(sha);
+}

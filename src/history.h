@@ -1,0 +1,20 @@
+/* history.h: the durable history of releases and who signed them. */
+#ifndef DEPLOY_HISTORY_H
+#define DEPLOY_HISTORY_H
+
+#include <stddef.h>
+#include "core.h"
+#include "order.h"
+#include "run.h"
+#include "sig.h"
+
+extern struct event *hist;
+extern size_t nhist;
+void history_load(void);
+int history_save(void);
+int history_add(int type, const char *sha);
+void history_compact(void);
+void signer_record(const char *sha);
+const char * signer_of(const char *sha, char *buf, size_t len);
+void history_forget(const char *sha);
+#endif

@@ -1,0 +1,16 @@
+/* root.h: the deploy root: opened once, its bookkeeping folder made on demand. */
+#ifndef DEPLOY_ROOT_H
+#define DEPLOY_ROOT_H
+
+#include <stddef.h>
+#include "core.h"
+#include "run.h"
+#include "sig.h"
+
+extern char *root;
+extern int rootfd;
+extern int statefd;
+extern int state_errno;
+void open_root(int create);
+void need_state(void);
+#endif

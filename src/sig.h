@@ -1,0 +1,15 @@
+/* sig.h: signals: what a signal means at each point of a run. */
+#ifndef DEPLOY_SIG_H
+#define DEPLOY_SIG_H
+
+#include <stddef.h>
+#include <signal.h>
+#include "core.h"
+
+/* a failure is "a person must look" only once current has moved */
+#define FAIL_STATUS	(late ? EXIT_STUCK : EXIT_FAILED)
+
+extern volatile sig_atomic_t gotsig;
+extern int late;
+void signals(void);
+#endif
