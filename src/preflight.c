@@ -1,0 +1,253 @@
+/*
+ * preflight.c: preflight: setup mistakes caught before anything is fetched.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preflight.h"
+#include "core.h"
+#include "run.h"
+#include "msg.h"
+#include "files.h"
+#include "root.h"
+#include "config.h"
+#include "child.h"
+#include "supervisor.h"
+
+/*
+ * Cheap checks of what a deploy will need, so that a misspelled program or
+ * a missing command is refused (exit 2, nothing changed) instead of
+ * costing a built release that then fails its restart. With -n each one
+ * is reported.
+ */
+int preflight_failed;
+
+void
+preflight_result(const char *what, const char *why)
+{
+	if (why == NULL) {
+		if (nflag)
+			say("preflight: %s: ok", what);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s: %s; nothing was changed", what, why);
+	warnx("preflight: %s: %s", what, why);
+	preflight_failed = 1;
+}
+
+static void
+preflight_command(const char *key, const char *cmd)
+{
+	char **w = words(cmd), found[PATH_MAX], what[64], why[PATH_MAX + 64];
+
+	snprintf(what, sizeof(what), "%s command", key);
+	why[0] = '\0';
+	if (strchr(w[0], '/') != NULL && w[0][0] != '/')
+		;	/* relative to the release: not there yet */
+	else if (strcmp(key, "restart") == 0 && strchr(w[0], '/') == NULL &&
+	    path_lookup(w[0], found, sizeof(found)) == -1) {
+		/* it runs with the release's .venv/bin first on PATH: a
+		 * console script of the app's own wheel is looked for there
+		 * once the release has its venv (release_command_ok) */
+		if (nflag)
+			say("preflight: %s: '%s' is not on PATH; looked for in "
+			    "the release's .venv/bin once it is built", what,
+			    printable(w[0]));
+		free_words(w);
+		return;
+	}
+	else if (path_lookup(w[0], found, sizeof(found)) == -1 &&
+	    strchr(w[0], '/') != NULL)
+		snprintf(why, sizeof(why), "'%s' is not an executable file",
+		    printable(w[0]));
+	else if (strchr(w[0], '/') == NULL && path_lookup(w[0], found,
+	    sizeof(found)) == -1)
+		snprintf(why, sizeof(why), "'%s' is not on PATH (install it, "
+		    "or set %s in deploy.conf)", printable(w[0]), key);
+	preflight_result(what, why[0] ? why : NULL);
+	free_words(w);
+}
+
+static void
+preflight_links(void)
+{
+	char **w, **p, why[PATH_MAX + 64];
+	struct stat st;
+
+	if (cfg.link == NULL)
+		return;
+	w = words(cfg.link);
+	for (p = w; *p; p++) {
+		char *src = fmtpath("shared/%s", *p);
+
+		if (fstatat(rootfd, src, &st, 0) == -1) {
+			snprintf(why, sizeof(why), "%s/%s: %s", root, src,
+			    strerror(errno));
+			preflight_result("link", why);
+		} else
+			preflight_result("link", NULL);
+		free(src);
+	}
+	free_words(w);
+}
+
+/*
+ * supervisorctl reaches its server, and the program (every process of a
+ * group) is known to it; STOPPED or FATAL is fine for a first deploy.
+ */
+static void
+preflight_program(void)
+{
+	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
+	char out[8192], *line, *save, name[256], why[1200], first[200] = "";
+	char what[300], **argv, near[600];
+	size_t plen = strlen(cfg.program);
+	int matched = 0, unknown = 0;
+	struct result r;
+
+	snprintf(what, sizeof(what), "program %s", cfg.program);
+	if (plen > 2 && strcmp(cfg.program + plen - 2, ":*") == 0)
+		plen -= 1;	/* "web:*" matches "web:web_00" */
+	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 30;
+	out[0] = '\0';
+	run(argv, &o, &r);	/* non-zero for a process not running */
+	free_words(argv);
+	if (r.signo)
+		leave(128 + r.signo);	/* no verdict: we were stopped */
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (first[0] == '\0')
+			snprintf(first, sizeof(first), "%s", line);
+		if (two_words(line, name, sizeof(name), NULL, 0) < 1 ||
+		    !(strncmp(name, cfg.program, plen) == 0 &&
+		    (name[plen] == '\0' || name[plen] == ':' ||
+		    name[plen - 1] == ':')))
+			continue;
+		matched++;
+		if (strstr(line, "no such process") || strstr(line, "no such group"))
+			unknown++;
+	}
+	if (r.execerr)
+		snprintf(why, sizeof(why), "cannot run %s: %s", cfg.supervisorctl,
+		    strerror(r.execerr));
+	else if (matched == 0 && sv_denied(first))
+		sv_denied_why(why, sizeof(why));
+	else if (matched == 0)
+		snprintf(why, sizeof(why), "'%s status' cannot reach "
+		    "supervisord: %s", cfg.supervisorctl, first[0] ? printable(first) :
+		    "no answer");
+	else if (unknown && (close_programs(near, sizeof(near)), near[0]))
+		snprintf(why, sizeof(why), "supervisord does not know it; it "
+		    "knows %s", near);
+	else if (unknown)
+		snprintf(why, sizeof(why), "supervisord does not know it (add a "
+		    "[program:%.*s] section with autostart=false, then "
+		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
+		    ":"), cfg.program);
+	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
+}
+
+/*
+ * The restart command as the release will run it: its .venv/bin first on
+ * PATH, a relative path in the release.  0 when it can run; else -1 and
+ * why.
+ */
+int
+release_command_ok(const char *key, const char *cmd, const char *sha,
+    char *why, size_t wl)
+{
+	char **w = words(cmd), found[PATH_MAX], *f;
+	struct stat st;
+	int ok;
+
+	if (w[0][0] == '/')
+		f = xstrdup(w[0]);
+	else if (strchr(w[0], '/') != NULL)
+		f = fmtpath("%s/releases/%s/%s", root, sha, w[0]);
+	else
+		f = fmtpath("%s/releases/%s/.venv/bin/%s", root, sha, w[0]);
+	ok = stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		ok = path_lookup(w[0], found, sizeof(found)) == 0;
+	if (!ok && strchr(w[0], '/') == NULL)
+		snprintf(why, wl, "%s command: '%s' is neither in the release's "
+		    ".venv/bin nor on PATH (add the package that provides it to "
+		    "%s, or set %s in deploy.conf)", key, printable(w[0]),
+		    cfg.requirements, key);
+	else if (!ok)
+		snprintf(why, wl, "%s command: %s is not an executable file",
+		    key, printable(f));
+	free(f);
+	free_words(w);
+	return ok ? 0 : -1;
+}
+
+/* Before a built release is switched to: its restart command can run */
+void
+need_restart_command(const char *sha)
+{
+	char why[PATH_MAX + 256];
+
+	if (cfg.restart == NULL)
+		return;
+	if (release_command_ok("restart", cfg.restart, sha, why,
+	    sizeof(why)) == 0) {
+		if (nflag)
+			say("preflight: restart command: ok in releases/%.12s",
+			    sha);
+		return;
+	}
+	if (!nflag)
+		die(EXIT_USAGE, "%s; nothing was changed", why);
+	warnx("preflight: %s", why);
+	preflight_failed = 1;
+}
+
+/*
+ * With lfs = yes written in deploy.conf, git-lfs before anything is
+ * fetched. By default (no lfs line) a server without git-lfs keeps
+ * deploying apps that have no LFS files; one that has them is refused
+ * by tree_read, before its tree is checked out.
+ */
+static void
+preflight_lfs(void)
+{
+	char found[PATH_MAX];
+
+	if (cfg.lfs == 1)
+		preflight_result("git-lfs", path_lookup("git-lfs", found,
+		    sizeof(found)) == 0 ? NULL : "not on PATH (install the "
+		    "git-lfs package, or set lfs = no in "
+		    "deploy.conf for an app without LFS files)");
+}
+
+/* build: what the build needs; switching: what the switch needs */
+void
+preflight(int build, int switching)
+{
+	if (build) {
+		preflight_command("virtualenv", cfg.virtualenv);
+		preflight_links();
+		preflight_lfs();
+	}
+	if (switching && cfg.program != NULL) {
+		preflight_command("supervisorctl", cfg.supervisorctl);
+		if (!preflight_failed)
+			preflight_program();
+	}
+	if (switching && cfg.restart != NULL)
+		preflight_command("restart", cfg.restart);
+}

@@ -1,0 +1,23 @@
+/* releases.h: the view of releases/, current and previous. */
+#ifndef DEPLOY_RELEASES_H
+#define DEPLOY_RELEASES_H
+
+#include <stddef.h>
+#include "core.h"
+#include "order.h"
+#include "run.h"
+#include "sig.h"
+
+enum { CUR_NONE, CUR_OK, CUR_DIR, CUR_BAD };
+extern struct release *rel;
+extern size_t nrel;
+extern char cursha[65];
+void copy_sha(char dst[65], const char *src);
+int read_current(char *why, size_t wl);
+int releases_fd(int absent_ok);
+void scan_releases(void);
+long cur_index(void);
+size_t keep_previous(void);
+int switch_current(const char *sha);
+void need_current_sane(void);
+#endif

@@ -1,0 +1,37 @@
+/* supervisor.h: what supervisorctl's answers mean, and the state of the program. */
+#ifndef DEPLOY_SUPERVISOR_H
+#define DEPLOY_SUPERVISOR_H
+
+#include <stddef.h>
+#include "core.h"
+#include "child.h"
+
+/*
+ * A group ("web:*") is restarted one process at a time, so that while one
+ * restarts the others keep serving and keep open the listening socket
+ * that supervisord holds for an [fcgi-program] (it closes with the last
+ * process).  supervisorctl runs in "/", not in a release that prune may
+ * remove.
+ */
+#define MAXMEMBERS	256
+
+struct member {
+	char		 name[256];
+	char		 state[32];
+	long		 pid;
+};
+
+extern int spawnerr;
+extern char failed_member[256];
+extern char members_why[160];
+int sv_denied(const char *out);
+void sv_denied_why(char *why, size_t wl);
+void close_programs(char *buf, size_t bl);
+int program_state(const char *rdir, const char *sha, char *state, size_t sl, long *pid, char *pids, size_t pidl);
+void note_spawn_error(void);
+const char * spawn_why(void);
+int is_group(void);
+int group_members(const char *sha, const char *name, struct member *m, int max);
+void proc_release(long pid, char sha[65]);
+int program_wrong(char *what, size_t wl);
+#endif

@@ -1,0 +1,12 @@
+/* verify.h: verify: the signature, checked by git against our keys only. */
+#ifndef DEPLOY_VERIFY_H
+#define DEPLOY_VERIFY_H
+
+#include <stddef.h>
+#include "core.h"
+#include "child.h"
+
+void load_keys(void);
+int check_signature(const char *ref, const char *sha);
+void step_verify(const char *ref, const char *sha);
+#endif
