@@ -1,0 +1,77 @@
+/*
+ * converge.c: converging: the program runs the release current names.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+
+#include "converge.h"
+#include "core.h"
+#include "run.h"
+#include "msg.h"
+#include "sig.h"
+#include "root.h"
+#include "report.h"
+#include "config.h"
+#include "output.h"
+#include "releases.h"
+#include "supervisor.h"
+#include "restart.h"
+#include "switch.h"
+#include "pause.h"
+
+/*
+ * by_hand: a person asked for this run (activate, resume), so a pause
+ * does not hold it. *acted (may be NULL): 1 when it restarted the program.
+ * EXIT_OK, EXIT_STUCK, or 128+N.
+ */
+int
+converge(int by_hand, int *acted)
+{
+	char what[400], again[400], who[600];
+	int st;
+
+	if (acted != NULL)
+		*acted = 0;
+	if (cfg.program == NULL || cursha[0] == '\0' || nflag)
+		return EXIT_OK;
+	if ((st = program_wrong(what, sizeof(what))) == 0)
+		return EXIT_OK;
+	if (st == 2) {
+		/* nothing to start: supervisord is down or lost the program */
+		warnx("cannot see program %s (%s): is supervisord running, and "
+		    "does it still define it?", cfg.program, what);
+		return EXIT_STUCK;
+	}
+	if (!by_hand && paused_by(who, sizeof(who))) {
+		warnx("%s; deploy is paused (%s): not starting it", what, who);
+		return EXIT_OK;
+	}
+	if (acted != NULL)
+		*acted = 1;
+	notify_due = 1;		/* a restart: notify and the audit hear of it */
+	say("%s: restarting %.12s (current) and checking it", what, cursha);
+	open_log(cursha, 0);
+	late = 1;
+	if (step_restart(cursha) == 0 && (st = step_check(cursha)) != -1) {
+		late = 0;
+		if (st == 1)
+			return 128 + gotsig;
+		if (program_wrong(again, sizeof(again))) {
+			warnx("%s after a restart: the program's directory must "
+			    "be %s/current", again, root);
+			return EXIT_STUCK;
+		}
+		/* even with -q: cron's mail should tell that the site was down */
+		printf("%s: started %.12s and checked\n", what, cursha);
+		return EXIT_OK;
+	}
+	late = 0;
+	warnx("the current release %.12s does not run (%s); it passed its "
+	    "check after its switch, so deploy does not switch away from it "
+	    "on its own: find the cause (its output is below), then 'deploy "
+	    "rollback' if the release is at fault", cursha, what);
+	show_program_output();
+	return EXIT_STUCK;
+}

@@ -1,0 +1,11 @@
+/* notify.h: notify: the command told after a deploy, activate or rollback. */
+#ifndef DEPLOY_NOTIFY_H
+#define DEPLOY_NOTIFY_H
+
+#include <stddef.h>
+#include "core.h"
+#include "run.h"
+#include "child.h"
+
+void run_notify(int status);
+#endif

@@ -1,0 +1,81 @@
+/*
+ * pause.c: pause: a pause record, read by converge and status.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pause.h"
+#include "core.h"
+#include "json.h"
+#include "run.h"
+#include "msg.h"
+#include "files.h"
+#include "root.h"
+
+/* 1 and *p filled when paused; a pause file it cannot read is a pause */
+int
+pause_read(struct pauserec *p)
+{
+	char *buf, *line, *save, *sp;
+	size_t len;
+	int version = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->uid = -1;
+	if (statefd == -1 || (buf = read_file_at(statefd, "pause", 4096, &len,
+	    NULL)) == NULL)
+		return statefd != -1 && errno != ENOENT;
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((sp = strchr(line, ' ')) == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "deploy-pause") == 0)
+			version = atoi(sp);
+		else if (version == 1 && strcmp(line, "user") == 0)
+			cut_utf8(p->user, printable(sp), sizeof(p->user));
+		else if (version == 1 && strcmp(line, "uid") == 0)
+			p->uid = strtol(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "since") == 0)
+			p->since = strtoll(sp, NULL, 10);
+		else if (version == 1 && strcmp(line, "reason") == 0)
+			cut_utf8(p->reason, printable(sp), sizeof(p->reason));
+	}
+	free(buf);
+	if (version != 1)
+		snprintf(p->reason, sizeof(p->reason), "(a pause file this "
+		    "version does not read: %s/%s/pause)", root, STATE);
+	return 1;
+}
+
+/* "alice (uid 1000) since 2026-11-30 16:00:00: REASON" when paused */
+int
+paused_by(char *who, size_t wl)
+{
+	struct pauserec p;
+
+	if (!pause_read(&p))
+		return 0;
+	snprintf(who, wl, "paused by %s (uid %ld) since %s%s%s",
+	    p.user[0] ? p.user : "?", p.uid, p.since ? fmttime(p.since) : "?",
+	    p.reason[0] ? ": " : "", p.reason);
+	return 1;
+}
+
+/* deploy and prepare, before and after the lock: a pause refuses them */
+void
+refuse_if_paused(void)
+{
+	char who[600];
+
+	if (paused_by(who, sizeof(who)))
+		die(EXIT_LOCKED, "deploy is %s; 'deploy resume' ends it "
+		    "(activate and rollback still work)", who);
+}

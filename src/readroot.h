@@ -1,0 +1,11 @@
+/* readroot.h: the commands that only read: what the root must hold for them. */
+#ifndef DEPLOY_READROOT_H
+#define DEPLOY_READROOT_H
+
+#include <stddef.h>
+#include "core.h"
+#include "run.h"
+
+void need_readable(void);
+void need_deploy_root(void);
+#endif

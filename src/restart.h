@@ -1,0 +1,11 @@
+/* restart.h: restarting the program and checking it. */
+#ifndef DEPLOY_RESTART_H
+#define DEPLOY_RESTART_H
+
+#include <stddef.h>
+#include "core.h"
+#include "child.h"
+
+int step_restart(const char *sha);
+int step_check(const char *sha);
+#endif
