@@ -1,0 +1,118 @@
+/*
+ * cmd_pause.c: the pause and resume commands.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd_pause.h"
+#include "core.h"
+#include "json.h"
+#include "run.h"
+#include "msg.h"
+#include "files.h"
+#include "sig.h"
+#include "root.h"
+#include "report.h"
+#include "lock.h"
+#include "releases.h"
+#include "audit.h"
+#include "pause.h"
+#include "converge.h"
+#include "cleanup.h"
+#include "readroot.h"
+
+/*
+ * The one place where a pause or a resume is known to be done (recorded
+ * durably): what else must hear of it (an audit trail) hooks here.
+ */
+static void
+pause_event(const char *event, const struct pauserec *p)
+{
+	if (strcmp(event, "pause") == 0)
+		say("paused by %s (uid %ld)%s%s: deploy and prepare refuse "
+		    "(exit 3) until 'deploy resume'", p->user, p->uid,
+		    p->reason[0] ? ": " : "", p->reason);
+	else
+		say("resumed (was paused by %s since %s)", p->user,
+		    p->since ? fmttime(p->since) : "?");
+	if (strcmp(event, "pause") == 0)	/* resume: once its run ends */
+		audit_event(event, EXIT_OK, cursha, NULL, p->reason[0] ?
+		    p->reason : NULL);
+}
+
+int
+cmd_pause(int argc, char **argv)
+{
+	struct pauserec p, old;
+	char buf[1024];
+	const char *r;
+	size_t rl = 0;
+	int i, n;
+
+	need_deploy_root();
+	if (nflag) {
+		say("would pause: deploy and prepare would refuse (exit 3) "
+		    "until 'deploy resume'");
+		return EXIT_OK;
+	}
+	need_state();
+	memset(&p, 0, sizeof(p));
+	for (i = 1; i < argc && rl < sizeof(p.reason) - 1; i++)
+		rl += (size_t)snprintf(p.reason + rl, sizeof(p.reason) - rl,
+		    "%s%s", rl ? " " : "", argv[i]);
+	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
+	p.uid = (long)getuid();
+	if ((r = login_name()) == NULL)
+		r = "?";
+	cut_utf8(p.user, printable(r), sizeof(p.user));
+	p.since = (long long)time(NULL);
+	if (pause_read(&old))
+		say("already paused by %s: recording this pause instead",
+		    old.user);
+	n = snprintf(buf, sizeof(buf), "deploy-pause 1\nuser %s\nuid %ld\n"
+	    "since %lld\nreason %s\n", p.user, p.uid, p.since, p.reason);
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    replace_file_at(statefd, "pause", buf, (size_t)n, 1) == -1)
+		die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE, strerror(errno));
+	pause_event("pause", &p);
+	return EXIT_OK;
+}
+
+/* resume: the pause ends, then the run converges as one by hand does */
+int
+cmd_resume(void)
+{
+	static struct pauserec p;	/* its reason outlives us: the audit */
+	int st;
+
+	need_current_sane();
+	if (nflag) {
+		say("would end the pause, if any, finish a pending switch and "
+		    "make sure the program runs current");
+		return EXIT_OK;
+	}
+	need_state();
+	byhand = 1;
+	lock_root("resume");
+	audit_cmd = "resume";
+	if (!pause_read(&p)) {
+		say("not paused");
+	} else {
+		if (unlinkat(statefd, "pause", 0) == -1 || fsync(statefd) == -1)
+			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
+			    strerror(errno));
+		pause_event("resume", &p);
+		audit_detail = p.reason[0] ? p.reason : NULL;
+	}
+	if ((st = cleanup()) != EXIT_OK)
+		return st;
+	return converge(1, NULL);
+}

@@ -1,0 +1,232 @@
+/*
+ * cmd_status.c: the status command.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd_status.h"
+#include "core.h"
+#include "order.h"
+#include "run.h"
+#include "files.h"
+#include "jsonout.h"
+#include "root.h"
+#include "config.h"
+#include "history.h"
+#include "lock.h"
+#include "releases.h"
+#include "supervisor.h"
+#include "switch.h"
+#include "pause.h"
+#include "readroot.h"
+
+static const char *
+status_config(void)
+{
+	static char why[PATH_MAX + ERRLEN];
+	char *path = confopt ? xstrdup(confopt) : fmtpath("%s/shared/deploy.conf",
+	    root), *buf, err[ERRLEN + PATH_MAX];
+	struct stat st;
+	size_t len;
+	int fd;
+
+	config_init(&cfg);
+	why[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    fstat(fd, &st) == -1)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
+	    (st.st_mode & 022) != 0)
+		snprintf(why, sizeof(why), "%s: not trusted (owner or mode)",
+		    path);
+	if (fd != -1)
+		close(fd);
+	buf = why[0] ? NULL : read_file_at(AT_FDCWD, path, CONF_MAX, &len,
+	    NULL);
+	if (why[0] == '\0' && buf == NULL)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if (buf != NULL && config_parse(&cfg, buf, len, path, err,
+	    sizeof(err)) == -1)
+		snprintf(why, sizeof(why), "%s", err);
+	free(buf);
+	if (why[0] == '\0' && cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	free(path);
+	return why[0] ? why : NULL;
+}
+
+/* the program's processes: state, pid, release they run */
+static void
+status_program(void)
+{
+	static struct member m[MAXMEMBERS];
+	const char *why = status_config();
+	char rs[65];
+	int n = 0, i;
+
+	if (why == NULL && cfg.program != NULL && cursha[0] &&
+	    (n = group_members(cursha, cfg.program, m, MAXMEMBERS)) < 0)
+		why = members_why;	/* never a part of the group */
+	if (jflag) {
+		if (why != NULL || cfg.program == NULL) {
+			printf(", \"program\": null");
+			return;
+		}
+		printf(", \"program\": {");
+		json_field("name", cfg.program, 0);
+		printf(", \"processes\": [");
+		for (i = 0; i < n; i++) {
+			proc_release(m[i].pid, rs);
+			printf("%s{", i ? ", " : "");
+			json_field("name", m[i].name, 0);
+			json_field("state", m[i].state, 1);
+			if (m[i].pid > 0)
+				printf(", \"pid\": %ld", m[i].pid);
+			else
+				printf(", \"pid\": null");
+			json_field("release", rs, 1);
+			printf(", \"current\": %s}", rs[0] &&
+			    strcmp(rs, cursha) == 0 ? "true" : "false");
+		}
+		printf("]}");
+		return;
+	}
+	if (why != NULL) {
+		printf("program: unknown (%s)\n", why);
+		return;
+	}
+	if (cfg.program == NULL) {
+		printf("program: none\n");
+		return;
+	}
+	if (n == 0)
+		printf("program: %s: supervisorctl status names no process\n",
+		    cfg.program);
+	for (i = 0; i < n; i++) {
+		proc_release(m[i].pid, rs);
+		printf("program: %s %s", m[i].name, m[i].state);
+		if (m[i].pid > 0)
+			printf(" pid %ld", m[i].pid);
+		if (rs[0])
+			printf(" (releases/%s%s)", rs, strcmp(rs, cursha) == 0 ?
+			    ", current" : ", NOT current");
+		putchar('\n');
+	}
+}
+
+/* a switch a run left unfinished, and a pause */
+static void
+status_pending_pause(void)
+{
+	static const char *next[] = { "", "restart next", "check next",
+	    "prune next", "switch back next" };
+	struct pending p;
+	struct pauserec pr;
+	int paused = pause_read(&pr);
+
+	memset(&p, 0, sizeof(p));
+	if (statefd != -1)
+		pending_load(&p, 0);
+	if (jflag) {
+		if (p.state == P_NONE)
+			printf(", \"pending\": null");
+		else {
+			printf(", \"pending\": {");
+			json_field("state", pnames[p.state], 0);
+			json_field("sha", p.sha, 1);
+			json_field("previous", p.prev, 1);
+			printf(", \"prune\": %s}", p.prune ? "true" : "false");
+		}
+		if (!paused) {
+			printf(", \"paused\": null");
+			return;
+		}
+		printf(", \"paused\": {");
+		json_field("user", pr.user, 0);
+		printf(", \"uid\": %ld", pr.uid);
+		json_time("since", pr.since);
+		json_field("reason", pr.reason, 1);
+		putchar('}');
+		return;
+	}
+	if (p.state == P_NONE)
+		printf("pending: none\n");
+	else
+		printf("pending: %s %s from %s (%s)\n", pnames[p.state], p.sha,
+		    p.prev[0] ? p.prev : "nothing", next[p.state]);
+	if (paused)
+		printf("paused: by %s (uid %ld) since %s%s%s\n", pr.user, pr.uid,
+		    fmttime(pr.since), pr.reason[0] ? ": " : "", pr.reason);
+	else
+		printf("paused: no\n");
+}
+
+int
+cmd_status(void)
+{
+	char why[PATH_MAX * 2], what[64];
+	long cur, rb, pid = 0;
+	long long t = 0;
+	int c, held, fd;
+
+	need_deploy_root();
+	if (statefd != -1)
+		history_load();
+	c = read_current(why, sizeof(why));
+	scan_releases();
+	cur = cur_index();
+	rb = rollback_target(rel, nrel, cur);
+	fd = statefd == -1 ? -1 : openat(statefd, "lock", O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW);
+	held = lock_held(fd, &pid, &t, what, sizeof(what));
+	if (fd != -1)
+		close(fd);
+	if (jflag) {
+		printf("{");
+		json_field("root", root, 0);
+		json_field("current", c == CUR_OK ? cursha : NULL, 1);
+		json_field("current_state", c == CUR_OK ? "ok" : c == CUR_NONE ?
+		    "none" : "broken", 1);
+		json_field("problem", c == CUR_OK || c == CUR_NONE ? NULL : why, 1);
+		json_time("activated", c == CUR_OK && cur >= 0 ?
+		    rel[cur].activated : 0);
+		json_field("rollback", rb >= 0 ? rel[rb].name : NULL, 1);
+		if (held) {
+			printf(", \"running\": {\"pid\": %ld", pid);
+			json_time("since", t);
+			json_field("command", what, 1);
+			printf("}");
+		} else
+			printf(", \"running\": null");
+		status_program();
+		status_pending_pause();
+		printf("}\n");
+	} else {
+		if (c == CUR_OK)
+			printf("current: %s (activated %s)\n", cursha,
+			    cur >= 0 ? fmttime(rel[cur].activated) : "-");
+		else if (c == CUR_NONE)
+			printf("current: none\n");
+		else
+			printf("current: broken: %s\n", why);
+		printf("rollback: %s\n", rb >= 0 ? rel[rb].name : "none");
+		if (held)
+			printf("running: pid %ld since %s (%s)\n", pid,
+			    fmttime(t), what);
+		else
+			printf("running: no\n");
+		status_program();
+		status_pending_pause();
+	}
+	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
+}
