@@ -17,14 +17,14 @@
 
 #include "audit.h"
 #include "core.h"
-#include "sha256.h"
-#include "json.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "root.h"
-#include "report.h"
 #include "history.h"
+#include "json.h"
+#include "msg.h"
+#include "report.h"
+#include "root.h"
+#include "sha256.h"
+#include "verify.h"
 
 #define AUDIT_VAL	256	/* bytes kept of one environment value */
 
@@ -213,7 +213,7 @@ audit_event(const char *event, int status, const char *rev, const char *prev,
 	sb_add(&b, num, strlen(num));
 	sb_json(&b, "revision", rev && *rev ? rev : NULL, 64);
 	sb_json(&b, "previous", prev && *prev ? prev : NULL, 64);
-	snprintf(num, sizeof(num), ", \"duration\": %.2f", now() - audit_t0);
+	snprintf(num, sizeof(num), ", \"duration\": %.2f", now() - report->t0);
 	sb_add(&b, num, strlen(num));
 	if (signer[0] == '\0' && rev != NULL)
 		signer_of(rev, who, sizeof(who));

@@ -3,8 +3,6 @@
 #define DEPLOY_AUDIT_H
 
 #include <stddef.h>
-#include "json.h"
-#include "run.h"
 
 /*
  * ROOT/.deploy/audit holds one JSON object per line for every command

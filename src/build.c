@@ -15,24 +15,23 @@
 #include <unistd.h>
 
 #include "build.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "history.h"
-#include "output.h"
 #include "child.h"
-#include "releases.h"
-#include "rmtree.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "output.h"
 #include "partial.h"
-#include "venv.h"
-#include "tree.h"
 #include "preflight.h"
+#include "releases.h"
+#include "report.h"
+#include "rmtree.h"
+#include "root.h"
+#include "sig.h"
+#include "tree.h"
+#include "venv.h"
 
 /*
  * Puts a link to target at rdir/path: the parents are made or entered
@@ -141,12 +140,11 @@ write_revision(const char *sha, const char *rdir)
 }
 
 /* 3-4. build releases/<sha> at its final path, then record it complete */
-/* a deploy that switches: its restart command is looked for in the
- * release once the venv is built, before the tests are paid for */
-int restart_needed;
-
+/* will_switch: a deploy that switches; its restart command is looked
+ * for in the release once the venv is built, before the tests are paid
+ * for */
 void
-build_release(const char *sha)
+build_release(const char *sha, int will_switch)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
@@ -156,7 +154,7 @@ build_release(const char *sha)
 	int fd;
 
 	open_log(sha, 1);
-	notify_due = 1;
+	report_due();
 	fd = releases_fd(0);
 	if (fstatat(fd, sha, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		die(EXIT_FAILED, "%s exists, but deploy did not build it: move "
@@ -188,7 +186,7 @@ build_release(const char *sha)
 		free_words(argv);
 	} else
 		step_skip("build", "no build command");
-	if (restart_needed && cfg.restart != NULL &&
+	if (will_switch && cfg.restart != NULL &&
 	    release_command_ok("restart", cfg.restart, sha, why, sizeof(why))
 	    == -1) {
 		warnx("%s", why);
@@ -213,7 +211,7 @@ build_release(const char *sha)
 		close(fd);
 	}
 	if (history_add(EV_COMPLETE, sha) == -1) {
-		nhist--;
+		history_drop_last();
 		fail_build(sha, EXIT_FAILED);
 	}
 	logf_("== complete\n");
@@ -226,7 +224,7 @@ build_release(const char *sha)
  * migrations go forward only. 0 done, else the exit status.
  */
 int
-step_migrate(const char *sha)
+step_migrate(const char *sha, int skip)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_APP, rdir, sha);
@@ -237,7 +235,7 @@ step_migrate(const char *sha)
 		free(rdir);
 		return EXIT_OK;
 	}
-	if (Mflag) {
+	if (skip) {		/* -M */
 		step_skip("migrate", "-M");
 		free(rdir);
 		return EXIT_OK;

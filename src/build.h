@@ -3,11 +3,7 @@
 #define DEPLOY_BUILD_H
 
 #include <stddef.h>
-#include "core.h"
-#include "order.h"
-#include "child.h"
 
-extern int restart_needed;
-void build_release(const char *sha);
-int step_migrate(const char *sha);
+void build_release(const char *sha, int will_switch);
+int step_migrate(const char *sha, int skip);
 #endif

@@ -22,14 +22,14 @@
 #endif
 
 #include "child.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
+#include "cmdline.h"
 #include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
 #include "output.h"
+#include "root.h"
+#include "sig.h"
 
 #define GRACE	5			/* seconds between SIGTERM and SIGKILL */
 
@@ -198,7 +198,7 @@ take_output(const struct runopts *o, size_t *outn, const char *buf, size_t k)
 		memcpy(o->out + *outn, buf, k);
 		*outn += k;
 		o->out[*outn] = '\0';
-	} else if (vflag && !qflag) {
+	} else if (options->verbose && !options->quiet) {
 		put_output(stdout, buf, k);
 		fflush(stdout);
 	}

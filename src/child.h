@@ -4,8 +4,6 @@
 
 #include <stddef.h>
 #include <stdarg.h>
-#include "core.h"
-#include "sig.h"
 
 struct result {
 	int	status;		/* wait status */

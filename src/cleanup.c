@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
 
 #include <sys/stat.h>
+#include <signal.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,19 +15,18 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "history.h"
 #include "child.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "pause.h"
 #include "releases.h"
 #include "rmtree.h"
-#include "venvs.h"
+#include "root.h"
 #include "switch.h"
-#include "pause.h"
+#include "venvs.h"
 
 static void
 end_stale_step(void)
@@ -142,7 +142,7 @@ remove_incomplete_venvs(void)
  * unfinished. Returns that finish's status (EXIT_OK when none).
  */
 int
-cleanup(void)
+cleanup(int by_hand)
 {
 	char who[600];
 	long cur;
@@ -186,7 +186,7 @@ cleanup(void)
 		close(fd);
 	scan_releases();
 	remove_incomplete_venvs();
-	if (!byhand && paused_by(who, sizeof(who)) &&
+	if (!by_hand && paused_by(who, sizeof(who)) &&
 	    faccessat(statefd, "pending", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		/* finishing it restarts the program: not on our own */
 		warnx("a switch is pending and deploy is %s: 'deploy resume' "

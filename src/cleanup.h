@@ -3,9 +3,6 @@
 #define DEPLOY_CLEANUP_H
 
 #include <stddef.h>
-#include "core.h"
-#include "order.h"
-#include "run.h"
 
-int cleanup(void);
+int cleanup(int by_hand);
 #endif

@@ -9,25 +9,22 @@
 #include <string.h>
 
 #include "cmd_activate.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "history.h"
-#include "output.h"
-#include "child.h"
-#include "lock.h"
-#include "releases.h"
-#include "preflight.h"
 #include "build.h"
-#include "fetch.h"
-#include "switch.h"
+#include "child.h"
+#include "cmdline.h"
+#include "config.h"
 #include "converge.h"
-#include "cleanup.h"
+#include "core.h"
+#include "fetch.h"
+#include "files.h"
+#include "msg.h"
+#include "order.h"
+#include "output.h"
+#include "preflight.h"
+#include "releases.h"
+#include "report.h"
+#include "root.h"
+#include "switch.h"
 
 /* The subject line of each commit, from the mirror: "" where unknown. */
 static void
@@ -61,7 +58,7 @@ say_from_to(const char *verb, const char *from, const char *to)
 {
 	char sf[80], st[80];
 
-	if (qflag)
+	if (options->quiet)
 		return;		/* the git process is only for the message */
 	if (from[0] == '\0') {
 		subjects(to, to, st, st, sizeof(st));
@@ -95,28 +92,27 @@ find_rev(const char *rev)
 	return i;
 }
 
+/* Before the lock (activate, rollback): preflight. */
 int
-cmd_activate(const char *rev, int rollback)
+cmd_activate_check(int argc, char **argv)
 {
+	(void)argc;
+	(void)argv;
+	preflight(0, 1);
+	return GO_ON;
+}
+
+/* activate REV, rollback [REV]: under the lock, or with -n what it would
+ * do; the releases are read either way. */
+int
+cmd_activate(int argc, char **argv)
+{
+	const char *rev = argc == 2 ? argv[1] : NULL;
+	int rollback = strcmp(argv[0], "rollback") == 0;
 	char sha[65], from[65], next[65];
 	long i, cur;
 	int st, acted;
 
-	need_current_sane();
-	preflight(0, 1);
-	byhand = 1;	/* a pause does not hold it */
-	if (!nflag) {
-		need_state();
-		lock_root(rollback ? "rollback" : "activate");
-		notify_event = audit_cmd = rollback ? "rollback" : "activate";
-		copy_sha(notify_prev, cursha);
-		if ((st = cleanup()) != EXIT_OK)
-			return st;
-		copy_sha(notify_prev, cursha);
-	} else {
-		history_load();
-		scan_releases();
-	}
 	cur = cur_index();
 	if (rev != NULL)
 		i = find_rev(rev);
@@ -124,19 +120,19 @@ cmd_activate(const char *rev, int rollback)
 		die(EXIT_USAGE, "nothing to roll back to: no complete release "
 		    "was completed before the current one ('deploy list')");
 	copy_sha(sha, rel[i].name);
-	copy_sha(notify_rev, sha);
-	if (strcmp(sha, cursha) == 0 && !nflag) {
+	report_rev(sha);
+	if (strcmp(sha, cursha) == 0 && !options->dry_run) {
 		/* by hand: it starts a program that is down, paused or not */
 		if ((st = converge(1, &acted)) == EXIT_OK && !acted) {
 			say("%s is already current: nothing to do", sha);
-			audit_skip = !notify_due;
+			report_nothing_done();
 		}
 		return st;
 	}
 	need_restart_command(sha);
-	if (nflag) {
+	if (options->dry_run) {
 		say("would %sswitch current from %s to %s, restart and check",
-		    !rollback && cfg.migrate && !Mflag ? "migrate, " : "",
+		    !rollback && cfg.migrate && !options->no_migrate ? "migrate, " : "",
 		    cursha[0] ? cursha : "nothing", sha);
 		return preflight_failed ? EXIT_USAGE : EXIT_OK;
 	}
@@ -152,31 +148,30 @@ cmd_activate(const char *rev, int rollback)
 }
 
 /* migrate REV: only the migrate step, for a complete release, no switch */
+/* Before the lock: there must be a migrate command. */
 int
-cmd_migrate(const char *rev)
+cmd_migrate_check(int argc, char **argv)
 {
-	char sha[65];
-	int st;
-
-	if (rev == NULL)
-		die(EXIT_USAGE, "usage: deploy migrate REV");
+	(void)argc;
+	(void)argv;
 	if (cfg.migrate == NULL)
 		die(EXIT_USAGE, "no migrate command in deploy.conf: nothing to run");
-	need_current_sane();
-	if (nflag) {
-		history_load();
-		scan_releases();
-		say("would run migrate for %s", rel[find_rev(rev)].name);
+	return GO_ON;
+}
+
+/* migrate REV: under the lock, even with -M; -n says what it would run. */
+int
+cmd_migrate(int argc, char **argv)
+{
+	char sha[65];
+
+	(void)argc;
+	if (options->dry_run) {
+		say("would run migrate for %s", rel[find_rev(argv[1])].name);
 		return EXIT_OK;
 	}
-	need_state();
-	lock_root("migrate");
-	audit_cmd = "migrate";
-	if ((st = cleanup()) != EXIT_OK)
-		return st;
-	copy_sha(sha, rel[find_rev(rev)].name);
-	copy_sha(notify_rev, sha);
+	copy_sha(sha, rel[find_rev(argv[1])].name);
+	report_rev(sha);
 	open_log(sha, 0);
-	Mflag = 0;
-	return step_migrate(sha);
+	return step_migrate(sha, 0);
 }

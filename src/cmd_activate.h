@@ -2,10 +2,9 @@
 #ifndef DEPLOY_CMD_ACTIVATE_H
 #define DEPLOY_CMD_ACTIVATE_H
 
-#include <stddef.h>
-#include "core.h"
-#include "order.h"
+int cmd_activate_check(int argc, char **argv);
+int cmd_activate(int argc, char **argv);
+int cmd_migrate_check(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
-int cmd_activate(const char *rev, int rollback);
-int cmd_migrate(const char *rev);
 #endif

@@ -13,14 +13,14 @@
 #include <string.h>
 
 #include "cmd_audit.h"
-#include "core.h"
-#include "sha256.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
 #include "audit.h"
+#include "cmdline.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
 #include "readroot.h"
+#include "root.h"
+#include "sha256.h"
 
 /* One line of the text view: when, what, status, revision, who. */
 static void
@@ -106,17 +106,18 @@ audit_check(const char *buf, size_t len)
 
 /* audit [--json] [-n N] | audit --verify */
 int
-cmd_audit(const char *arg)
+cmd_audit(int argc, char **argv)
 {
+	const char *arg = argc == 2 ? argv[1] : NULL;
 	const char *p, *nl, *e, **start = NULL;
 	long want = LONG_MAX;
 	size_t len = 0, nstart = 0, i;
 	char *buf, *line = NULL;
 
-	if (arg != NULL && (!nflag || parse_long(arg, 1, LONG_MAX, &want) == -1))
+	if (arg != NULL && (!options->dry_run || parse_long(arg, 1, LONG_MAX, &want) == -1))
 		die(EXIT_USAGE, "usage: deploy audit [--json] [-n N] | deploy "
 		    "audit --verify");
-	if (nflag && arg == NULL)
+	if (options->dry_run && arg == NULL)
 		die(EXIT_USAGE, "audit -n N: give how many lines");
 	need_deploy_root();
 	if (statefd == -1 || (buf = read_file_at(statefd, "audit", (size_t)1 <<
@@ -126,7 +127,7 @@ cmd_audit(const char *arg)
 			    strerror(errno));
 		buf = xstrdup("");
 	}
-	if (verifyflag)
+	if (options->verify)
 		return audit_check(buf, len);
 	e = buf + len;
 	for (p = buf; p < e; p = nl + 1) {
@@ -143,7 +144,7 @@ cmd_audit(const char *arg)
 		line = xrealloc(line, (size_t)(nl - p) + 1);
 		memcpy(line, p, (size_t)(nl - p));
 		line[nl - p] = '\0';
-		if (jflag)
+		if (options->json)
 			printf("%s\n", line);
 		else
 			audit_show(line);

@@ -2,9 +2,6 @@
 #ifndef DEPLOY_CMD_AUDIT_H
 #define DEPLOY_CMD_AUDIT_H
 
-#include <stddef.h>
-#include "core.h"
-#include "run.h"
+int cmd_audit(int argc, char **argv);
 
-int cmd_audit(const char *arg);
 #endif

@@ -10,27 +10,24 @@
 #include <unistd.h>
 
 #include "cmd_deploy.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "history.h"
-#include "lock.h"
-#include "releases.h"
-#include "rmtree.h"
-#include "preflight.h"
 #include "build.h"
-#include "fetch.h"
-#include "verify.h"
-#include "switch.h"
-#include "pause.h"
+#include "cmdline.h"
+#include "config.h"
 #include "converge.h"
-#include "cleanup.h"
+#include "core.h"
 #include "dryrun.h"
+#include "fetch.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "preflight.h"
+#include "releases.h"
+#include "report.h"
+#include "rmtree.h"
+#include "root.h"
+#include "sig.h"
+#include "switch.h"
+#include "verify.h"
 
 /* A release that failed after its switch is built again from nothing. */
 static void
@@ -50,36 +47,35 @@ drop_failed_release(const char *sha)
 	history_save();
 }
 
+/* Before the lock: preflight, the keys, and -n's whole answer. */
 int
-cmd_deploy(const char *ref, int prepare_only)
+cmd_deploy_check(int argc, char **argv)
 {
+	const char *ref = argc == 2 ? argv[1] : NULL;
+	int prepare_only = strcmp(argv[0], "prepare") == 0;
+
+	preflight(1, !prepare_only);
+	load_keys();
+	if (options->dry_run)
+		return dry_run_deploy(ref, prepare_only);
+	return GO_ON;
+}
+
+/* Under the lock, the root cleaned up: fetch, build, switch. */
+int
+cmd_deploy(int argc, char **argv)
+{
+	const char *ref = argc == 2 ? argv[1] : NULL;
+	int prepare_only = strcmp(argv[0], "prepare") == 0;
 	char sha[65];
 	long i;
 	int st, acted;
 
-	need_current_sane();
-	refuse_if_paused();	/* building nothing */
-	preflight(1, !prepare_only);
-	load_keys();
-	restart_needed = !prepare_only;
-	if (nflag)
-		return dry_run_deploy(ref, prepare_only);
-	need_state();
-	lock_root(prepare_only ? "prepare" : "deploy");
-	refuse_if_paused();	/* paused while we waited for the lock */
-	/* from here on, whatever ends the run is told (notify, audit) */
-	audit_cmd = prepare_only ? "prepare" : "deploy";
-	if (!prepare_only)
-		notify_event = "deploy";
-	copy_sha(notify_prev, cursha);
-	if ((st = cleanup()) != EXIT_OK)
-		return st;
-	copy_sha(notify_prev, cursha);
 	step_fetch();
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
 	resolve(ref, sha);
-	copy_sha(notify_rev, sha);
+	report_rev(sha);
 	if (cfg.verify != VERIFY_OFF)
 		step_verify(ref, sha);
 	say_commits(sha);
@@ -103,9 +99,9 @@ cmd_deploy(const char *ref, int prepare_only)
 		i = -1;
 	}
 	if (signer[0] != '\0')
-		signer_record(sha);
+		signer_record(sha, signer);
 	if (i < 0 || rel[i].state != R_COMPLETE)
-		build_release(sha);
+		build_release(sha, !prepare_only);
 	else if (prepare_only || strcmp(sha, cursha) != 0)
 		say("release %s is already built", sha);
 	if (gotsig)
@@ -117,7 +113,7 @@ cmd_deploy(const char *ref, int prepare_only)
 	if (strcmp(sha, cursha) == 0) {
 		if ((st = converge(0, &acted)) == EXIT_OK && !acted) {
 			say("%s is already current: nothing to do", sha);
-			audit_skip = !notify_due;
+			report_nothing_done();
 		}
 		return st;
 	}

@@ -2,9 +2,7 @@
 #ifndef DEPLOY_CMD_DEPLOY_H
 #define DEPLOY_CMD_DEPLOY_H
 
-#include <stddef.h>
-#include "core.h"
-#include "order.h"
+int cmd_deploy_check(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
 
-int cmd_deploy(const char *ref, int prepare_only);
 #endif

@@ -13,16 +13,14 @@
 #include <unistd.h>
 
 #include "cmd_init.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "config.h"
 #include "child.h"
-#include "lock.h"
+#include "cmdline.h"
+#include "core.h"
 #include "fetch.h"
+#include "files.h"
+#include "msg.h"
+#include "root.h"
+#include "sig.h"
 
 /* Every key, commented out, with its default and what it means. */
 static const char conf_template[] =
@@ -94,12 +92,10 @@ init_config(const char *url, const char *branch)
 	free(text);
 }
 
+/* Before the root is made: the words, and -n's answer. */
 int
-cmd_init(int argc, char **argv)
+cmd_init_check(int argc, char **argv)
 {
-	struct stat st;
-	struct runopts o;
-
 	if (argc < 2 || argc > 3)
 		die(EXIT_USAGE, "usage: deploy init URL [BRANCH]");
 	if (argv[1][0] == '-' || argv[1][0] == '\0')
@@ -108,14 +104,21 @@ cmd_init(int argc, char **argv)
 	if (argc == 3 && !ref_ok(argv[2]))
 		die(EXIT_USAGE, "branch '%s': not a usable ref",
 		    printable(argv[2]));
-	if (nflag) {
+	if (options->dry_run) {
 		say("would create %s with releases/, shared/, repo/ (mirror of "
 		    "%s) and shared/deploy.conf", root, argv[1]);
 		return EXIT_OK;
 	}
-	open_root(1);
-	need_state();
-	lock_root("init");
+	return GO_ON;
+}
+
+/* init: the root made and opened, under the lock. */
+int
+cmd_init(int argc, char **argv)
+{
+	struct stat st;
+	struct runopts o;
+
 	if (mkdirat(rootfd, "releases", 0755) == 0)
 		say("created releases/");
 	else if (errno == EEXIST)
@@ -132,8 +135,8 @@ cmd_init(int argc, char **argv)
 		say("repo/ already there; left as it is (deploy fetches from "
 		    "the repo named in shared/deploy.conf)");
 	else {
-		cfg.timeout = 1800;
 		o = opts(root, ENV_NONE, NULL, NULL);
+		o.timeout = 1800;	/* no deploy.conf yet: its default */
 		clone_mirror(argv[1], &o);
 		say("created repo/ (a mirror of %s)", argv[1]);
 	}

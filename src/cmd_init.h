@@ -2,10 +2,7 @@
 #ifndef DEPLOY_CMD_INIT_H
 #define DEPLOY_CMD_INIT_H
 
-#include <stddef.h>
-#include "core.h"
-#include "sig.h"
-#include "child.h"
-
+int cmd_init_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+
 #endif

@@ -12,17 +12,17 @@
 #include <string.h>
 
 #include "cmd_list.h"
-#include "core.h"
-#include "order.h"
-#include "json.h"
-#include "run.h"
-#include "files.h"
-#include "jsonout.h"
-#include "root.h"
-#include "history.h"
 #include "child.h"
-#include "releases.h"
+#include "cmdline.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "json.h"
+#include "jsonout.h"
+#include "order.h"
 #include "readroot.h"
+#include "releases.h"
+#include "root.h"
 
 #define SUBJ	61	/* a subject in list, cut to fit */
 
@@ -73,7 +73,7 @@ static char (*release_subjects(void))[SUBJ]
 }
 
 int
-cmd_list(void)
+cmd_list(int argc, char **argv)
 {
 	char why[PATH_MAX * 2], row[PATH_MAX + 1400], (*subj)[SUBJ], who[1100];
 	const char *mark;
@@ -81,6 +81,8 @@ cmd_list(void)
 	size_t i;
 	int n;
 
+	(void)argc;
+	(void)argv;
 	need_deploy_root();
 	if (statefd != -1)
 		history_load();
@@ -89,16 +91,16 @@ cmd_list(void)
 	cur = cur_index();
 	rb = rollback_target(rel, nrel, cur);
 	subj = release_subjects();
-	if (jflag)
+	if (options->json)
 		printf("{\"root\": ");
-	if (jflag) {
+	if (options->json) {
 		json_str(root);
 		printf(", \"releases\": [");
 	}
 	for (i = 0; i < nrel; i++) {
 		mark = (long)i == cur ? "current" : (long)i == rb ? "rollback" :
 		    "-";
-		if (jflag) {
+		if (options->json) {
 			printf("%s\n  {", i ? "," : "");
 			json_field("sha", rel[i].name, 0);
 			json_field("state", state_name(rel[i].state), 1);
@@ -127,7 +129,7 @@ cmd_list(void)
 			n--;
 		printf("%.*s\n", n, row);
 	}
-	if (jflag)
+	if (options->json)
 		printf("\n]}\n");
 	free(subj);
 	return EXIT_OK;

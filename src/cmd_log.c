@@ -14,17 +14,17 @@
 
 #include "cmd_log.h"
 #include "core.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "root.h"
+#include "msg.h"
 #include "output.h"
 #include "readroot.h"
+#include "root.h"
 
 /* log [REV]: a release's log (the newest log without REV); no lock */
 int
-cmd_log(const char *rev)
+cmd_log(int argc, char **argv)
 {
+	const char *rev = argc == 2 ? argv[1] : NULL;
 	char best[128] = "", buf[8192];
 	long long bestt = -1;
 	struct dirent *d;

@@ -2,9 +2,6 @@
 #ifndef DEPLOY_CMD_LOG_H
 #define DEPLOY_CMD_LOG_H
 
-#include <stddef.h>
-#include "core.h"
-#include "run.h"
+int cmd_log(int argc, char **argv);
 
-int cmd_log(const char *rev);
 #endif

@@ -13,21 +13,18 @@
 #include <unistd.h>
 
 #include "cmd_pause.h"
-#include "core.h"
-#include "json.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "lock.h"
-#include "releases.h"
 #include "audit.h"
+#include "cmdline.h"
+#include "core.h"
+#include "files.h"
+#include "json.h"
+#include "msg.h"
 #include "pause.h"
-#include "converge.h"
-#include "cleanup.h"
 #include "readroot.h"
+#include "releases.h"
+#include "report.h"
+#include "root.h"
+#include "sig.h"
 
 /*
  * The one place where a pause or a resume is known to be done (recorded
@@ -58,7 +55,7 @@ cmd_pause(int argc, char **argv)
 	int i, n;
 
 	need_deploy_root();
-	if (nflag) {
+	if (options->dry_run) {
 		say("would pause: deploy and prepare would refuse (exit 3) "
 		    "until 'deploy resume'");
 		return EXIT_OK;
@@ -87,22 +84,27 @@ cmd_pause(int argc, char **argv)
 }
 
 /* resume: the pause ends, then the run converges as one by hand does */
+/* resume -n: what it would do. */
 int
-cmd_resume(void)
+cmd_resume_check(int argc, char **argv)
 {
-	static struct pauserec p;	/* its reason outlives us: the audit */
-	int st;
-
-	need_current_sane();
-	if (nflag) {
+	(void)argc;
+	(void)argv;
+	if (options->dry_run) {
 		say("would end the pause, if any, finish a pending switch and "
 		    "make sure the program runs current");
 		return EXIT_OK;
 	}
-	need_state();
-	byhand = 1;
-	lock_root("resume");
-	audit_cmd = "resume";
+	return GO_ON;
+}
+
+/* resume: the pause ends first under the lock, then the runner cleans
+ * up and converges, by hand. */
+void
+cmd_resume(void)
+{
+	static struct pauserec p;	/* its reason outlives us: the audit */
+
 	if (!pause_read(&p)) {
 		say("not paused");
 	} else {
@@ -110,9 +112,6 @@ cmd_resume(void)
 			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
 			    strerror(errno));
 		pause_event("resume", &p);
-		audit_detail = p.reason[0] ? p.reason : NULL;
+		report_detail(p.reason[0] ? p.reason : NULL);
 	}
-	if ((st = cleanup()) != EXIT_OK)
-		return st;
-	return converge(1, NULL);
 }

@@ -15,69 +15,34 @@
 #include <unistd.h>
 
 #include "cmd_status.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "files.h"
-#include "jsonout.h"
-#include "root.h"
+#include "cmdline.h"
 #include "config.h"
+#include "core.h"
+#include "files.h"
 #include "history.h"
+#include "jsonout.h"
 #include "lock.h"
-#include "releases.h"
-#include "supervisor.h"
-#include "switch.h"
+#include "order.h"
 #include "pause.h"
 #include "readroot.h"
-
-static const char *
-status_config(void)
-{
-	static char why[PATH_MAX + ERRLEN];
-	char *path = confopt ? xstrdup(confopt) : fmtpath("%s/shared/deploy.conf",
-	    root), *buf, err[ERRLEN + PATH_MAX];
-	struct stat st;
-	size_t len;
-	int fd;
-
-	config_init(&cfg);
-	why[0] = '\0';
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
-	    fstat(fd, &st) == -1)
-		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
-	else if ((st.st_uid != geteuid() && st.st_uid != 0) ||
-	    (st.st_mode & 022) != 0)
-		snprintf(why, sizeof(why), "%s: not trusted (owner or mode)",
-		    path);
-	if (fd != -1)
-		close(fd);
-	buf = why[0] ? NULL : read_file_at(AT_FDCWD, path, CONF_MAX, &len,
-	    NULL);
-	if (why[0] == '\0' && buf == NULL)
-		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
-	else if (buf != NULL && config_parse(&cfg, buf, len, path, err,
-	    sizeof(err)) == -1)
-		snprintf(why, sizeof(why), "%s", err);
-	free(buf);
-	if (why[0] == '\0' && cfg.supervisorctl == NULL)
-		cfg.supervisorctl = xstrdup("supervisorctl");
-	free(path);
-	return why[0] ? why : NULL;
-}
+#include "releases.h"
+#include "root.h"
+#include "supervisor.h"
+#include "switch.h"
 
 /* the program's processes: state, pid, release they run */
 static void
 status_program(void)
 {
 	static struct member m[MAXMEMBERS];
-	const char *why = status_config();
+	const char *why = config_for_status();
 	char rs[65];
 	int n = 0, i;
 
 	if (why == NULL && cfg.program != NULL && cursha[0] &&
 	    (n = group_members(cursha, cfg.program, m, MAXMEMBERS)) < 0)
 		why = members_why;	/* never a part of the group */
-	if (jflag) {
+	if (options->json) {
 		if (why != NULL || cfg.program == NULL) {
 			printf(", \"program\": null");
 			return;
@@ -137,7 +102,7 @@ status_pending_pause(void)
 	memset(&p, 0, sizeof(p));
 	if (statefd != -1)
 		pending_load(&p, 0);
-	if (jflag) {
+	if (options->json) {
 		if (p.state == P_NONE)
 			printf(", \"pending\": null");
 		else {
@@ -172,13 +137,15 @@ status_pending_pause(void)
 }
 
 int
-cmd_status(void)
+cmd_status(int argc, char **argv)
 {
 	char why[PATH_MAX * 2], what[64];
 	long cur, rb, pid = 0;
 	long long t = 0;
 	int c, held, fd;
 
+	(void)argc;
+	(void)argv;
 	need_deploy_root();
 	if (statefd != -1)
 		history_load();
@@ -191,7 +158,7 @@ cmd_status(void)
 	held = lock_held(fd, &pid, &t, what, sizeof(what));
 	if (fd != -1)
 		close(fd);
-	if (jflag) {
+	if (options->json) {
 		printf("{");
 		json_field("root", root, 0);
 		json_field("current", c == CUR_OK ? cursha : NULL, 1);

@@ -2,10 +2,6 @@
 #ifndef DEPLOY_CMD_STATUS_H
 #define DEPLOY_CMD_STATUS_H
 
-#include <stddef.h>
-#include "core.h"
-#include "order.h"
-#include "releases.h"
+int cmd_status(int argc, char **argv);
 
-int cmd_status(void);
 #endif

@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cmdline.h"
 #include "core.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
+#include "msg.h"
 #include "root.h"
 
 struct config cfg;
@@ -35,6 +35,21 @@ user_name(uid_t uid, char *buf, size_t len)
 	snprintf(buf, len, "%s", pw != NULL && pw->pw_name != NULL ?
 	    printable(pw->pw_name) : "no such user in the password database");
 	return buf;
+}
+
+/*
+ * What is wrong with the owner and mode of a file deploy trusts (as ssh
+ * does a key): 0 nothing, 1 writable by group or others, 2 owned by
+ * neither root nor the user running deploy.
+ */
+static int
+untrusted(const struct stat *st)
+{
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return 1;
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return 2;
+	return 0;
 }
 
 /*
@@ -68,10 +83,10 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	if (!S_ISREG(st.st_mode))
 		die(EXIT_USAGE, "%s: not a regular file", shown);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
+	if (untrusted(&st) == 1)
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
 		    "(chmod go-w %s)", shown, shown);
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
+	if (untrusted(&st) == 2) {
 		char owner[64], me[64];
 
 		die(EXIT_USAGE, "%s: owned by uid %ld (%s), not by root or by "
@@ -156,8 +171,8 @@ load_config(const char *path)
 		die(EXIT_USAGE, "%s", err);
 	warn_shell_words(buf, len, path);
 	free(buf);
-	if (kflag)
-		cfg.keep = kflag;
+	if (options->keep)
+		cfg.keep = options->keep;
 	if (cfg.requirements == NULL)
 		cfg.requirements = xstrdup("requirements.txt");
 	if (cfg.supervisorctl == NULL)
@@ -183,4 +198,44 @@ load_config(const char *path)
 		free(f);
 		free(buf);
 	}
+}
+
+/*
+ * status reads deploy.conf only for program and supervisorctl, and never
+ * dies of it: it must answer on a root whose config is broken. A config
+ * it would not trust for a deploy is not used to run supervisorctl.
+ * Returns why it could not be used, or NULL.
+ */
+const char *
+config_for_status(void)
+{
+	static char why[PATH_MAX + ERRLEN];
+	char *path = options->config ? xstrdup(options->config) : fmtpath("%s/shared/deploy.conf",
+	    root), *buf, err[ERRLEN + PATH_MAX];
+	struct stat st;
+	size_t len;
+	int fd;
+
+	config_init(&cfg);
+	why[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	    fstat(fd, &st) == -1)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if (untrusted(&st))
+		snprintf(why, sizeof(why), "%s: not trusted (owner or mode)",
+		    path);
+	if (fd != -1)
+		close(fd);
+	buf = why[0] ? NULL : read_file_at(AT_FDCWD, path, CONF_MAX, &len,
+	    NULL);
+	if (why[0] == '\0' && buf == NULL)
+		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
+	else if (buf != NULL && config_parse(&cfg, buf, len, path, err,
+	    sizeof(err)) == -1)
+		snprintf(why, sizeof(why), "%s", err);
+	free(buf);
+	if (why[0] == '\0' && cfg.supervisorctl == NULL)
+		cfg.supervisorctl = xstrdup("supervisorctl");
+	free(path);
+	return why[0] ? why : NULL;
 }

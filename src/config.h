@@ -2,7 +2,7 @@
 #ifndef DEPLOY_CONFIG_H
 #define DEPLOY_CONFIG_H
 
-#include <stddef.h>
+#include <sys/types.h>
 #include "core.h"
 
 extern struct config cfg;
@@ -10,4 +10,5 @@ extern char **envvars;
 const char * user_name(uid_t uid, char *buf, size_t len);
 char * read_trusted(int dfd, const char *name, const char *shown, const char *hint, size_t *lenp);
 void load_config(const char *path);
+const char *config_for_status(void);
 #endif

@@ -5,21 +5,20 @@
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
 
-
 #include "converge.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
+#include "cmdline.h"
 #include "config.h"
+#include "core.h"
+#include "msg.h"
 #include "output.h"
-#include "releases.h"
-#include "supervisor.h"
-#include "restart.h"
-#include "switch.h"
 #include "pause.h"
+#include "releases.h"
+#include "report.h"
+#include "restart.h"
+#include "root.h"
+#include "sig.h"
+#include "supervisor.h"
+#include "switch.h"
 
 /*
  * by_hand: a person asked for this run (activate, resume), so a pause
@@ -34,7 +33,7 @@ converge(int by_hand, int *acted)
 
 	if (acted != NULL)
 		*acted = 0;
-	if (cfg.program == NULL || cursha[0] == '\0' || nflag)
+	if (cfg.program == NULL || cursha[0] == '\0' || options->dry_run)
 		return EXIT_OK;
 	if ((st = program_wrong(what, sizeof(what))) == 0)
 		return EXIT_OK;
@@ -50,12 +49,12 @@ converge(int by_hand, int *acted)
 	}
 	if (acted != NULL)
 		*acted = 1;
-	notify_due = 1;		/* a restart: notify and the audit hear of it */
+	report_due();		/* a restart: notify and the audit hear of it */
 	say("%s: restarting %.12s (current) and checking it", what, cursha);
 	open_log(cursha, 0);
-	late = 1;
+	sig_late(1);
 	if (step_restart(cursha) == 0 && (st = step_check(cursha)) != -1) {
-		late = 0;
+		sig_late(0);
 		if (st == 1)
 			return 128 + gotsig;
 		if (program_wrong(again, sizeof(again))) {
@@ -67,7 +66,7 @@ converge(int by_hand, int *acted)
 		printf("%s: started %.12s and checked\n", what, cursha);
 		return EXIT_OK;
 	}
-	late = 0;
+	sig_late(0);
 	warnx("the current release %.12s does not run (%s); it passed its "
 	    "check after its switch, so deploy does not switch away from it "
 	    "on its own: find the cause (its output is below), then 'deploy "

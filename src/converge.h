@@ -3,7 +3,6 @@
 #define DEPLOY_CONVERGE_H
 
 #include <stddef.h>
-#include "core.h"
 
 int converge(int by_hand, int *acted);
 #endif

@@ -2,6 +2,7 @@
 #ifndef DEPLOY_COPYTREE_H
 #define DEPLOY_COPYTREE_H
 
+#include <limits.h>
 #include <stddef.h>
 
 struct vcopy {

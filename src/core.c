@@ -579,3 +579,14 @@ find_bytes(const char *s, size_t len, const char *w, size_t n)
 	}
 	return NULL;
 }
+
+void
+copy_sha(char dst[65], const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n > 64)
+		n = 64;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}

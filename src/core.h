@@ -13,6 +13,7 @@ enum {
 	EXIT_STUCK = 5		/* a person must look */
 };
 
+#define GO_ON	(-1)	/* a command's check: go on to the lock and the job */
 #define CONF_MAX	65536	/* bytes; a larger config is refused */
 #define ERRLEN		512
 
@@ -66,6 +67,8 @@ int	is_sha(const char *);		/* 40 or 64 lowercase hex digits */
 int	ref_ok(const char *);		/* acceptable as a git REF argument */
 int	relpath_ok(const char *);	/* relative, no "..", no empty parts */
 int	config_is_command(const char *key);	/* build, test, check, ... */
+/* A sha (at most 64 characters of src) into dst. */
+void	copy_sha(char dst[65], const char *src);
 
 char * xstrdup(const char *s);
 void * xrealloc(void *p, size_t n);

@@ -16,13 +16,13 @@
 #include <unistd.h>
 
 #include "derive.h"
+#include "child.h"
+#include "copytree.h"
 #include "core.h"
 #include "files.h"
-#include "root.h"
 #include "output.h"
-#include "child.h"
+#include "root.h"
 #include "venvs.h"
-#include "copytree.h"
 
 #define DRYRUN_MAX	(1 << 20)	/* pip's dry-run output kept */
 

@@ -3,9 +3,7 @@
 #define DEPLOY_DERIVE_H
 
 #include <stddef.h>
-#include "core.h"
 #include "child.h"
-#include "venvs.h"
 #include "copytree.h"
 
 #define DERIVE_MAX	(1 << 20)	/* requirements compared line by line */

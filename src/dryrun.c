@@ -15,22 +15,21 @@
 #include <unistd.h>
 
 #include "dryrun.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "history.h"
 #include "child.h"
+#include "cmdline.h"
+#include "config.h"
+#include "core.h"
+#include "fetch.h"
+#include "files.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "preflight.h"
 #include "releases.h"
 #include "rmtree.h"
-#include "preflight.h"
-#include "fetch.h"
-#include "verify.h"
+#include "root.h"
 #include "switch.h"
+#include "verify.h"
 
 /*
  * What a deploy brings: how many commits lie between current and sha,
@@ -45,7 +44,7 @@ say_commits_in(const char *gd, const char *sha)
 	long behind = 0, ahead = 0, n = 0;
 	struct result r;
 
-	if (qflag || cursha[0] == '\0' || strcmp(cursha, sha) == 0)
+	if (options->quiet || cursha[0] == '\0' || strcmp(cursha, sha) == 0)
 		return 0;
 	o.out = out;
 	o.outlen = sizeof(out);

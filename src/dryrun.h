@@ -3,8 +3,6 @@
 #define DEPLOY_DRYRUN_H
 
 #include <stddef.h>
-#include "core.h"
-#include "order.h"
 
 void say_commits(const char *sha);
 int dry_run_deploy(const char *ref, int prepare_only);

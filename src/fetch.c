@@ -14,17 +14,15 @@
 #include <unistd.h>
 
 #include "fetch.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "config.h"
-#include "output.h"
 #include "child.h"
-#include "releases.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
+#include "output.h"
 #include "rmtree.h"
+#include "root.h"
+#include "sig.h"
 
 /* The bare mirror in repo/: cloned under a temp name, then renamed in. */
 void

@@ -3,9 +3,6 @@
 #define DEPLOY_FETCH_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
-#include "sig.h"
 #include "child.h"
 
 void clone_mirror(const char *url, struct runopts *o);

@@ -2,6 +2,7 @@
 #ifndef DEPLOY_FILES_H
 #define DEPLOY_FILES_H
 
+#include <sys/stat.h>
 #include <stddef.h>
 
 double now(void);

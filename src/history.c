@@ -19,13 +19,11 @@
 
 #include "history.h"
 #include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "sig.h"
+#include "msg.h"
+#include "order.h"
 #include "root.h"
-#include "report.h"
+#include "sig.h"
 
 struct event *hist;
 
@@ -149,9 +147,9 @@ signer_forget(const char *sha)
 }
 
 void
-signer_record(const char *sha)
+signer_record(const char *sha, const char *who)
 {
-	char *line = fmtpath("%s\n", signer);
+	char *line = fmtpath("%s\n", who);
 	int fd;
 
 	mkdirat(statefd, "signers", 0700);
@@ -194,4 +192,12 @@ history_forget(const char *sha)
 			hist[j++] = hist[i];
 	nhist = j;
 	signer_forget(sha);
+}
+
+/* The last event added, taken back: it could not be written. */
+void
+history_drop_last(void)
+{
+	if (nhist > 0)
+		nhist--;
 }

@@ -3,10 +3,7 @@
 #define DEPLOY_HISTORY_H
 
 #include <stddef.h>
-#include "core.h"
 #include "order.h"
-#include "run.h"
-#include "sig.h"
 
 extern struct event *hist;
 extern size_t nhist;
@@ -14,7 +11,8 @@ void history_load(void);
 int history_save(void);
 int history_add(int type, const char *sha);
 void history_compact(void);
-void signer_record(const char *sha);
+void signer_record(const char *sha, const char *who);
 const char * signer_of(const char *sha, char *buf, size_t len);
 void history_forget(const char *sha);
+void history_drop_last(void);
 #endif

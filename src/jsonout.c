@@ -10,8 +10,8 @@
 #include <stdlib.h>
 
 #include "jsonout.h"
-#include "json.h"
 #include "files.h"
+#include "json.h"
 
 /* a JSON string; what is not valid UTF-8 becomes U+FFFD */
 void

@@ -3,7 +3,6 @@
 #define DEPLOY_JSONOUT_H
 
 #include <stddef.h>
-#include "json.h"
 
 void json_str(const char *s);
 void json_field(const char *name, const char *s, int comma);

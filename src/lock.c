@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 #include "lock.h"
+#include "cmdline.h"
 #include "core.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "sig.h"
+#include "msg.h"
 #include "root.h"
+#include "sig.h"
 
 static int lockfd = -1;
 
@@ -73,7 +73,7 @@ void
 lock_root(const char *what)
 {
 	struct flock fl;
-	double end = now() + wflag;
+	double end = now() + options->wait;
 	char buf[256];
 	int n, said = 0;
 
@@ -92,14 +92,14 @@ lock_root(const char *what)
 		if (now() < end && !gotsig) {
 			if (!said++)
 				say("waiting up to %lds for the deploy that holds "
-				    "the lock on %s: %s", wflag, root, lock_holder());
+				    "the lock on %s: %s", options->wait, root, lock_holder());
 			poll(NULL, 0, 100);
 			continue;
 		}
 		if (gotsig)
 			leave(128 + gotsig);
 		die(EXIT_LOCKED, "another deploy holds the lock on %s: %s%s", root,
-		    lock_holder(), wflag ? "; gave up waiting" :
+		    lock_holder(), options->wait ? "; gave up waiting" :
 		    "; use -w SECONDS to wait for it");
 	}
 	n = snprintf(buf, sizeof(buf), "pid %ld started %lld %s\n",

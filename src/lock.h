@@ -3,9 +3,6 @@
 #define DEPLOY_LOCK_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
-#include "sig.h"
 
 int lock_held(int fd, long *pid, long long *t, char *what, size_t wl);
 void lock_root(const char *what);

@@ -19,27 +19,33 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
 #include "audit.h"
-#include "converge.h"
-#include "notify.h"
-#include "cmd_pause.h"
-#include "cmd_prune.h"
-#include "cmd_init.h"
-#include "cmd_deploy.h"
+#include "child.h"
+#include "cleanup.h"
 #include "cmd_activate.h"
-#include "cmd_log.h"
-#include "cmd_list.h"
-#include "cmd_status.h"
 #include "cmd_audit.h"
+#include "cmd_deploy.h"
+#include "cmd_init.h"
+#include "cmd_list.h"
+#include "cmd_log.h"
+#include "cmd_pause.h"
+#include "cmd_status.h"
+#include "cmdline.h"
+#include "config.h"
+#include "converge.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "lock.h"
+#include "msg.h"
+#include "notify.h"
+#include "order.h"
+#include "pause.h"
+#include "prune.h"
+#include "releases.h"
+#include "report.h"
+#include "root.h"
+#include "sig.h"
 
 /* Every exit of the program: the audit line first, when a command that
  * changes something took the lock, then notify for deploy, activate and
@@ -51,211 +57,69 @@ finish(int status)
 
 	if (leaving != -1)	/* a die() inside notify: the first status holds */
 		exit(leaving);
-	if (build_failed) {	/* fail_build's: make sure current runs */
-		build_failed = 0;
+	if (report_take_converge()) {	/* fail_build's: current must run */
 		if (converge(0, NULL) == EXIT_STUCK)
 			status = EXIT_STUCK;
 	}
 	leaving = status;
-	if (audit_cmd != NULL && !(audit_skip && status == EXIT_OK))
-		audit_event(audit_cmd, status, notify_rev, notify_prev,
-		    audit_detail);
-	if (notify_event != NULL && notify_due && cfg.notify != NULL)
+	if (report->command != NULL && !(report->skip && status == EXIT_OK))
+		audit_event(report->command, status, report->rev, report->prev,
+		    report->detail);
+	if (report->event != NULL && report->due && cfg.notify != NULL)
 		run_notify(status);
 	fflush(stdout);
 	exit(status);
 }
 
-#ifndef VERSION
-#define VERSION "unknown"
-#endif
-
-static void
-usage(int status)
-{
-	fputs("usage: deploy [-C root] [-c config] [-k keep] [-w seconds] "
-	    "[-nMqvV] [--json] [command [args]]\n"
-	    "commands: init URL [BRANCH] | deploy [REF] | prepare [REF] | "
-	    "activate REV\n"
-	    "          rollback [REV] | migrate REV | list | status | log [REV] "
-	    "| prune\n"
-	    "          pause [REASON] | resume | help\n"
-	    "          audit [--json] [-n N] | audit --verify\n",
-	    status ? stderr : stdout);
-	leave(status);
-}
-
-/* -C, else $DEPLOY_ROOT, else the parent of the shared/ we were run from */
-static void
-find_root(const char *copt, const char *argv0)
-{
-	char *dir, real[PATH_MAX], *slash;
-	const char *env = getenv("DEPLOY_ROOT");
-
-	if (copt != NULL) {
-		root = xstrdup(copt);
-		return;
-	}
-	if (env != NULL && *env != '\0') {
-		root = xstrdup(env);
-		return;
-	}
-	if (strchr(argv0, '/') != NULL) {
-		dir = xstrdup(argv0);
-		*strrchr(dir, '/') = '\0';
-		if (realpath(*dir ? dir : "/", real) != NULL &&
-		    (slash = strrchr(real, '/')) != NULL &&
-		    strcmp(slash + 1, "shared") == 0) {
-			*slash = '\0';
-			root = xstrdup(*real ? real : "/");
-			free(dir);
-			return;
-		}
-		free(dir);
-	}
-	die(EXIT_USAGE, "no deploy root: use -C DIR, set DEPLOY_ROOT, or run "
-	    "the copy in ROOT/shared/");
-}
-
-static void
-parse_opts(int argc, char *argv[], const char **copt, const char **conf)
-{
-	int ch;
-
-	opterr = 0;
-	while ((ch = getopt(argc, argv, "+:C:c:k:w:nqvhMV")) != -1) {
-		switch (ch) {
-		case 'C':
-			*copt = optarg;
-			break;
-		case 'c':
-			*conf = optarg;
-			break;
-		case 'k':
-			if (parse_long(optarg, 2, 10000, &kflag) == -1)
-				die(EXIT_USAGE, "-k %s: keep is a number from 2 "
-				    "to 10000", optarg);
-			break;
-		case 'w':
-			if (parse_long(optarg, 0, 86400, &wflag) == -1)
-				die(EXIT_USAGE, "-w %s: seconds from 0 to 86400",
-				    optarg);
-			break;
-		case 'n':
-			nflag = 1;
-			break;
-		case 'q':
-			qflag = 1;
-			vflag = 0;
-			break;
-		case 'v':
-			vflag = 1;
-			qflag = 0;
-			break;
-		case 'h':
-			usage(0);
-			break;
-		case 'M':
-			Mflag = 1;
-			break;
-		case 'V':
-			printf("deploy %s\n", VERSION);
-			leave(EXIT_OK);
-		case ':':
-			warnx("option -%c needs an argument", optopt);
-			usage(EXIT_USAGE);
-			break;
-		default:
-			warnx("unknown option '%s'", printable(optind < argc &&
-			    argv[optind][0] == '-' && strchr(argv[optind], optopt) ?
-			    argv[optind] : argv[optind - 1]));
-			usage(EXIT_USAGE);
-		}
-	}
-}
-
-/*
- * The words after the command (argv[0]), options first: a word starting
- * with '-' is an option (with the word after it when it ends in -C, -c,
- * -k or -w), until "--". The other words follow a "--", in their order,
- * so that getopt stops there and takes none of them for an option.
- * Returns the new argc; *argvp is the new argv.
- */
-static int
-after_command(int argc, char ***argvp)
-{
-	static char dashes[] = "--", **v;
-	char **argv = *argvp, **pos;
-	int i, n = 0, np = 0, end = 0;
-	const char *p;
-
-	v = xrealloc(NULL, ((size_t)argc + 2) * sizeof(*v));
-	pos = xrealloc(NULL, (size_t)argc * sizeof(*pos));
-	v[n++] = argv[0];
-	for (i = 1; i < argc; i++) {
-		if (end || argv[i][0] != '-' || argv[i][1] == '\0') {
-			pos[np++] = argv[i];
-			continue;
-		}
-		if (strcmp(argv[i], "--") == 0) {
-			end = 1;
-			continue;
-		}
-		v[n++] = argv[i];
-		for (p = argv[i] + 1; *p; p++) {
-			if (strchr("Cckw", *p) == NULL)
-				continue;
-			if (p[1] != '\0')
-				break;
-			if (i + 1 == argc) {
-				warnx("option -%c needs an argument", *p);
-				usage(EXIT_USAGE);
-			}
-			v[n++] = argv[++i];
-			break;
-		}
-	}
-	v[n++] = dashes;
-	for (i = 0; i < np; i++)
-		v[n++] = pos[i];
-	v[n] = NULL;
-	free(pos);
-	*argvp = v;
-	return n;
-}
-
-/*
- * The long options, anywhere before "--": --json, --version, --help.
- * They are taken out of argv; getopt sees the rest.
- */
-static int
-long_opts(int argc, char **argv)
-{
-	int i, n = 1;
-
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			while (i < argc)
-				argv[n++] = argv[i++];
-			break;
-		}
-		if (strcmp(argv[i], "--json") == 0)
-			jflag = 1;
-		else if (strcmp(argv[i], "--verify") == 0)
-			verifyflag = 1;
-		else if (strcmp(argv[i], "--version") == 0) {
-			printf("deploy %s\n", VERSION);
-			leave(EXIT_OK);
-		} else if (strcmp(argv[i], "--help") == 0)
-			usage(0);
-		else
-			argv[n++] = argv[i];
-	}
-	argv[n] = NULL;
-	return n;
-}
-
 enum { A_NONE, A_REF, A_REV };
+
+/*
+ * What the runner does around a command's job, in this order:
+ *
+ *   (root opened, deploy.conf read: main)
+ *   TAKES_LOCK    current must be sane (a link into releases/), first
+ *   PAUSE_REFUSES exit 3 while paused: before the lock, and under it
+ *   check()       before the lock: usage, preflight, and -n's answer;
+ *                 GO_ON to go on, else the exit status
+ *   CREATES_ROOT  the root is made if absent, then opened (init)
+ *   TAKES_LOCK    the lock, unless -n (then the releases are read);
+ *                 under it: AUDITED names the audit line, NOTIFIES
+ *                 notify's event, NAMES_PREVIOUS records current as the
+ *                 previous release, locked() runs, then CLEANS_UP brings
+ *                 the root to a known state (a killed run's leftovers
+ *                 removed, a pending switch finished)
+ *   run()         the job
+ *   CONVERGES     the program made to run current, if the job went well
+ *
+ * BY_HAND: a person asked, so a pause does not hold cleanup or converge.
+ * The way out of every run (finish, above) writes the audit line and
+ * runs notify, from what the run reported.
+ */
+#define TAKES_LOCK	0x001
+#define PAUSE_REFUSES	0x002
+#define CREATES_ROOT	0x004
+#define READS_CONF	0x008
+#define AUDITED		0x010
+#define NOTIFIES	0x020
+#define NAMES_PREVIOUS	0x040
+#define CLEANS_UP	0x080
+#define CONVERGES	0x100
+#define BY_HAND		0x200
+#define READS_ONLY	0x400	/* no lock, no audit: list, status, log, audit */
+#define NO_ROOT		0x800	/* help */
+
+/* deploy, prepare, activate, rollback, migrate, prune and resume */
+#define CHANGES	(TAKES_LOCK | READS_CONF | AUDITED | CLEANS_UP)
+
+static int help(int argc, char **argv) __attribute__((noreturn));
+
+static int
+help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(0);
+}
 
 static const struct command {
 	const char	*name;
@@ -263,22 +127,41 @@ static const struct command {
 	int		 maxargs;	/* words after the command */
 	int		 minargs;
 	int		 arg;		/* what they are */
-	int		 conf;		/* reads deploy.conf */
+	int		 flags;
+	int		(*check)(int, char **);
+	void		(*locked)(void);
+	int		(*run)(int, char **);
 } commands[] = {
-	{ "init", "init URL [BRANCH]", 2, 1, A_NONE, 0 },
-	{ "deploy", "deploy [REF]", 1, 0, A_REF, 1 },
-	{ "prepare", "prepare [REF]", 1, 0, A_REF, 1 },
-	{ "activate", "activate REV", 1, 1, A_REV, 1 },
-	{ "rollback", "rollback [REV]", 1, 0, A_REV, 1 },
-	{ "migrate", "migrate REV", 1, 1, A_REV, 1 },
-	{ "list", "list", 0, 0, A_NONE, 0 },
-	{ "status", "status", 0, 0, A_NONE, 0 },
-	{ "log", "log [REV]", 1, 0, A_REV, 0 },
-	{ "prune", "prune", 0, 0, A_NONE, 1 },
-	{ "audit", "audit [--json] [-n N] | audit --verify", 1, 0, A_NONE, 0 },
-	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0 },
-	{ "resume", "resume", 0, 0, A_NONE, 1 },
-	{ "help", "help", 0, 0, A_NONE, 0 },
+	{ "init", "init URL [BRANCH]", 2, 1, A_NONE,
+	    CREATES_ROOT | TAKES_LOCK, cmd_init_check, NULL, cmd_init },
+	{ "deploy", "deploy [REF]", 1, 0, A_REF,
+	    CHANGES | PAUSE_REFUSES | NOTIFIES | NAMES_PREVIOUS,
+	    cmd_deploy_check, NULL, cmd_deploy },
+	{ "prepare", "prepare [REF]", 1, 0, A_REF,
+	    CHANGES | PAUSE_REFUSES | NAMES_PREVIOUS,
+	    cmd_deploy_check, NULL, cmd_deploy },
+	{ "activate", "activate REV", 1, 1, A_REV,
+	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS,
+	    cmd_activate_check, NULL, cmd_activate },
+	{ "rollback", "rollback [REV]", 1, 0, A_REV,
+	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS,
+	    cmd_activate_check, NULL, cmd_activate },
+	{ "migrate", "migrate REV", 1, 1, A_REV,
+	    CHANGES, cmd_migrate_check, NULL, cmd_migrate },
+	{ "list", "list", 0, 0, A_NONE, READS_ONLY, NULL, NULL, cmd_list },
+	{ "status", "status", 0, 0, A_NONE, READS_ONLY, NULL, NULL,
+	    cmd_status },
+	{ "log", "log [REV]", 1, 0, A_REV, READS_ONLY, NULL, NULL, cmd_log },
+	{ "prune", "prune", 0, 0, A_NONE, CHANGES | CONVERGES, NULL, NULL,
+	    cmd_prune },
+	{ "audit", "audit [--json] [-n N] | audit --verify", 1, 0, A_NONE,
+	    READS_ONLY, NULL, NULL, cmd_audit },
+	/* pause writes its file and its audit line itself, without the
+	 * lock: a deploy that holds it must not keep a pause waiting */
+	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0, NULL, NULL, cmd_pause },
+	{ "resume", "resume", 0, 0, A_NONE, CHANGES | BY_HAND | CONVERGES,
+	    cmd_resume_check, cmd_resume, NULL },
+	{ "help", "help", 0, 0, A_NONE, NO_ROOT, NULL, NULL, help },
 };
 
 /*
@@ -286,8 +169,9 @@ static const struct command {
  * a usage error waits for no other run and cleans up after none.
  */
 static const struct command *
-check_args(const char *cmd, int argc, char *argv[])
+check_args(int argc, char *argv[])
 {
+	const char *cmd = argv[0];
 	const struct command *c;
 	size_t i;
 
@@ -299,11 +183,11 @@ check_args(const char *cmd, int argc, char *argv[])
 		usage(EXIT_USAGE);
 	}
 	c = &commands[i];
-	if (c->arg == A_NONE && c->conf == 0 && strcmp(cmd, "init") == 0)
+	if (c->flags & CREATES_ROOT)
 		return c;	/* init checks its own */
 	if (argc - 1 > c->maxargs || argc - 1 < c->minargs ||
-	    (verifyflag && strcmp(cmd, "audit") != 0) ||
-	    (verifyflag && (argc > 1 || jflag || nflag)))
+	    (options->verify && strcmp(cmd, "audit") != 0) ||
+	    (options->verify && (argc > 1 || options->json || options->dry_run)))
 		die(EXIT_USAGE, "usage: deploy %s", c->synopsis);
 	if (argc == 2 && c->arg == A_REF && !ref_ok(argv[1]))
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
@@ -315,84 +199,81 @@ check_args(const char *cmd, int argc, char *argv[])
 	return c;
 }
 
+/* Under the lock, before the job: the report named, the root cleaned up. */
 static int
-run_command(const char *cmd, int argc, char *argv[])
+take_lock(const struct command *c, int by_hand)
 {
-	const char *arg = argc == 2 ? argv[1] : NULL;
+	int st;
 
-	if (strcmp(cmd, "list") == 0)
-		return cmd_list();
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status();
-	if (strcmp(cmd, "log") == 0)
-		return cmd_log(arg);
-	if (strcmp(cmd, "deploy") == 0 || strcmp(cmd, "prepare") == 0)
-		return cmd_deploy(arg, strcmp(cmd, "prepare") == 0);
-	if (strcmp(cmd, "activate") == 0)
-		return cmd_activate(arg, 0);
-	if (strcmp(cmd, "rollback") == 0)
-		return cmd_activate(arg, 1);
-	if (strcmp(cmd, "migrate") == 0)
-		return cmd_migrate(arg);
-	if (strcmp(cmd, "audit") == 0)
-		return cmd_audit(arg);
-	if (strcmp(cmd, "pause") == 0)
-		return cmd_pause(argc, argv);
-	if (strcmp(cmd, "resume") == 0)
-		return cmd_resume();
-	return cmd_prune();
+	need_state();
+	lock_root(c->name);
+	if (c->flags & PAUSE_REFUSES)
+		refuse_if_paused();	/* paused while we waited for it */
+	/* from here on, whatever ends the run is told (notify, audit) */
+	report_names(c->flags & AUDITED ? c->name : NULL,
+	    c->flags & NOTIFIES ? c->name : NULL);
+	if (c->flags & NAMES_PREVIOUS)
+		report_prev(cursha);
+	if (c->locked != NULL)
+		c->locked();
+	if ((c->flags & CLEANS_UP) && (st = cleanup(by_hand)) != EXIT_OK)
+		return st;
+	if (c->flags & NAMES_PREVIOUS)
+		report_prev(cursha);	/* cleanup may have moved it */
+	return GO_ON;
+}
+
+/* The one runner: what the table says, around the command's job. */
+static int
+run_command(const struct command *c, int argc, char **argv)
+{
+	int st, by_hand = (c->flags & BY_HAND) != 0;
+
+	if ((c->flags & TAKES_LOCK) && !(c->flags & CREATES_ROOT))
+		need_current_sane();
+	if (c->flags & PAUSE_REFUSES)
+		refuse_if_paused();	/* building nothing */
+	if (c->check != NULL && (st = c->check(argc, argv)) != GO_ON)
+		return st;
+	if (c->flags & CREATES_ROOT)
+		open_root(1);
+	if ((c->flags & TAKES_LOCK) && options->dry_run) {
+		history_load();	/* what cleanup would have read */
+		scan_releases();
+	} else if ((c->flags & TAKES_LOCK) &&
+	    (st = take_lock(c, by_hand)) != GO_ON)
+		return st;
+	st = c->run != NULL ? c->run(argc, argv) : EXIT_OK;
+	if ((c->flags & CONVERGES) && st == EXIT_OK)
+		st = converge(by_hand, NULL);
+	return st;
 }
 
 int
 main(int argc, char *argv[])
 {
-	const char *copt = NULL, *conf = NULL, *cmd;
 	const struct command *c;
 	char *prog = argv[0], *cpath;
-	int st, ended;
+	int st;
 
 	msg_on_leave(finish);
-	audit_t0 = now();
-	argc = long_opts(argc, argv);
-	parse_opts(argc, argv, &copt, &conf);
-	ended = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
-	argc -= optind;
-	argv += optind;
-	if (argc == 0) {	/* no command: deploy */
-		static char dflt[] = "deploy", *dargv[] = { dflt, NULL };
-
-		argc = 1;
-		argv = dargv;
-	}
-	cmd = argv[0];
-	if (argc > 1 && !ended) {
-		/* options may follow the command too, as in "deploy prune
-		 * -k 2" or "deploy rollback -n"; "--", before the command or
-		 * after it, ends them */
-		argc = after_command(argc, &argv);
-		optind = 1;
-		parse_opts(argc, argv, &copt, &conf);
-		argv[optind - 1] = argv[0];
-		argc -= optind - 1;
-		argv += optind - 1;
-	}
-	cmdname = cmd;
-	confopt = conf;
-	c = check_args(cmd, argc, argv);
-	if (strcmp(cmd, "help") == 0)
-		usage(0);
+	report_begin();
+	cmdline_parse(&argc, &argv);
+	c = check_args(argc, argv);
+	if (c->flags & NO_ROOT)
+		return c->run(argc, argv);
 	signals();
-	find_root(copt, prog);
-	if (strcmp(cmd, "init") == 0)
-		return cmd_init(argc, argv);
+	root_find(options->root, prog);
+	if (c->flags & CREATES_ROOT)	/* it makes the root: no way out */
+		return run_command(c, argc, argv);
 	open_root(0);
-	if (c->conf) {
-		cpath = conf ? xstrdup(conf) : fmtpath("%s/shared/deploy.conf",
-		    root);
+	if (c->flags & READS_CONF) {
+		cpath = options->config ? xstrdup(options->config) :
+		    fmtpath("%s/shared/deploy.conf", root);
 		load_config(cpath);
 		free(cpath);
 	}
-	st = run_command(cmd, argc, argv);
+	st = run_command(c, argc, argv);
 	if (gotsig && st == EXIT_OK)
 		st = 128 + gotsig;
 	leave(st);

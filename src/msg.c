@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "msg.h"
-#include "run.h"
+#include "cmdline.h"
 
 static void (*at_leave)(int);	/* the runner's way out */
 
@@ -67,7 +67,7 @@ say(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (qflag)
+	if (options->quiet)
 		return;
 	va_start(ap, fmt);
 	vmsg(stdout, fmt, ap);

@@ -9,16 +9,15 @@
 #include <stdlib.h>
 
 #include "notify.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "child.h"
 #include "audit.h"
+#include "child.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
+#include "report.h"
+#include "root.h"
+#include "sig.h"
 
 void
 run_notify(int status)
@@ -28,18 +27,18 @@ run_notify(int status)
 	struct result r;
 	size_t i;
 
-	env[0] = fmtpath("DEPLOY_EVENT=%s", notify_event);
+	env[0] = fmtpath("DEPLOY_EVENT=%s", report->event);
 	env[1] = fmtpath("DEPLOY_STATUS=%d", status);
-	env[2] = fmtpath("DEPLOY_REVISION=%s", notify_rev);
-	env[3] = fmtpath("DEPLOY_PREVIOUS=%s", notify_prev);
-	env[4] = notify_rev[0] ? fmtpath("DEPLOY_LOG=%s/%s/logs/%s.log", root,
-	    STATE, notify_rev) : xstrdup("DEPLOY_LOG=");
+	env[2] = fmtpath("DEPLOY_REVISION=%s", report->rev);
+	env[3] = fmtpath("DEPLOY_PREVIOUS=%s", report->prev);
+	env[4] = report->rev[0] ? fmtpath("DEPLOY_LOG=%s/%s/logs/%s.log", root,
+	    STATE, report->rev) : xstrdup("DEPLOY_LOG=");
 	env[5] = fmtpath("DEPLOY_ACTOR=%s", audit_actor());
 	env[6] = NULL;
 	o.extra = env;
 	if (o.timeout == 0 || o.timeout > 60)
 		o.timeout = 60;
-	late = 1;	/* a signal that ends the run must not end this too */
+	sig_late(1);	/* a signal that ends the run must not end this too */
 	argv = words(cfg.notify);
 	if (run_step("notify", argv, &o, &r) == -1)
 		warnx("notify failed (%s); the exit status stays %d",

@@ -3,9 +3,6 @@
 #define DEPLOY_NOTIFY_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
-#include "child.h"
 
 void run_notify(int status);
 #endif

@@ -15,15 +15,15 @@
 #include <unistd.h>
 
 #include "output.h"
+#include "cmdline.h"
 #include "core.h"
-#include "tail.h"
-#include "json.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "sig.h"
-#include "root.h"
 #include "history.h"
+#include "json.h"
+#include "msg.h"
+#include "root.h"
+#include "sig.h"
+#include "tail.h"
 
 int logfd = -1;
 
@@ -180,7 +180,7 @@ live_init(void)
 
 	if (live != -1)
 		return;
-	live = !qflag && !vflag && isatty(STDOUT_FILENO) &&
+	live = !options->quiet && !options->verbose && isatty(STDOUT_FILENO) &&
 	    !(term != NULL && strcmp(term, "dumb") == 0);
 	colour_out = !plain && isatty(STDOUT_FILENO);
 	colour_err = !plain && isatty(STDERR_FILENO);
@@ -248,7 +248,7 @@ step_done(const char *name, const char *note)
 	logf_("== [%d] %s ok %s%s%s%s\n", stepno, name, t, note ? " (" : "",
 	    note ? note : "", note ? ")" : "");
 	live_clear();
-	if (!qflag) {
+	if (!options->quiet) {
 		printf("[%d] %s %s %s%s%s%s\n", stepno, name, colour_out ?
 		    "\033[32mok\033[0m" : "ok", t, note ? " (" : "",
 		    note ? note : "", note ? ")" : "");
@@ -268,7 +268,7 @@ step_skip(const char *name, const char *why)
 	stepno++;
 	logf_("== [%d] %s skipped (%s)\n", stepno, name, why);
 	live_clear();
-	if (!qflag) {
+	if (!options->quiet) {
 		printf("[%d] %s skipped (%s)\n", stepno, name, why);
 		fflush(stdout);
 	}
@@ -309,7 +309,31 @@ open_log(const char *sha, int truncate)
 	if (logfd == -1 || fchmod(logfd, 0600) == -1)
 		warnx("%s/%s/%s: %s", root, STATE, p, strerror(errno));
 	free(p);
-	logf_("== %s %s %s\n", fmttime(time(NULL)), cmdname, sha);
+	logf_("== %s %s %s\n", fmttime(time(NULL)), options->command, sha);
 	if (*signer_of(sha, who, sizeof(who)) != '\0')
 		logf_("== signed by %s\n", who);
+}
+
+/* How much of the step's output the tail holds. */
+size_t
+tail_length(void)
+{
+	return taillen;
+}
+
+/* The tail's length set to n: a new step's line empties the tail but
+ * leaves its bytes, so a step can keep what ran before its line was
+ * drawn (0 empties it). */
+void
+tail_keep(size_t n)
+{
+	if (n <= sizeof(tail))
+		taillen = n;
+}
+
+/* The step began at t (now()'s clock), not when its line was drawn. */
+void
+step_started(double t)
+{
+	stepstart = t;
 }

@@ -4,9 +4,6 @@
 
 #include <stddef.h>
 #include <stdio.h>
-#include "tail.h"
-#include "json.h"
-#include "run.h"
 
 #define TAILMAX	8192
 extern int logfd;
@@ -27,4 +24,7 @@ void step_ok(const char *name);
 void step_skip(const char *name, const char *why);
 void step_fail(const char *name, const char *why, int showtail);
 void open_log(const char *sha, int truncate);
+size_t tail_length(void);
+void tail_keep(size_t n);
+void step_started(double t);
 #endif

@@ -9,14 +9,13 @@
 
 #include "partial.h"
 #include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "root.h"
-#include "report.h"
 #include "history.h"
+#include "msg.h"
 #include "output.h"
 #include "releases.h"
+#include "report.h"
 #include "rmtree.h"
+#include "root.h"
 
 void
 fail_build(const char *sha, int status)
@@ -45,7 +44,7 @@ fail_build(const char *sha, int status)
 	/* current stays: it runs, as a run with nothing to build makes sure;
 	 * a broken head must not keep a rebooted site down (the runner
 	 * converges on the way out) */
-	if (status == EXIT_FAILED && notify_event != NULL)
-		build_failed = 1;
+	if (status == EXIT_FAILED && report->event != NULL)
+		report_converge();
 	leave(status);
 }

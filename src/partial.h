@@ -3,8 +3,6 @@
 #define DEPLOY_PARTIAL_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
 
 void fail_build(const char *sha, int status) __attribute__((noreturn));
 #endif

@@ -13,10 +13,9 @@
 
 #include "pause.h"
 #include "core.h"
-#include "json.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
+#include "json.h"
+#include "msg.h"
 #include "root.h"
 
 /* 1 and *p filled when paused; a pause file it cannot read is a pause */

@@ -3,8 +3,6 @@
 #define DEPLOY_PAUSE_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
 
 /*
  * .deploy/pause, while deploy is paused (written durably, 0600):

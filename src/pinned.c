@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 #include "pinned.h"
+#include "child.h"
+#include "copytree.h"
 #include "core.h"
-#include "reqs.h"
+#include "derive.h"
 #include "files.h"
 #include "output.h"
-#include "child.h"
+#include "reqs.h"
 #include "venvs.h"
-#include "copytree.h"
-#include "derive.h"
 
 /*
  * Run by the venv's python as `python -c PINNED_RUN FILE ARGS`: pip's own

@@ -3,11 +3,8 @@
 #define DEPLOY_PINNED_H
 
 #include <stddef.h>
-#include "core.h"
 #include "child.h"
-#include "venvs.h"
 #include "copytree.h"
-#include "derive.h"
 
 #define REQS_MAX	(64 << 20)	/* bytes of requirements a key covers */
 int derive_pinned(const struct vcopy *c, const char *buf, size_t len, const char *seeds, struct runopts *o, char *why, size_t wl);

@@ -14,13 +14,13 @@
 #include <unistd.h>
 
 #include "preflight.h"
-#include "core.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "config.h"
 #include "child.h"
+#include "cmdline.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
+#include "root.h"
 #include "supervisor.h"
 
 /*
@@ -35,11 +35,11 @@ void
 preflight_result(const char *what, const char *why)
 {
 	if (why == NULL) {
-		if (nflag)
+		if (options->dry_run)
 			say("preflight: %s: ok", what);
 		return;
 	}
-	if (!nflag)
+	if (!options->dry_run)
 		die(EXIT_USAGE, "%s: %s; nothing was changed", what, why);
 	warnx("preflight: %s: %s", what, why);
 	preflight_failed = 1;
@@ -59,7 +59,7 @@ preflight_command(const char *key, const char *cmd)
 		/* it runs with the release's .venv/bin first on PATH: a
 		 * console script of the app's own wheel is looked for there
 		 * once the release has its venv (release_command_ok) */
-		if (nflag)
+		if (options->dry_run)
 			say("preflight: %s: '%s' is not on PATH; looked for in "
 			    "the release's .venv/bin once it is built", what,
 			    printable(w[0]));
@@ -205,12 +205,12 @@ need_restart_command(const char *sha)
 		return;
 	if (release_command_ok("restart", cfg.restart, sha, why,
 	    sizeof(why)) == 0) {
-		if (nflag)
+		if (options->dry_run)
 			say("preflight: restart command: ok in releases/%.12s",
 			    sha);
 		return;
 	}
-	if (!nflag)
+	if (!options->dry_run)
 		die(EXIT_USAGE, "%s; nothing was changed", why);
 	warnx("preflight: %s", why);
 	preflight_failed = 1;

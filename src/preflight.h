@@ -3,7 +3,6 @@
 #define DEPLOY_PREFLIGHT_H
 
 #include <stddef.h>
-#include "core.h"
 
 extern int preflight_failed;
 void preflight_result(const char *what, const char *why);

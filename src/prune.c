@@ -14,18 +14,18 @@
 #include <unistd.h>
 
 #include "prune.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "config.h"
-#include "history.h"
-#include "output.h"
 #include "child.h"
+#include "cmdline.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "output.h"
 #include "releases.h"
 #include "rmtree.h"
+#include "root.h"
 #include "venvs.h"
 
 /*
@@ -201,7 +201,7 @@ do_prune(int asstep)
 	for (i = 0; i < nrel; i++) {
 		if (!rel[i].mark)
 			continue;
-		if (nflag) {
+		if (options->dry_run) {
 			say("would remove %s release %s", state_name(rel[i].state),
 			    rel[i].name);
 			continue;
@@ -226,11 +226,11 @@ do_prune(int asstep)
 		}
 	}
 	close(fd);
-	if (!nflag) {
+	if (!options->dry_run) {
 		prune_venvs(asstep);
 		prune_modules(asstep);
 	}
-	if (!nflag) {
+	if (!options->dry_run) {
 		history_compact();
 		prune_logs();
 		if (asstep) {
@@ -252,4 +252,15 @@ do_prune(int asstep)
 		step_ok("prune");
 	else if (n == 0)
 		say("nothing to prune (keep = %ld)", cfg.keep);
+}
+
+/* prune: under the lock, or with -n what it would remove; the runner
+ * then makes sure the program runs current. */
+int
+cmd_prune(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	do_prune(0);
+	return EXIT_OK;
 }

@@ -3,9 +3,7 @@
 #define DEPLOY_PRUNE_H
 
 #include <stddef.h>
-#include "core.h"
-#include "order.h"
-#include "child.h"
 
 void do_prune(int asstep);
+int cmd_prune(int argc, char **argv);
 #endif

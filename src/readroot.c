@@ -13,7 +13,6 @@
 
 #include "readroot.h"
 #include "core.h"
-#include "run.h"
 #include "msg.h"
 #include "root.h"
 

@@ -3,8 +3,6 @@
 #define DEPLOY_READROOT_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
 
 void need_readable(void);
 void need_deploy_root(void);

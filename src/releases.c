@@ -26,24 +26,12 @@
 
 #include "releases.h"
 #include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
 #include "files.h"
-#include "sig.h"
-#include "root.h"
 #include "history.h"
-
-void
-copy_sha(char dst[65], const char *src)
-{
-	size_t n = strlen(src);
-
-	if (n > 64)
-		n = 64;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
+#include "msg.h"
+#include "order.h"
+#include "root.h"
+#include "sig.h"
 
 struct release *rel;
 

@@ -3,16 +3,15 @@
 #define DEPLOY_RELEASES_H
 
 #include <stddef.h>
-#include "core.h"
+
+#define TMPLINK	".current.tmp"
+#define PREVLINK	".previous.tmp"
 #include "order.h"
-#include "run.h"
-#include "sig.h"
 
 enum { CUR_NONE, CUR_OK, CUR_DIR, CUR_BAD };
 extern struct release *rel;
 extern size_t nrel;
 extern char cursha[65];
-void copy_sha(char dst[65], const char *src);
 int read_current(char *why, size_t wl);
 int releases_fd(int absent_ok);
 void scan_releases(void);

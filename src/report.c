@@ -1,41 +1,70 @@
 /*
- * report.c: what this run will report: the event, revisions, signer, refusal, for notify and the audit.
+ * report.c: what this run will report at its end, to the audit and to
+ * notify. The one struct report is written here only; everyone else
+ * reads it through report.h's const pointer.
  */
-#define _POSIX_C_SOURCE 200809L
-#define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
-
-
 #include "report.h"
+#include "converge.h"
+#include "core.h"
+#include "files.h"
 
-/* notify only when something was attempted: a build, a migrate, a switch,
- * a restart, a switch back; not after a typo (issue 18) */
-int notify_due;
+static struct report r;
+const struct report *const report = &r;
 
-const char *notify_event;	/* set once the lock is ours */
+void
+report_begin(void)
+{
+	r.t0 = now();
+}
 
-char notify_rev[65];
+void
+report_names(const char *command, const char *event)
+{
+	r.command = command;
+	r.event = event;
+}
 
-char notify_prev[65];
+void
+report_rev(const char *sha)
+{
+	copy_sha(r.rev, sha);
+}
 
-int build_failed;	/* fail_build's: the runner makes sure current runs */
+void
+report_prev(const char *sha)
+{
+	copy_sha(r.prev, sha);
+}
 
-/*
- * .deploy/signers/SHA holds one line: the signer git reported when
- * verify passed for SHA. It goes when the release goes, so activate and
- * rollback can show whose code they bring back.
- */
-char signer[512];	/* who signed what is deployed, per git */
+void
+report_detail(const char *detail)
+{
+	r.detail = detail;
+}
 
-char refusal[640];	/* why it was refused, for the audit */
+void
+report_due(void)
+{
+	r.due = 1;
+}
 
-/* A command that changes something sets audit_cmd once it holds the
- * lock (and audit_detail, say a pause's reason): leave() then writes its
- * line with the exit status. audit_event() writes one line at once. */
-const char *audit_cmd;
+void
+report_nothing_done(void)
+{
+	r.skip = !r.due;
+}
 
-const char *audit_detail;
+void
+report_converge(void)
+{
+	r.converge = 1;
+}
 
-int audit_skip;		/* it found nothing to do */
+int
+report_take_converge(void)
+{
+	int c = r.converge;
 
-double audit_t0;		/* when we started */
+	r.converge = 0;
+	return c;
+}

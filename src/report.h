@@ -1,18 +1,41 @@
-/* report.h: what this run will report: the event, revisions, signer, refusal, for notify and the audit. */
+/* report.h: what this run will report at its end, to the audit and to notify. */
 #ifndef DEPLOY_REPORT_H
 #define DEPLOY_REPORT_H
 
-#include <stddef.h>
+#include "converge.h"
 
-extern int notify_due;
-extern const char *notify_event;
-extern char notify_rev[65];
-extern char notify_prev[65];
-extern int build_failed;
-extern char signer[512];
-extern char refusal[640];
-extern const char *audit_cmd;
-extern const char *audit_detail;
-extern int audit_skip;
-extern double audit_t0;
+/*
+ * Filled in as the run goes, through the functions below only; read by
+ * the runner's way out (main.c), which hands it to the audit and notify.
+ */
+struct report {
+	const char	*command;	/* the audit line's; NULL: no line */
+	const char	*event;		/* notify's DEPLOY_EVENT; NULL: none */
+	const char	*detail;	/* the audit's detail: a pause's reason */
+	char		 rev[65];	/* the release the run is about */
+	char		 prev[65];	/* current's release when it began */
+	int		 due;		/* something was attempted: notify */
+	int		 skip;		/* it found nothing to do */
+	int		 converge;	/* a build failed: make sure current runs */
+	double		 t0;		/* when the run began */
+};
+
+extern const struct report *const report;
+
+void	report_begin(void);
+/* Once the lock is ours: the audit line's command, notify's event. */
+void	report_names(const char *command, const char *event);
+void	report_rev(const char *sha);
+void	report_prev(const char *sha);
+void	report_detail(const char *detail);
+/* A build, a migrate, a switch, a restart, a switch back was attempted:
+ * notify hears of it; not after a typo (issue 18). */
+void	report_due(void);
+/* Nothing to do: no audit line, unless something was attempted. */
+void	report_nothing_done(void);
+/* fail_build's way out: current stays, and must run. */
+void	report_converge(void);
+/* Whether the way out must converge; asked once. */
+int	report_take_converge(void);
+
 #endif

@@ -11,16 +11,18 @@
 #include <string.h>
 
 #include "restart.h"
+#include "child.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "config.h"
 #include "output.h"
-#include "child.h"
+#include "root.h"
+#include "sig.h"
 #include "supervisor.h"
 
 #define SETTLE	1			/* seconds a restarted program must stay up */
+
+char failed_member[256];	/* the group member whose restart failed */
 
 /* sleeps until the next look at a restarted program: 200 ms while it
  * starts; once it is RUNNING, until its settle second is over, so that a
@@ -151,7 +153,7 @@ step_restart(const char *sha)
 		return 0;
 	}
 	step_begin("restart");
-	spawnerr = 0;
+	spawn_forget();
 	failed_member[0] = '\0';
 	if (is_group()) {
 		free(rdir);

@@ -3,9 +3,8 @@
 #define DEPLOY_RESTART_H
 
 #include <stddef.h>
-#include "core.h"
-#include "child.h"
 
 int step_restart(const char *sha);
 int step_check(const char *sha);
+extern char failed_member[256];
 #endif

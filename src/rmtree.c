@@ -20,8 +20,8 @@
 
 #include "rmtree.h"
 #include "core.h"
-#include "msg.h"
 #include "files.h"
+#include "msg.h"
 #include "root.h"
 
 struct frame {

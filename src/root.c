@@ -15,7 +15,6 @@
 
 #include "root.h"
 #include "core.h"
-#include "run.h"
 #include "msg.h"
 #include "sig.h"
 
@@ -64,4 +63,36 @@ need_state(void)
 	if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0700 &&
 	    fchmod(statefd, 0700) == -1)
 		die(FAIL_STATUS, "%s/%s: %s", root, STATE, strerror(errno));
+}
+
+/* -C, else $DEPLOY_ROOT, else the parent of the shared/ we were run from */
+void
+root_find(const char *copt, const char *argv0)
+{
+	char *dir, real[PATH_MAX], *slash;
+	const char *env = getenv("DEPLOY_ROOT");
+
+	if (copt != NULL) {
+		root = xstrdup(copt);
+		return;
+	}
+	if (env != NULL && *env != '\0') {
+		root = xstrdup(env);
+		return;
+	}
+	if (strchr(argv0, '/') != NULL) {
+		dir = xstrdup(argv0);
+		*strrchr(dir, '/') = '\0';
+		if (realpath(*dir ? dir : "/", real) != NULL &&
+		    (slash = strrchr(real, '/')) != NULL &&
+		    strcmp(slash + 1, "shared") == 0) {
+			*slash = '\0';
+			root = xstrdup(*real ? real : "/");
+			free(dir);
+			return;
+		}
+		free(dir);
+	}
+	die(EXIT_USAGE, "no deploy root: use -C DIR, set DEPLOY_ROOT, or run "
+	    "the copy in ROOT/shared/");
 }

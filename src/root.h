@@ -3,9 +3,8 @@
 #define DEPLOY_ROOT_H
 
 #include <stddef.h>
-#include "core.h"
-#include "run.h"
-#include "sig.h"
+
+#define STATE	".deploy"		/* bookkeeping folder under the root */
 
 extern char *root;
 extern int rootfd;
@@ -13,4 +12,5 @@ extern int statefd;
 extern int state_errno;
 void open_root(int create);
 void need_state(void);
+void root_find(const char *copt, const char *argv0);
 #endif

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "sig.h"
-#include "core.h"
 
 volatile sig_atomic_t gotsig;
 
@@ -41,4 +40,12 @@ signals(void)
 	sigaction(SIGALRM, &sa, NULL);
 	/* ssh dropped: a closed stdout must not stop a deploy half-way */
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* After the switch, a signal waits for the step to end (1); before
+ * it, and once the program is checked, it ends the run (0). */
+void
+sig_late(int on)
+{
+	late = on;
 }

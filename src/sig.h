@@ -12,4 +12,5 @@
 extern volatile sig_atomic_t gotsig;
 extern int late;
 void signals(void);
+void sig_late(int on);
 #endif

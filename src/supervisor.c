@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include "supervisor.h"
+#include "child.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
-#include "root.h"
-#include "config.h"
 #include "output.h"
-#include "child.h"
 #include "releases.h"
+#include "root.h"
 
 /*
  * supervisorctl says what went wrong in its own terms (a Python exception,
@@ -209,8 +209,6 @@ program_state(const char *rdir, const char *sha, char *state, size_t sl,
  */
 int spawnerr;
 
-char failed_member[256];
-
 void
 note_spawn_error(void)
 {
@@ -376,4 +374,11 @@ program_wrong(char *what, size_t wl)
 		return 1;
 	}
 	return 0;
+}
+
+/* A new restart: no spawn error seen yet. */
+void
+spawn_forget(void)
+{
+	spawnerr = 0;
 }

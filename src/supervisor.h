@@ -3,8 +3,6 @@
 #define DEPLOY_SUPERVISOR_H
 
 #include <stddef.h>
-#include "core.h"
-#include "child.h"
 
 /*
  * A group ("web:*") is restarted one process at a time, so that while one
@@ -22,7 +20,6 @@ struct member {
 };
 
 extern int spawnerr;
-extern char failed_member[256];
 extern char members_why[160];
 int sv_denied(const char *out);
 void sv_denied_why(char *why, size_t wl);
@@ -34,4 +31,5 @@ int is_group(void);
 int group_members(const char *sha, const char *name, struct member *m, int max);
 void proc_release(long pid, char sha[65]);
 int program_wrong(char *what, size_t wl);
+void spawn_forget(void);
 #endif

@@ -13,23 +13,23 @@
 #include <unistd.h>
 
 #include "switch.h"
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "history.h"
-#include "output.h"
-#include "child.h"
-#include "releases.h"
-#include "supervisor.h"
 #include "build.h"
-#include "restart.h"
+#include "child.h"
+#include "cmdline.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "history.h"
+#include "msg.h"
+#include "order.h"
+#include "output.h"
 #include "prune.h"
+#include "releases.h"
+#include "report.h"
+#include "restart.h"
+#include "root.h"
+#include "sig.h"
+#include "supervisor.h"
 
 const char *pnames[] = { "none", "switched", "restarted", "checked",
     "back" };
@@ -184,7 +184,7 @@ show_program_output(void)
 	for (i = 0; i < 2; i++) {
 		argv = words_plus(cfg.supervisorctl, "tail", "-1600",
 		    name, chan[i], (char *)NULL);
-		taillen = 0;
+		tail_keep(0);
 		if (run(argv, &o, &r) == 0 && tail_has_text()) {
 			warnx("the end of program %s's output (supervisorctl "
 			    "tail %s %s):", name, name, chan[i]);
@@ -250,7 +250,7 @@ finish_switch(struct pending *p)
 {
 	int st = EXIT_OK, retry;
 
-	late = 1;
+	sig_late(1);
 	while (p->state != P_NONE) {
 		/* a signal stops it between states; what is left of "checked"
 		 * and "back" is finished first */
@@ -291,7 +291,7 @@ finish_switch(struct pending *p)
 			break;
 		}
 	}
-	late = 0;
+	sig_late(0);
 	return st;
 }
 
@@ -309,13 +309,13 @@ finish_pending(void)
 	say("the last run stopped after switching to %.12s (%s): finishing "
 	    "it now", p.sha, pnames[p.state]);
 	open_log(p.sha, 0);
-	notify_due = 1;
+	report_due();
 	st = finish_switch(&p);
 	if (st != EXIT_OK) {
 		/* the run ends here: notify names the release that failed,
 		 * its log, and the one switched back to (now current) */
-		copy_sha(notify_rev, p.sha);
-		copy_sha(notify_prev, p.prev);
+		report_rev(p.sha);
+		report_prev(p.prev);
 	}
 	return st;
 }
@@ -331,13 +331,13 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	struct pending p;
 	int st;
 
-	notify_due = 1;
+	report_due();
 	memset(&p, 0, sizeof(p));
 	copy_sha(p.sha, sha);
 	copy_sha(p.prev, prev);
 	p.prune = prune;
 	open_log(sha, 0);
-	if (migrate && (st = step_migrate(sha)) != EXIT_OK)
+	if (migrate && (st = step_migrate(sha, options->no_migrate)) != EXIT_OK)
 		return st;
 	if (gotsig)
 		return 128 + gotsig;	/* current unchanged */

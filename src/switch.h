@@ -3,11 +3,6 @@
 #define DEPLOY_SWITCH_H
 
 #include <stddef.h>
-#include "core.h"
-#include "order.h"
-#include "run.h"
-#include "child.h"
-#include "supervisor.h"
 
 /*
  * Once current has moved, .deploy/pending ("STATE SHA PREV PRUNE") says

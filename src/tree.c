@@ -14,16 +14,14 @@
 #include <unistd.h>
 
 #include "tree.h"
-#include "core.h"
-#include "run.h"
-#include "files.h"
-#include "root.h"
-#include "config.h"
-#include "output.h"
 #include "child.h"
-#include "releases.h"
-#include "rmtree.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "output.h"
 #include "partial.h"
+#include "rmtree.h"
+#include "root.h"
 
 /*
  * A release is the commit's tree with each submodule read in at its

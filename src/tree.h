@@ -3,7 +3,6 @@
 #define DEPLOY_TREE_H
 
 #include <stddef.h>
-#include "run.h"
 
 void checkout_tree(const char *sha, const char *rdir);
 #endif

@@ -15,22 +15,21 @@
 #include <unistd.h>
 
 #include "venv.h"
-#include "core.h"
-#include "reqs.h"
-#include "run.h"
-#include "msg.h"
-#include "files.h"
-#include "sig.h"
-#include "root.h"
-#include "config.h"
-#include "output.h"
 #include "child.h"
-#include "rmtree.h"
-#include "partial.h"
-#include "venvs.h"
+#include "config.h"
 #include "copytree.h"
+#include "core.h"
 #include "derive.h"
+#include "files.h"
+#include "msg.h"
+#include "output.h"
+#include "partial.h"
 #include "pinned.h"
+#include "reqs.h"
+#include "rmtree.h"
+#include "root.h"
+#include "sig.h"
+#include "venvs.h"
 
 /*
  * The venv and pip lines of a derive, written once pip is done: the venv
@@ -40,13 +39,13 @@ static void
 derive_lines(const char *src, double t0, double t1, const char *fail,
     const char *how)
 {
-	size_t keep = taillen;
+	size_t keep = tail_length();
 
-	stepstart = now() - (t1 - t0);
+	step_started(now() - (t1 - t0));
 	step_ok_derived(src);
 	step_begin("pip");
-	taillen = keep;		/* pip's output, for a failure's tail */
-	stepstart = t1;
+	tail_keep(keep);	/* pip's output, for a failure's tail */
+	step_started(t1);
 	if (fail != NULL)
 		step_fail("pip", fail, 1);
 	else if (how != NULL)

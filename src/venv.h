@@ -3,11 +3,6 @@
 #define DEPLOY_VENV_H
 
 #include <stddef.h>
-#include "core.h"
-#include "reqs.h"
-#include "run.h"
-#include "child.h"
-#include "pinned.h"
 
 void step_venv_pip(const char *sha, const char *rdir);
 #endif

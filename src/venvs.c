@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "venvs.h"
-#include "core.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "config.h"
 #include "child.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
+#include "root.h"
 
 /* ROOT/venvs to read, never through a link; NULL when absent */
 DIR *

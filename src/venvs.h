@@ -2,8 +2,8 @@
 #ifndef DEPLOY_VENVS_H
 #define DEPLOY_VENVS_H
 
+#include <dirent.h>
 #include <stddef.h>
-#include "core.h"
 
 #define VREC	".deploy-built"	/* in venvs/KEY: built with what, from what */
 DIR * venvs_dir(void);

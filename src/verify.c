@@ -15,16 +15,17 @@
 #include <unistd.h>
 
 #include "verify.h"
-#include "core.h"
-#include "msg.h"
-#include "files.h"
-#include "root.h"
-#include "report.h"
-#include "config.h"
-#include "output.h"
 #include "child.h"
-#include "releases.h"
+#include "config.h"
+#include "core.h"
+#include "files.h"
+#include "msg.h"
+#include "output.h"
 #include "rmtree.h"
+#include "root.h"
+
+char signer[512];	/* who signed what is deployed, per git */
+char refusal[640];	/* why it was refused, for the audit */
 
 /*
  * git does the checking (verify-commit, verify-tag) in the mirror; we

@@ -3,10 +3,10 @@
 #define DEPLOY_VERIFY_H
 
 #include <stddef.h>
-#include "core.h"
-#include "child.h"
 
 void load_keys(void);
 int check_signature(const char *ref, const char *sha);
 void step_verify(const char *ref, const char *sha);
+extern char signer[512];
+extern char refusal[640];
 #endif
