@@ -35,8 +35,9 @@ flips every run, so drift and noise from other work fall on both sides):
   4t code-only redeploy of an app with one submodule and one 50 MB Git
     LFS file vs the same app without them (see tree_bench)
   8 failed requests and the longest gap without an answer during a deploy
-    under load: the README's fcgi-program group (rolling restart), a plain
-    [program] on its own port, and the post's restart (see zd_bench)
+    under load: docs/zero-downtime.md's fcgi-program group (rolling
+    restart), a plain [program] on its own port, and the post's restart
+    (see zd_bench)
 No timing is asserted: it exits non-zero only when something breaks.
 
 Environment:
@@ -971,7 +972,8 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl=unix://%(dir)s/sv.sock
 
 """
-# the plain program binds its own port; the rest as the README's recipe
+# the plain program binds its own port; the rest as docs/zero-downtime.md's
+# recipe
 ZD_PLAIN = """[program:%(name)s]
 command=%(root)s/current/.venv/bin/python -m gunicorn --bind 127.0.0.1:%(port)d --chdir %(root)s/current --workers 2 --graceful-timeout 30 app:app
 directory=%(root)s/current
@@ -984,12 +986,17 @@ killasgroup=true
 
 
 def readme_block(name):
-	"""The indented block between <!-- recipe:NAME --> markers."""
-	with open(os.path.join(TOP, "README.md")) as f:
-		m = re.search(r"^<!-- recipe:%s -->\n(.*?)^<!-- /recipe:%s -->$" % (
-		    name, name), f.read(), re.S | re.M)
+	"""The indented block between <!-- recipe:NAME --> markers in
+	docs/zero-downtime.md or docs/front-door.md."""
+	text = ""
+	for doc in ("zero-downtime.md", "front-door.md"):
+		with open(os.path.join(TOP, "docs", doc)) as f:
+			text += f.read()
+	m = re.search(r"^<!-- recipe:%s -->\n(.*?)^<!-- /recipe:%s -->$" % (
+	    name, name), text, re.S | re.M)
 	if m is None:
-		raise Broken("README.md has no recipe:%s" % name)
+		raise Broken("docs/zero-downtime.md and docs/front-door.md have "
+		    "no recipe:%s" % name)
 	return "".join(l[4:] + "\n" for l in m.group(1).splitlines() if l)
 
 
@@ -1054,7 +1061,7 @@ def zd_bench(res):
 	three set-ups, each with its own supervisord and a gunicorn app (2
 	workers, 0.5 s import) in a virtualenv made with
 	--system-site-packages:
-	  recipe  the README's [fcgi-program:web] group, program = web:*
+	  recipe  docs/zero-downtime.md's [fcgi-program:web] group, program = web:*
 	          (deploy restarts it one process at a time)
 	  plain   a [program] whose gunicorn binds its own port, program = web
 	  post    the same [program], switched with the post's rm + ln -s and
@@ -1213,7 +1220,7 @@ def fd_load(urls, fn, tag):
 
 def fd_bench(res):
 	"""Figure 9: pages and the assets they name through nginx while
-	deploy replaces v(N) by v(N+1): the README's front door (the
+	deploy replaces v(N) by v(N+1): docs/front-door.md's front door (the
 	[fcgi-program:web] group of two gunicorn processes, the Django app of
 	test/frontapp.py with collectstatic in build, examples/nginx.conf as
 	written), 4 browsers on it; the baseline, 4 browsers on a second

@@ -37,7 +37,7 @@ run_deploy -n
 rc_is 0 "deploy -n of it"
 like "$(out)" "*current but failed its last restart or check: would restart and check it again*" \
     "-n says it would restart and check it again, not 'nothing to do'"
-ok "README says so" sh -c "tr '\n' ' ' <'$TOP/README.md' | grep -q 'is still current .* restarted and checked again'"
+ok "docs/commands.md says so" sh -c "tr '\n' ' ' <'$TOP/docs/commands.md' | grep -q 'is still current .* restarted and checked again'"
 
 W=$(new_commit v1)
 run_deploy deploy

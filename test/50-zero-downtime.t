@@ -1,6 +1,6 @@
 #!/bin/sh
-# Issue 9: no failed requests during a deploy.  The README's recipe
-# ("Restarts without dropped requests"), taken from README.md as written:
+# Issue 9: no failed requests during a deploy.  The recipe of
+# docs/zero-downtime.md ("Restarts without dropped requests"), as written:
 # a real gunicorn (Debian's, through a --system-site-packages virtualenv)
 # as an [fcgi-program] group of two under a real supervisord, which holds
 # the socket; deploy restarts the group one process at a time.  Four HTTP
@@ -17,11 +17,11 @@ PYSYS=/usr/bin/python3
 plan 43
 
 # recipe NAME: the indented block between <!-- recipe:NAME --> and
-# <!-- /recipe:NAME --> in README.md, unindented, with the README's root
+# <!-- /recipe:NAME --> in docs/zero-downtime.md, unindented, with its root
 # and port replaced by this test's
 recipe() {
 	sed -n "/^<!-- recipe:$1 -->\$/,/^<!-- \\/recipe:$1 -->\$/p" \
-	    "$TOP/README.md" | sed '/^<!--/d; s/^    //' |
+	    "$TOP/docs/zero-downtime.md" | sed '/^<!--/d; s/^    //' |
 	    sed "s,/var/www/example,$ROOT,g; s,127\\.0\\.0\\.1:8000,127.0.0.1:$PORT,g"
 }
 
@@ -53,16 +53,16 @@ def app(environ, start_response):
 EOF
 recipe check >"$APP/check_revision.py"
 grep -q DEPLOY_REVISION "$APP/check_revision.py" ||
-	bail "no recipe:check in README.md"
+	bail "no recipe:check in docs/zero-downtime.md"
 new_commit v1 >/dev/null || bail "commit failed"
 V1=$(sha_of HEAD)
 
-# supervisord as lib.sh starts it, with the README's section instead of
-# [program:app]; it autostarts nothing (there is no release yet)
+# supervisord as lib.sh starts it, with docs/zero-downtime.md's section
+# instead of [program:app]; it autostarts nothing (there is no release yet)
 mkdir -p "$ROOT"
 {
 	supervisord_head "$T/supervisor.sock" "$T"
-	# startsecs 8, not the README's 3: "longer than the app takes to
+	# startsecs 8, not docs/zero-downtime.md's 3: "longer than the app takes to
 	# import", and on 2 cores running the suite gunicorn takes up to 3.6 s
 	# to fail an import (measured 2026-11-30; CI failed 5 and 5b once when
 	# it took over startsecs plus the one-second settle)
@@ -71,14 +71,14 @@ mkdir -p "$ROOT"
 	echo "redirect_stderr=true"
 	echo "stdout_logfile=$T/web.log"
 } >"$SVCONF"
-grep -q '^\[fcgi-program:web\]' "$SVCONF" || bail "no recipe:fcgi in README.md"
-grep -q '^startsecs=8$' "$SVCONF" || bail "no startsecs=3 in README's recipe:fcgi"
+grep -q '^\[fcgi-program:web\]' "$SVCONF" || bail "no recipe:fcgi in docs/zero-downtime.md"
+grep -q '^startsecs=8$' "$SVCONF" || bail "no startsecs=3 in docs/zero-downtime.md's recipe:fcgi"
 supervisord -c "$SVCONF" || bail "supervisord did not start"
 wait_for 15 sv_up || bail "supervisord not answering"
 
 run_deploy init "$REMOTE"
 [ "$rc" -eq 0 ] || { show_run; bail "deploy init failed"; }
-# the README's deploy.conf lines, as written
+# docs/zero-downtime.md's deploy.conf lines, as written
 conf() {
 	write_conf -test \
 	    "virtualenv = virtualenv --system-site-packages -p $PYSYS" \
@@ -86,7 +86,7 @@ conf() {
 	    "$(recipe conf | grep '^check')" "$@"
 }
 conf
-grep_ok "the README's program line is in the config" \
+grep_ok "docs/zero-downtime.md's program line is in the config" \
     "$ROOT/shared/deploy.conf" '^program = web:\*$'
 
 # procs_on SHA: both processes of the group RUNNING, each from releases/SHA

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Issue 21: the front door.  A real nginx runs examples/nginx.conf as
 # written (a loopback port, this root, this app's port swapped in) in
-# front of the README's recipe: an [fcgi-program] group of two gunicorn
-# processes under supervisord, restarted one at a time.  The app is a
+# front of docs/zero-downtime.md's recipe: an [fcgi-program] group of two
+# gunicorn processes under supervisord, restarted one at a time.  The app is a
 # Django app whose page names its stylesheet through
 # ManifestStaticFilesStorage (collectstatic in build, into the release).
 # Two clients (test/pageload.py) load a page, then the asset it names,
@@ -20,11 +20,12 @@ command -v nginx >/dev/null 2>&1 ||
 
 plan 48
 
-# recipe NAME: README.md's block <!-- recipe:NAME -->, unindented, with
-# the README's root and port replaced by this test's (as in 50)
+# recipe NAME: the block <!-- recipe:NAME --> of docs/zero-downtime.md or
+# docs/front-door.md, unindented, with their root and port replaced by
+# this test's (as in 50)
 recipe() {
 	sed -n "/^<!-- recipe:$1 -->\$/,/^<!-- \\/recipe:$1 -->\$/p" \
-	    "$TOP/README.md" | sed '/^<!--/d; s/^    //' |
+	    "$TOP/docs/zero-downtime.md" "$TOP/docs/front-door.md" | sed '/^<!--/d; s/^    //' |
 	    sed "s,/var/www/example,$ROOT,g; s,127\\.0\\.0\\.1:8000,127.0.0.1:$PORT,g"
 }
 
@@ -50,7 +51,7 @@ from django.core.management import execute_from_command_line
 execute_from_command_line(sys.argv)
 EOF
 recipe check >"$APP/check_revision.py"
-grep -q DEPLOY_REVISION "$APP/check_revision.py" || bail "no recipe:check in README.md"
+grep -q DEPLOY_REVISION "$APP/check_revision.py" || bail "no recipe:check in docs/zero-downtime.md"
 
 # commit_v VERSION: a commit whose stylesheet holds VERSION; prints its sha
 commit_v() {
@@ -59,7 +60,7 @@ commit_v() {
 }
 V1=$(commit_v v1) || bail "commit failed"
 
-# ---- supervisord with the README's group, as in 50
+# ---- supervisord with docs/zero-downtime.md's group, as in 50
 mkdir -p "$ROOT"
 {
 	supervisord_head "$T/supervisor.sock" "$T"
@@ -69,19 +70,19 @@ mkdir -p "$ROOT"
 	echo "redirect_stderr=true"
 	echo "stdout_logfile=$T/web.log"
 } >"$SVCONF"
-grep -q '^\[fcgi-program:web\]' "$SVCONF" || bail "no recipe:fcgi in README.md"
+grep -q '^\[fcgi-program:web\]' "$SVCONF" || bail "no recipe:fcgi in docs/zero-downtime.md"
 supervisord -c "$SVCONF" || bail "supervisord did not start"
 wait_for 15 sv_up || bail "supervisord not answering"
 
 run_deploy init "$REMOTE"
 [ "$rc" -eq 0 ] || { show_run; bail "deploy init failed"; }
-# the README's deploy.conf lines, as written
+# the docs' deploy.conf lines, as written
 write_conf -test \
     "virtualenv = virtualenv --system-site-packages -p $PYSYS" \
     "$(recipe conf | grep '^program')" \
     "$(recipe conf | grep '^check')" \
     "$(recipe static | grep '^build')" "check_timeout = 20"
-grep_ok "the README's build line runs collectstatic" \
+grep_ok "docs/front-door.md's build line runs collectstatic" \
     "$ROOT/shared/deploy.conf" '^build = python manage.py collectstatic --noinput$'
 
 # ---- nginx: examples/nginx.conf as written, inside a main config of
