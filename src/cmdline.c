@@ -13,7 +13,6 @@
 #include "core.h"
 #include "files.h"
 #include "msg.h"
-#include "root.h"
 
 #ifndef VERSION
 #define VERSION "unknown"
@@ -208,6 +207,7 @@ cmdline_parse(int *argcp, char ***argvp)
 		argv += optind - 1;
 	}
 	o.command = argv[0];
+	msg_quiet(o.quiet);
 	*argcp = argc;
 	*argvp = argv;
 }

@@ -2,8 +2,6 @@
 #ifndef DEPLOY_CMDLINE_H
 #define DEPLOY_CMDLINE_H
 
-#include "root.h"
-
 struct options {
 	int		 quiet;		/* -q */
 	int		 verbose;	/* -v */

@@ -3,7 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+#define _DEFAULT_SOURCE
 
 #include <sys/stat.h>
 #include <dirent.h>
@@ -125,6 +125,36 @@ stream_copy(int in, int out)
 	return r;
 }
 
+/*
+ * n bytes of in copied to out by the file system itself: a reflink
+ * (FICLONE), else copy_file_range. 1 done, 0 not (out is left empty),
+ * -1 failed (errno).
+ */
+static int
+kernel_copy(int in, int out, size_t n)
+{
+#ifdef __linux__
+	long long oi = 0, oo = 0;
+
+	if (n == 0)
+		return 0;
+	if (ioctl(out, FICLONE, in) == 0)
+		return 1;
+	while ((size_t)oi < n && syscall(SYS_copy_file_range, in, &oi, out,
+	    &oo, n - (size_t)oi, 0) > 0)
+		;
+	if ((size_t)oi == n)
+		return 1;
+	if (ftruncate(out, 0) == -1)
+		return -1;
+#else
+	(void)in;
+	(void)out;
+	(void)n;
+#endif
+	return 0;
+}
+
 static int
 copy_file(int sfd, int dfd, const char *relp, const char *name,
     struct vcopy *c)
@@ -180,21 +210,8 @@ copy_file(int sfd, int dfd, const char *relp, const char *name,
 		c->nrewrit++;
 	}
 	c->rewrite += now() - t0;	/* the search costs even when none */
-#ifdef __linux__
-	if (!done && n > 0 && ioctl(out, FICLONE, in) == 0)
-		done = 1;
-	if (!done && n > 0) {
-		long long oi = 0, oo = 0;
-
-		while ((size_t)oi < n && syscall(SYS_copy_file_range, in, &oi,
-		    out, &oo, n - (size_t)oi, 0) > 0)
-			;
-		if ((size_t)oi == n)
-			done = 1;
-		else if (ftruncate(out, 0) == -1)
-			goto werr;
-	}
-#endif
+	if (!done && (done = kernel_copy(in, out, n)) == -1)
+		goto werr;
 	if (!done && st.st_size > BIGFILE && stream_copy(in, out) == -1)
 		goto werr;
 	if (!done && st.st_size <= BIGFILE && write_all(out, buf, n) == -1)

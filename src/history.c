@@ -6,7 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+#define _DEFAULT_SOURCE
 
 #include <sys/stat.h>
 #include <errno.h>
@@ -136,6 +136,11 @@ history_compact(void)
 	}
 }
 
+/*
+ * .deploy/signers/SHA holds one line: the signer git reported when
+ * verify passed for SHA. It goes when the release goes, so activate and
+ * rollback can show whose code they bring back.
+ */
 static void
 signer_forget(const char *sha)
 {

@@ -3,16 +3,23 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+#define _DEFAULT_SOURCE
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "msg.h"
-#include "cmdline.h"
 
+static int quiet;			/* -q: say() says nothing */
 static void (*at_leave)(int);	/* the runner's way out */
+
+/* -q, from the command line (cmdline.c) */
+void
+msg_quiet(int on)
+{
+	quiet = on;
+}
 
 void
 msg_on_leave(void (*fn)(int))
@@ -67,7 +74,7 @@ say(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (options->quiet)
+	if (quiet)
 		return;
 	va_start(ap, fmt);
 	vmsg(stdout, fmt, ap);

@@ -7,6 +7,7 @@
 /* The runner's way out (audit, notify), installed once by main; leave()
  * calls it, or exits plainly when none is installed. */
 void	msg_on_leave(void (*)(int));
+void	msg_quiet(int on);
 void	leave(int) __attribute__((noreturn));
 
 void warnx(const char *fmt, ...);

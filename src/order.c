@@ -3,7 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+#define _DEFAULT_SOURCE
 
 #include <ctype.h>
 #include <errno.h>

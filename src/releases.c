@@ -6,7 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
-#define _DEFAULT_SOURCE		/* d_type, so a tree walk needs no stat per entry */
+#define _DEFAULT_SOURCE
 
 #include <sys/stat.h>
 #include <dirent.h>
@@ -39,13 +39,57 @@ size_t nrel;
 
 char cursha[65];		/* current's release, "" when none */
 
+/* The text of the link name under the root, NUL-ended: its length, or
+ * -1 (errno). */
+static ssize_t
+read_link(const char *name, char *buf, size_t len)
+{
+	ssize_t n = readlinkat(rootfd, name, buf, len - 1);
+
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/* The release a link's text names ("releases/SHA") into sha: 0, or -1
+ * when it names none. */
+static int
+release_in_link(const char *buf, char sha[65])
+{
+	if (strncmp(buf, "releases/", 9) != 0 || !is_sha(buf + 9))
+		return -1;
+	copy_sha(sha, buf + 9);
+	return 0;
+}
+
+/*
+ * The link name under the root made to say target, by rename(2) of a new
+ * link tmp over it: it is never missing. 0, 1 tmp could not be made,
+ * 2 not renamed (tmp removed); errno says why.
+ */
+static int
+place_link(const char *target, const char *tmp, const char *name)
+{
+	int e;
+
+	unlinkat(rootfd, tmp, 0);
+	if (symlinkat(target, rootfd, tmp) == -1)
+		return 1;
+	if (renameat(rootfd, tmp, rootfd, name) == -1) {
+		e = errno;
+		unlinkat(rootfd, tmp, 0);
+		errno = e;
+		return 2;
+	}
+	return 0;
+}
+
 /* What current is: absent, a link to releases/<sha>, or something else. */
 int
 read_current(char *why, size_t wl)
 {
-	char buf[PATH_MAX];
+	char buf[PATH_MAX], sha[65];
 	struct stat st;
-	ssize_t n;
 
 	cursha[0] = '\0';
 	if (fstatat(rootfd, "current", &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -57,12 +101,10 @@ read_current(char *why, size_t wl)
 		    root, root);
 		return CUR_DIR;
 	}
-	if (!S_ISLNK(st.st_mode) ||
-	    (n = readlinkat(rootfd, "current", buf, sizeof(buf) - 1)) == -1) {
+	if (!S_ISLNK(st.st_mode) || read_link("current", buf, sizeof(buf)) == -1) {
 		snprintf(why, wl, "%s/current is not a symbolic link", root);
 		return CUR_BAD;
 	}
-	buf[n] = '\0';
 	if (buf[0] == '/') {
 		/* the post's script links by absolute path: accept one that
 		 * resolves to a release of this root */
@@ -75,7 +117,7 @@ read_current(char *why, size_t wl)
 			    real + strlen(want));
 		free(want);
 	}
-	if (strncmp(buf, "releases/", 9) != 0 || !is_sha(buf + 9)) {
+	if (release_in_link(buf, sha) == -1) {
 		snprintf(why, wl, "%s/current points to '%s', not to a release "
 		    "in %s/releases/: point it at one (ln -s releases/<sha> "
 		    "current.new && mv -T current.new current) or remove it",
@@ -89,7 +131,7 @@ read_current(char *why, size_t wl)
 		    "deploy", root, buf);
 		return CUR_BAD;
 	}
-	copy_sha(cursha, buf + 9);
+	copy_sha(cursha, sha);
 	return CUR_OK;
 }
 
@@ -151,15 +193,10 @@ static void
 read_previous(char sha[65])
 {
 	char buf[PATH_MAX];
-	ssize_t n;
 
 	sha[0] = '\0';
-	n = readlinkat(rootfd, "previous", buf, sizeof(buf) - 1);
-	if (n <= 9)
-		return;
-	buf[n] = '\0';
-	if (strncmp(buf, "releases/", 9) == 0 && is_sha(buf + 9))
-		copy_sha(sha, buf + 9);
+	if (read_link("previous", buf, sizeof(buf)) > 9)
+		release_in_link(buf, sha);
 }
 
 /*
@@ -188,11 +225,10 @@ set_previous(const char *sha)
 #if defined(__linux__) && defined(SYS_renameat2)
 	if (strcmp(prev, sha) == 0) {
 		char buf[PATH_MAX];
-		ssize_t n = readlinkat(rootfd, "current", buf, sizeof(buf) - 1);
 
 		/* only a link we wrote: the post's absolute one is rewritten */
-		if (n > 0 && (size_t)n == strlen(target) &&
-		    memcmp(buf, target, (size_t)n) == 0 &&
+		if (read_link("current", buf, sizeof(buf)) > 0 &&
+		    strcmp(buf, target) == 0 &&
 		    syscall(SYS_renameat2, rootfd, "previous", rootfd, "current",
 		    RENAME_EXCHANGE) == 0) {
 			free(target);
@@ -200,12 +236,9 @@ set_previous(const char *sha)
 		}
 	}
 #endif
-	unlinkat(rootfd, PREVLINK, 0);
-	if (symlinkat(target, rootfd, PREVLINK) == -1 ||
-	    renameat(rootfd, PREVLINK, rootfd, "previous") == -1) {
+	if (place_link(target, PREVLINK, "previous") != 0) {
 		warnx("%s/previous: %s: pages that release %.12s rendered may "
 		    "miss their assets", root, strerror(errno), cursha);
-		unlinkat(rootfd, PREVLINK, 0);
 		ret = -1;
 	}
 	free(target);
@@ -233,6 +266,7 @@ switch_current(const char *sha)
 {
 	char *target = fmtpath("releases/%s", sha);
 	struct stat st;
+	int r;
 
 	if (fstatat(rootfd, target, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    !S_ISDIR(st.st_mode)) {
@@ -243,16 +277,12 @@ switch_current(const char *sha)
 	}
 	if (set_previous(sha) == 1)
 		goto switched;	/* swapped with previous in one step */
-	unlinkat(rootfd, TMPLINK, 0);
-	if (symlinkat(target, rootfd, TMPLINK) == -1) {
-		warnx("%s/%s: %s", root, TMPLINK, strerror(errno));
-		free(target);
-		return -1;
-	}
-	if (renameat(rootfd, TMPLINK, rootfd, "current") == -1) {
-		warnx("rename %s over %s/current: %s", TMPLINK, root,
-		    strerror(errno));
-		unlinkat(rootfd, TMPLINK, 0);
+	if ((r = place_link(target, TMPLINK, "current")) != 0) {
+		if (r == 1)
+			warnx("%s/%s: %s", root, TMPLINK, strerror(errno));
+		else
+			warnx("rename %s over %s/current: %s", TMPLINK, root,
+			    strerror(errno));
 		free(target);
 		return -1;
 	}

@@ -4,7 +4,6 @@
  * reads it through report.h's const pointer.
  */
 #include "report.h"
-#include "converge.h"
 #include "core.h"
 #include "files.h"
 

@@ -2,8 +2,6 @@
 #ifndef DEPLOY_REPORT_H
 #define DEPLOY_REPORT_H
 
-#include "converge.h"
-
 /*
  * Filled in as the run goes, through the functions below only; read by
  * the runner's way out (main.c), which hands it to the audit and notify.

@@ -147,6 +147,35 @@ mounted_under(const char *path)
 }
 
 /*
+ * Down into child, a folder of the frame on top (*fd): a new frame with
+ * its entries, and *fd its folder. The errors met: 1 when it cannot be
+ * opened or is on another device (a mount point: left alone).
+ */
+static int
+push_frame(struct frame **stp, size_t *depth, int *fd, const char *child,
+    dev_t dev)
+{
+	struct frame *f;
+	struct stat sb;
+	int cfd;
+
+	if ((cfd = open_dir_at(*fd, child)) == -1)
+		return 1;
+	if (fstat(cfd, &sb) == -1 || sb.st_dev != dev) {
+		close(cfd);	/* a mount point: leave it */
+		return 1;
+	}
+	close(*fd);
+	*fd = cfd;
+	*stp = xrealloc(*stp, (*depth + 1) * sizeof(**stp));
+	f = &(*stp)[(*depth)++];
+	f->name = xstrdup(child);
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
+	return scan_dir(cfd, f, dev);
+}
+
+/*
  * Removes dfd/name and all below it, holding one descriptor at a time so
  * that any depth works; climbs back with ".." and checks it is the folder
  * it came from. Never crosses into another file system.
@@ -157,7 +186,7 @@ remove_tree(int dfd, const char *name, const char *where)
 	struct frame *st = NULL;
 	size_t depth = 0;
 	struct stat sb;
-	int fd, cfd, up, errs = 0;
+	int fd, up, errs = 0;
 	dev_t dev;
 
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
@@ -185,25 +214,8 @@ remove_tree(int dfd, const char *name, const char *where)
 		struct frame *f = &st[depth - 1];
 
 		if (f->i < f->nsub) {
-			const char *child = f->subs[f->i++];
-
-			if ((cfd = open_dir_at(fd, child)) == -1) {
-				errs++;
-				continue;
-			}
-			if (fstat(cfd, &sb) == -1 || sb.st_dev != dev) {
-				close(cfd);	/* a mount point: leave it */
-				errs++;
-				continue;
-			}
-			close(fd);
-			fd = cfd;
-			st = xrealloc(st, (depth + 1) * sizeof(*st));
-			f = &st[depth++];
-			f->name = xstrdup(child);
-			f->dev = sb.st_dev;
-			f->ino = sb.st_ino;
-			errs += scan_dir(fd, f, dev);
+			errs += push_frame(&st, &depth, &fd, f->subs[f->i++],
+			    dev);
 			continue;
 		}
 		if (depth == 1) {

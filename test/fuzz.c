@@ -1,5 +1,5 @@
 /*
- * libFuzzer target over the parsers in deploy.h: the config, the word
+ * libFuzzer target over the parsers of src/'s pure core: the config, the word
  * splitter, the envfile, the history and rev matching, ref and path
  * checks. The first byte picks which; the rest is the input.
  */

@@ -110,7 +110,7 @@ vg_run() {
 # vg_clean DESC: every valgrind log of the last vg_run is free of errors
 # and of definitely, indirectly or possibly lost blocks.  On failure the
 # diagnostics show, per log, each error or loss record with its first
-# frames in deploy.c; the log of deploy itself (not one of its forks) first.
+# frames in src/*.c; the log of deploy itself (not one of its forks) first.
 vg_clean() {
 	_bad=
 	_main=
@@ -153,13 +153,13 @@ vg_clean() {
 	[ $_nf -gt 1 ] && diag "... and $((_nf - 1)) more forked processes"
 }
 
-# vg_summary LOG: each error or loss record, with its frames in deploy.c
+# vg_summary LOG: each error or loss record, with its frames in src/*.c
 vg_summary() {
 	awk '
 	/==[0-9]+== [A-Z][a-z]+ (read|write)|uninitialised|Conditional jump|Syscall param|Mismatched|lost in loss record|Invalid free/ {
 		sub(/^==[0-9]+== /, ""); print "#   " $0; n = 0; inrec = 1; next
 	}
-	inrec && /deploy\.c:/ && n < 4 {
+	inrec && /\([a-z0-9_]+\.c:[0-9]+\)/ && n < 4 {
 		sub(/^==[0-9]+== +/, ""); print "#       " $0; n++; next
 	}
 	/^==[0-9]+== $/ { inrec = 0 }

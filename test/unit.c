@@ -1,5 +1,5 @@
 /*
- * Unit test of the pure core in deploy.h: config parsing, word splitting,
+ * Unit test of the pure core in src/: config parsing, word splitting,
  * ref and rev checks, release ordering, rollback and prune choice. TAP.
  */
 #include <stdio.h>
