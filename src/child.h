@@ -31,11 +31,13 @@ struct runopts {
 
 unsigned long long start_time(long pid);
 int run(char *const argv[], const struct runopts *o, struct result *res);
-const char * why_failed(const struct result *r, const char *argv0, long tmo);
-int run_step(const char *name, char *const argv[], struct runopts *o, struct result *res);
-char ** words(const char *s);
-char ** append_words(char **w, va_list ap);
-char ** words_plus(const char *s, ...);
-struct runopts opts(const char *dir, int env, const char *release, const char *sha);
-char * gitdir(void);
+const char *why_failed(const struct result *r, const char *argv0, long tmo);
+int run_step(const char *name, char *const argv[], struct runopts *o,
+    struct result *res);
+char **words(const char *s);
+char **append_words(char **w, va_list ap);
+char **words_plus(const char *s, ...);
+struct runopts opts(const char *dir, int env, const char *release,
+    const char *sha);
+char *gitdir(void);
 #endif

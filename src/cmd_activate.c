@@ -132,7 +132,8 @@ cmd_activate(int argc, char **argv)
 	need_restart_command(sha);
 	if (options->dry_run) {
 		say("would %sswitch current from %s to %s, restart and check",
-		    !rollback && cfg.migrate && !options->no_migrate ? "migrate, " : "",
+		    !rollback && cfg.migrate && !options->no_migrate ?
+		    "migrate, " : "",
 		    cursha[0] ? cursha : "nothing", sha);
 		return preflight_failed ? EXIT_USAGE : EXIT_OK;
 	}

@@ -114,7 +114,8 @@ cmd_audit(int argc, char **argv)
 	size_t len = 0, nstart = 0, i;
 	char *buf, *line = NULL;
 
-	if (arg != NULL && (!options->dry_run || parse_long(arg, 1, LONG_MAX, &want) == -1))
+	if (arg != NULL && (!options->dry_run ||
+	    parse_long(arg, 1, LONG_MAX, &want) == -1))
 		die(EXIT_USAGE, "usage: deploy audit [--json] [-n N] | deploy "
 		    "audit --verify");
 	if (options->dry_run && arg == NULL)

@@ -1,5 +1,6 @@
 /*
- * config.c: loading deploy.conf and the envfile, trusted only when their owner and mode are.
+ * config.c: loading deploy.conf and the envfile, trusted only when their
+ * owner and mode are.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700
@@ -210,8 +211,8 @@ const char *
 config_for_status(void)
 {
 	static char why[PATH_MAX + ERRLEN];
-	char *path = options->config ? xstrdup(options->config) : fmtpath("%s/shared/deploy.conf",
-	    root), *buf, err[ERRLEN + PATH_MAX];
+	char *path = options->config ? xstrdup(options->config) :
+	    fmtpath("%s/shared/deploy.conf", root), *buf, err[ERRLEN + PATH_MAX];
 	struct stat st;
 	size_t len;
 	int fd;

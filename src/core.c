@@ -1,5 +1,6 @@
 /*
- * core.c: the pure core, free of I/O: words, refs, paths, the config and envfile parsers.
+ * core.c: the pure core, free of I/O: words, refs, paths, the config and
+ * envfile parsers.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700

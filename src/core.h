@@ -1,4 +1,7 @@
-/* core.h: the pure core, free of I/O: words, refs, paths, the config and envfile parsers. */
+/*
+ * core.h: the pure core, free of I/O: words, refs, paths, the config and
+ * envfile parsers.
+ */
 #ifndef DEPLOY_CORE_H
 #define DEPLOY_CORE_H
 
@@ -70,12 +73,12 @@ int	config_is_command(const char *key);	/* build, test, check, ... */
 /* A sha (at most 64 characters of src) into dst. */
 void	copy_sha(char dst[65], const char *src);
 
-char * xstrdup(const char *s);
-void * xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+void *xrealloc(void *p, size_t n);
 int parse_long(const char *v, long lo, long hi, long *out);
-char * trim(char *s);
+char *trim(char *s);
 int fields(char *s, char **f, int max);
 int two_words(const char *line, char *a, size_t al, char *b, size_t bl);
 unsigned long long fnv(unsigned long long h, const void *p, size_t n);
-const char * find_bytes(const char *s, size_t len, const char *w, size_t n);
+const char *find_bytes(const char *s, size_t len, const char *w, size_t n);
 #endif

@@ -6,12 +6,14 @@
 #include <stddef.h>
 
 double now(void);
-char * fmtpath(const char *fmt, ...);
-const char * fmttime(long long t);
-const char * printable(const char *s);
+char *fmtpath(const char *fmt, ...);
+const char *fmttime(long long t);
+const char *printable(const char *s);
 int write_all(int fd, const char *p, size_t n);
-char * read_file_at(int dfd, const char *name, size_t max, size_t *len, struct stat *st);
-int replace_file_at(int dfd, const char *name, const char *data, size_t len, int durable);
+char *read_file_at(int dfd, const char *name, size_t max, size_t *len,
+    struct stat *st);
+int replace_file_at(int dfd, const char *name, const char *data, size_t len,
+    int durable);
 int path_lookup(const char *name, char *out, size_t outlen);
 int write_new(const char *dir, const char *name, const char *buf, size_t len);
 void flush_fs(int fd);

@@ -12,7 +12,7 @@ int history_save(void);
 int history_add(int type, const char *sha);
 void history_compact(void);
 void signer_record(const char *sha, const char *who);
-const char * signer_of(const char *sha, char *buf, size_t len);
+const char *signer_of(const char *sha, char *buf, size_t len);
 void history_forget(const char *sha);
 void history_drop_last(void);
 #endif

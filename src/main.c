@@ -187,7 +187,8 @@ check_args(int argc, char *argv[])
 		return c;	/* init checks its own */
 	if (argc - 1 > c->maxargs || argc - 1 < c->minargs ||
 	    (options->verify && strcmp(cmd, "audit") != 0) ||
-	    (options->verify && (argc > 1 || options->json || options->dry_run)))
+	    (options->verify && (argc > 1 || options->json ||
+	    options->dry_run)))
 		die(EXIT_USAGE, "usage: deploy %s", c->synopsis);
 	if (argc == 2 && c->arg == A_REF && !ref_ok(argv[1]))
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "

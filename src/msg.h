@@ -1,4 +1,7 @@
-/* msg.h: messages: warnx, die and say, and the exit hook the runner installs. */
+/*
+ * msg.h: messages: warnx, die and say, and the exit hook the runner
+ * installs.
+ */
 #ifndef DEPLOY_MSG_H
 #define DEPLOY_MSG_H
 

@@ -1,5 +1,6 @@
 /*
- * order.c: the release history and the order of releases: rollback and prune choice, free of I/O.
+ * order.c: the release history and the order of releases: rollback and
+ * prune choice, free of I/O.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700

@@ -1,4 +1,7 @@
-/* order.h: the release history and the order of releases: rollback and prune choice, free of I/O. */
+/*
+ * order.h: the release history and the order of releases: rollback and prune
+ * choice, free of I/O.
+ */
 #ifndef DEPLOY_ORDER_H
 #define DEPLOY_ORDER_H
 

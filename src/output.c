@@ -1,5 +1,6 @@
 /*
- * output.c: what the admin reads of a step: its live line, its result, the tail, the log.
+ * output.c: what the admin reads of a step: its live line, its result, the
+ * tail, the log.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700

@@ -1,4 +1,7 @@
-/* output.h: what the admin reads of a step: its live line, its result, the tail, the log. */
+/*
+ * output.h: what the admin reads of a step: its live line, its result, the
+ * tail, the log.
+ */
 #ifndef DEPLOY_OUTPUT_H
 #define DEPLOY_OUTPUT_H
 

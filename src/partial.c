@@ -1,5 +1,6 @@
 /*
- * partial.c: a release being built: removed, and the run ended, when its build fails.
+ * partial.c: a release being built: removed, and the run ended, when its
+ * build fails.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700

@@ -1,4 +1,7 @@
-/* partial.h: a release being built: removed, and the run ended, when its build fails. */
+/*
+ * partial.h: a release being built: removed, and the run ended, when its
+ * build fails.
+ */
 #ifndef DEPLOY_PARTIAL_H
 #define DEPLOY_PARTIAL_H
 

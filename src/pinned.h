@@ -7,5 +7,6 @@
 #include "copytree.h"
 
 #define REQS_MAX	(64 << 20)	/* bytes of requirements a key covers */
-int derive_pinned(const struct vcopy *c, const char *buf, size_t len, const char *seeds, struct runopts *o, char *why, size_t wl);
+int derive_pinned(const struct vcopy *c, const char *buf, size_t len,
+    const char *seeds, struct runopts *o, char *why, size_t wl);
 #endif

@@ -1,4 +1,7 @@
-/* report.h: what this run will report at its end, to the audit and to notify. */
+/*
+ * report.h: what this run will report at its end, to the audit and to
+ * notify.
+ */
 #ifndef DEPLOY_REPORT_H
 #define DEPLOY_REPORT_H
 

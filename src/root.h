@@ -1,4 +1,7 @@
-/* root.h: the deploy root: opened once, its bookkeeping folder made on demand. */
+/*
+ * root.h: the deploy root: opened once, its bookkeeping folder made on
+ * demand.
+ */
 #ifndef DEPLOY_ROOT_H
 #define DEPLOY_ROOT_H
 

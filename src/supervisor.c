@@ -1,5 +1,6 @@
 /*
- * supervisor.c: what supervisorctl's answers mean, and the state of the program.
+ * supervisor.c: what supervisorctl's answers mean, and the state of the
+ * program.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700

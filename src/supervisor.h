@@ -1,4 +1,7 @@
-/* supervisor.h: what supervisorctl's answers mean, and the state of the program. */
+/*
+ * supervisor.h: what supervisorctl's answers mean, and the state of the
+ * program.
+ */
 #ifndef DEPLOY_SUPERVISOR_H
 #define DEPLOY_SUPERVISOR_H
 
@@ -24,9 +27,10 @@ extern char members_why[160];
 int sv_denied(const char *out);
 void sv_denied_why(char *why, size_t wl);
 void close_programs(char *buf, size_t bl);
-int program_state(const char *rdir, const char *sha, char *state, size_t sl, long *pid, char *pids, size_t pidl);
+int program_state(const char *rdir, const char *sha, char *state, size_t sl,
+    long *pid, char *pids, size_t pidl);
 void note_spawn_error(void);
-const char * spawn_why(void);
+const char *spawn_why(void);
 int is_group(void);
 int group_members(const char *sha, const char *name, struct member *m, int max);
 void proc_release(long pid, char sha[65]);

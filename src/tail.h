@@ -1,4 +1,7 @@
-/* tail.h: the tail of a step's output: repeated blocks collapsed, free of I/O. */
+/*
+ * tail.h: the tail of a step's output: repeated blocks collapsed, free of
+ * I/O.
+ */
 #ifndef DEPLOY_TAIL_H
 #define DEPLOY_TAIL_H
 
