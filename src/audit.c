@@ -115,19 +115,18 @@ audit_who(struct sbuf *b)
 }
 
 /*
- * The hash of the file's last line, into hex; *torn set when the file
- * does not end in a newline (a crash mid-write): that piece is hashed as
- * the last line, and the next line starts on a line of its own.
+ * The hash of the file's last line, into hex. When the file does not end
+ * in a newline (a crash mid-write) that piece is hashed as the last line;
+ * append_line starts the next line on a line of its own.
  */
 static int
-audit_last(int fd, char hex[65], int *torn)
+audit_last(int fd, char hex[65])
 {
 	struct stat st;
 	char *buf, *e, *s;
 	size_t n;
 	off_t off;
 
-	*torn = 0;
 	if (fstat(fd, &st) == -1)
 		return -1;
 	if (st.st_size == 0) {
@@ -144,8 +143,6 @@ audit_last(int fd, char hex[65], int *torn)
 	e = buf + n;
 	if (e[-1] == '\n')
 		e--;
-	else
-		*torn = 1;
 	for (s = e; s > buf && s[-1] != '\n'; s--)
 		;
 	sha256_hex(s, (size_t)(e - s), hex);
@@ -160,7 +157,7 @@ audit_append(const char *rec, size_t n)
 	char prev[65], head[66];
 	struct sbuf b = { NULL, 0, 0 };
 	struct flock fl;
-	int fd, torn, r = -1;
+	int fd, r = -1;
 
 	if ((fd = openat(statefd, "audit", O_RDWR | O_APPEND | O_CREAT |
 	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
@@ -170,17 +167,17 @@ audit_append(const char *rec, size_t n)
 	fl.l_whence = SEEK_SET;
 	while ((r = fcntl(fd, F_SETLKW, &fl)) == -1 && errno == EINTR)
 		;
-	if (r == 0 && (r = audit_last(fd, prev, &torn)) == 0) {
-		sb_add(&b, "\n{\"prev\": \"", 11);
+	if (r == 0 && (r = audit_last(fd, prev)) == 0) {
+		sb_add(&b, "{\"prev\": \"", 10);
 		sb_add(&b, prev, 64);
 		sb_add(&b, "\"", 1);
 		sb_add(&b, rec, n);
 		sb_add(&b, "}\n", 2);
-		sha256_hex(b.p + 1, b.n - 2, head);
+		sha256_hex(b.p, b.n - 1, head);
 		head[64] = '\n';
-		r = write_all(fd, b.p + !torn, b.n - !torn) == -1 ||
-		    fsync(fd) == -1 || replace_file_at(statefd, "audit-head",
-		    head, 65, 1) == -1 ? -1 : 0;
+		r = append_line(fd, b.p, b.n) == -1 ||
+		    replace_file_at(statefd, "audit-head", head, 65, 1) == -1 ?
+		    -1 : 0;
 	}
 	if (close(fd) == -1)
 		r = -1;
