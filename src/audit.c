@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
 #include "history.h"
@@ -51,15 +51,6 @@ env_or_null(const char *name)
 	return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* The user name of our uid, or NULL. */
-const char *
-login_name(void)
-{
-	struct passwd *pw = getpwuid(getuid());
-
-	return pw != NULL ? pw->pw_name : NULL;
-}
-
 /* Who asked, in one word, for notify: the most specific claim first. */
 const char *
 audit_actor(void)
@@ -72,7 +63,7 @@ audit_actor(void)
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if ((v = env_or_null(order[i])) != NULL)
 			return v;
-	return (v = login_name()) != NULL ? v : "unknown";
+	return (v = login_name(getuid())) != NULL ? v : "unknown";
 }
 
 /* "observed": {...}, "claimed": {...} */
@@ -91,7 +82,7 @@ audit_who(struct sbuf *b)
 		snprintf(num, sizeof(num), ", \"euid\": %ld", (long)geteuid());
 		sb_add(b, num, strlen(num));
 	}
-	sb_json(b, "user", login_name(), AUDIT_VAL);
+	sb_json(b, "user", login_name(getuid()), AUDIT_VAL);
 	sb_json(b, "tty", tty, AUDIT_VAL);
 	host[sizeof(host) - 1] = '\0';
 	sb_json(b, "host", gethostname(host, sizeof(host) - 1) == 0 ? host :

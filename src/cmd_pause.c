@@ -15,6 +15,7 @@
 #include "cmd_pause.h"
 #include "audit.h"
 #include "cmdline.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
 #include "json.h"
@@ -67,7 +68,7 @@ cmd_pause(int argc, char **argv)
 		    "%s%s", rl ? " " : "", argv[i]);
 	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
 	p.uid = (long)getuid();
-	if ((r = login_name()) == NULL)
+	if ((r = login_name(getuid())) == NULL)
 		r = "?";
 	cut_utf8(p.user, printable(r), sizeof(p.user));
 	p.since = (long long)time(NULL);
