@@ -34,10 +34,11 @@
 static void
 pause_event(const char *event, const struct pauserec *p)
 {
+	char by[PAUSE_WHO];
+
 	if (strcmp(event, "pause") == 0)
-		say("paused by %s (uid %ld)%s%s: deploy and prepare refuse "
-		    "(exit 3) until 'deploy resume'", p->user, p->uid,
-		    p->reason[0] ? ": " : "", p->reason);
+		say("paused %s: deploy and prepare refuse (exit 3) until "
+		    "'deploy resume'", pause_who(p, 0, by, sizeof(by)));
 	else
 		say("resumed (was paused by %s since %s)", p->user,
 		    p->since ? fmttime(p->since) : "?");

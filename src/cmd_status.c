@@ -97,6 +97,7 @@ status_pending_pause(void)
 	    "prune next", "switch back next" };
 	struct pending p;
 	struct pauserec pr;
+	char by[PAUSE_WHO];
 	int paused = pause_read(&pr);
 
 	memset(&p, 0, sizeof(p));
@@ -130,8 +131,8 @@ status_pending_pause(void)
 		printf("pending: %s %s from %s (%s)\n", pnames[p.state], p.sha,
 		    p.prev[0] ? p.prev : "nothing", next[p.state]);
 	if (paused)
-		printf("paused: by %s (uid %ld) since %s%s%s\n", pr.user, pr.uid,
-		    fmttime(pr.since), pr.reason[0] ? ": " : "", pr.reason);
+		printf("paused: %s\n", pause_who(&pr, PAUSE_SINCE, by,
+		    sizeof(by)));
 	else
 		printf("paused: no\n");
 }
