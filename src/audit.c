@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
 #include "history.h"
@@ -51,15 +51,6 @@ env_or_null(const char *name)
 	return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* The user name of our uid, or NULL. */
-const char *
-login_name(void)
-{
-	struct passwd *pw = getpwuid(getuid());
-
-	return pw != NULL ? pw->pw_name : NULL;
-}
-
 /* Who asked, in one word, for notify: the most specific claim first. */
 const char *
 audit_actor(void)
@@ -72,7 +63,7 @@ audit_actor(void)
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		if ((v = env_or_null(order[i])) != NULL)
 			return v;
-	return (v = login_name()) != NULL ? v : "unknown";
+	return (v = login_name(getuid())) != NULL ? v : "unknown";
 }
 
 /* "observed": {...}, "claimed": {...} */
@@ -91,7 +82,7 @@ audit_who(struct sbuf *b)
 		snprintf(num, sizeof(num), ", \"euid\": %ld", (long)geteuid());
 		sb_add(b, num, strlen(num));
 	}
-	sb_json(b, "user", login_name(), AUDIT_VAL);
+	sb_json(b, "user", login_name(getuid()), AUDIT_VAL);
 	sb_json(b, "tty", tty, AUDIT_VAL);
 	host[sizeof(host) - 1] = '\0';
 	sb_json(b, "host", gethostname(host, sizeof(host) - 1) == 0 ? host :
@@ -115,19 +106,18 @@ audit_who(struct sbuf *b)
 }
 
 /*
- * The hash of the file's last line, into hex; *torn set when the file
- * does not end in a newline (a crash mid-write): that piece is hashed as
- * the last line, and the next line starts on a line of its own.
+ * The hash of the file's last line, into hex. When the file does not end
+ * in a newline (a crash mid-write) that piece is hashed as the last line;
+ * append_line starts the next line on a line of its own.
  */
 static int
-audit_last(int fd, char hex[65], int *torn)
+audit_last(int fd, char hex[65])
 {
 	struct stat st;
 	char *buf, *e, *s;
 	size_t n;
 	off_t off;
 
-	*torn = 0;
 	if (fstat(fd, &st) == -1)
 		return -1;
 	if (st.st_size == 0) {
@@ -144,8 +134,6 @@ audit_last(int fd, char hex[65], int *torn)
 	e = buf + n;
 	if (e[-1] == '\n')
 		e--;
-	else
-		*torn = 1;
 	for (s = e; s > buf && s[-1] != '\n'; s--)
 		;
 	sha256_hex(s, (size_t)(e - s), hex);
@@ -160,7 +148,7 @@ audit_append(const char *rec, size_t n)
 	char prev[65], head[66];
 	struct sbuf b = { NULL, 0, 0 };
 	struct flock fl;
-	int fd, torn, r = -1;
+	int fd, r = -1;
 
 	if ((fd = openat(statefd, "audit", O_RDWR | O_APPEND | O_CREAT |
 	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
@@ -170,17 +158,17 @@ audit_append(const char *rec, size_t n)
 	fl.l_whence = SEEK_SET;
 	while ((r = fcntl(fd, F_SETLKW, &fl)) == -1 && errno == EINTR)
 		;
-	if (r == 0 && (r = audit_last(fd, prev, &torn)) == 0) {
-		sb_add(&b, "\n{\"prev\": \"", 11);
+	if (r == 0 && (r = audit_last(fd, prev)) == 0) {
+		sb_add(&b, "{\"prev\": \"", 10);
 		sb_add(&b, prev, 64);
 		sb_add(&b, "\"", 1);
 		sb_add(&b, rec, n);
 		sb_add(&b, "}\n", 2);
-		sha256_hex(b.p + 1, b.n - 2, head);
+		sha256_hex(b.p, b.n - 1, head);
 		head[64] = '\n';
-		r = write_all(fd, b.p + !torn, b.n - !torn) == -1 ||
-		    fsync(fd) == -1 || replace_file_at(statefd, "audit-head",
-		    head, 65, 1) == -1 ? -1 : 0;
+		r = append_line(fd, b.p, b.n) == -1 ||
+		    replace_file_at(statefd, "audit-head", head, 65, 1) == -1 ?
+		    -1 : 0;
 	}
 	if (close(fd) == -1)
 		r = -1;

@@ -19,7 +19,6 @@
 #define AUDIT_ZERO \
 	"0000000000000000000000000000000000000000000000000000000000000000"
 
-const char *login_name(void);
 const char *audit_actor(void);
 void audit_event(const char *event, int status, const char *rev,
     const char *prev, const char *detail);

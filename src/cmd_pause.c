@@ -15,6 +15,7 @@
 #include "cmd_pause.h"
 #include "audit.h"
 #include "cmdline.h"
+#include "config.h"
 #include "core.h"
 #include "files.h"
 #include "json.h"
@@ -33,10 +34,11 @@
 static void
 pause_event(const char *event, const struct pauserec *p)
 {
+	char by[PAUSE_WHO];
+
 	if (strcmp(event, "pause") == 0)
-		say("paused by %s (uid %ld)%s%s: deploy and prepare refuse "
-		    "(exit 3) until 'deploy resume'", p->user, p->uid,
-		    p->reason[0] ? ": " : "", p->reason);
+		say("paused %s: deploy and prepare refuse (exit 3) until "
+		    "'deploy resume'", pause_who(p, 0, by, sizeof(by)));
 	else
 		say("resumed (was paused by %s since %s)", p->user,
 		    p->since ? fmttime(p->since) : "?");
@@ -67,7 +69,7 @@ cmd_pause(int argc, char **argv)
 		    "%s%s", rl ? " " : "", argv[i]);
 	cut_utf8(p.reason, printable(p.reason), sizeof(p.reason));
 	p.uid = (long)getuid();
-	if ((r = login_name()) == NULL)
+	if ((r = login_name(getuid())) == NULL)
 		r = "?";
 	cut_utf8(p.user, printable(r), sizeof(p.user));
 	p.since = (long long)time(NULL);

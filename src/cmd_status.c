@@ -35,12 +35,12 @@ static void
 status_program(void)
 {
 	static struct member m[MAXMEMBERS];
+	static char rs[MAXMEMBERS][65];
 	const char *why = config_for_status();
-	char rs[65];
 	int n = 0, i;
 
 	if (why == NULL && cfg.program != NULL && cursha[0] &&
-	    (n = group_members(cursha, cfg.program, m, MAXMEMBERS)) < 0)
+	    (n = program_members(m, rs, MAXMEMBERS)) < 0)
 		why = members_why;	/* never a part of the group */
 	if (options->json) {
 		if (why != NULL || cfg.program == NULL) {
@@ -51,7 +51,6 @@ status_program(void)
 		json_field("name", cfg.program, 0);
 		printf(", \"processes\": [");
 		for (i = 0; i < n; i++) {
-			proc_release(m[i].pid, rs);
 			printf("%s{", i ? ", " : "");
 			json_field("name", m[i].name, 0);
 			json_field("state", m[i].state, 1);
@@ -59,9 +58,9 @@ status_program(void)
 				printf(", \"pid\": %ld", m[i].pid);
 			else
 				printf(", \"pid\": null");
-			json_field("release", rs, 1);
-			printf(", \"current\": %s}", rs[0] &&
-			    strcmp(rs, cursha) == 0 ? "true" : "false");
+			json_field("release", rs[i], 1);
+			printf(", \"current\": %s}", rs[i][0] &&
+			    strcmp(rs[i], cursha) == 0 ? "true" : "false");
 		}
 		printf("]}");
 		return;
@@ -78,13 +77,12 @@ status_program(void)
 		printf("program: %s: supervisorctl status names no process\n",
 		    cfg.program);
 	for (i = 0; i < n; i++) {
-		proc_release(m[i].pid, rs);
 		printf("program: %s %s", m[i].name, m[i].state);
 		if (m[i].pid > 0)
 			printf(" pid %ld", m[i].pid);
-		if (rs[0])
-			printf(" (releases/%s%s)", rs, strcmp(rs, cursha) == 0 ?
-			    ", current" : ", NOT current");
+		if (rs[i][0])
+			printf(" (releases/%s%s)", rs[i], strcmp(rs[i],
+			    cursha) == 0 ? ", current" : ", NOT current");
 		putchar('\n');
 	}
 }
@@ -97,6 +95,7 @@ status_pending_pause(void)
 	    "prune next", "switch back next" };
 	struct pending p;
 	struct pauserec pr;
+	char by[PAUSE_WHO];
 	int paused = pause_read(&pr);
 
 	memset(&p, 0, sizeof(p));
@@ -130,8 +129,8 @@ status_pending_pause(void)
 		printf("pending: %s %s from %s (%s)\n", pnames[p.state], p.sha,
 		    p.prev[0] ? p.prev : "nothing", next[p.state]);
 	if (paused)
-		printf("paused: by %s (uid %ld) since %s%s%s\n", pr.user, pr.uid,
-		    fmttime(pr.since), pr.reason[0] ? ": " : "", pr.reason);
+		printf("paused: %s\n", pause_who(&pr, PAUSE_SINCE, by,
+		    sizeof(by)));
 	else
 		printf("paused: no\n");
 }

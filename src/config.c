@@ -27,14 +27,23 @@ struct config cfg;
 
 char **envvars;		/* from envfile */
 
+/* The name of uid in the password database, as it is there, or NULL. */
+const char *
+login_name(uid_t uid)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	return pw != NULL ? pw->pw_name : NULL;
+}
+
 /* A user's name for messages: a bare number says too little. */
 const char *
 user_name(uid_t uid, char *buf, size_t len)
 {
-	struct passwd *pw = getpwuid(uid);
+	const char *name = login_name(uid);
 
-	snprintf(buf, len, "%s", pw != NULL && pw->pw_name != NULL ?
-	    printable(pw->pw_name) : "no such user in the password database");
+	snprintf(buf, len, "%s", name != NULL ? printable(name) :
+	    "no such user in the password database");
 	return buf;
 }
 

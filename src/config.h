@@ -10,6 +10,7 @@
 
 extern struct config cfg;
 extern char **envvars;
+const char *login_name(uid_t uid);
 const char *user_name(uid_t uid, char *buf, size_t len);
 char *read_trusted(int dfd, const char *name, const char *shown,
     const char *hint, size_t *lenp);

@@ -96,6 +96,35 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * Appends line (n bytes: whole lines) to fd, open with O_APPEND, in one
+ * write, and fsyncs it. A torn last line (the file does not end in a
+ * newline: a crash mid-write) is ended first, in the same write, so that
+ * it stays one bad line and this one starts a line of its own. 0, or -1
+ * and errno.
+ */
+int
+append_line(int fd, const char *line, size_t n)
+{
+	struct stat st;
+	char last = '\n', *buf;
+	int r, e;
+
+	if (fstat(fd, &st) == -1 || (st.st_size > 0 &&
+	    pread(fd, &last, 1, st.st_size - 1) != 1))
+		return -1;
+	if (last == '\n')
+		return write_all(fd, line, n) == -1 || fsync(fd) == -1 ? -1 : 0;
+	buf = xrealloc(NULL, n + 1);
+	buf[0] = '\n';
+	memcpy(buf + 1, line, n);
+	r = write_all(fd, buf, n + 1) == -1 || fsync(fd) == -1 ? -1 : 0;
+	e = errno;
+	free(buf);
+	errno = e;
+	return r;
+}
+
 char *
 read_file_at(int dfd, const char *name, size_t max, size_t *len,
     struct stat *st)

@@ -10,6 +10,7 @@ char *fmtpath(const char *fmt, ...);
 const char *fmttime(long long t);
 const char *printable(const char *s);
 int write_all(int fd, const char *p, size_t n);
+int append_line(int fd, const char *line, size_t n);
 char *read_file_at(int dfd, const char *name, size_t max, size_t *len,
     struct stat *st);
 int replace_file_at(int dfd, const char *name, const char *data, size_t len,

@@ -80,25 +80,20 @@ history_save(void)
 int
 history_add(int type, const char *sha)
 {
-	char line[128], last = '\n';
-	struct stat st;
+	char line[128];
 	int fd, n;
 
 	hist = xrealloc(hist, (nhist + 1) * sizeof(*hist));
 	hist[nhist].t = (long long)time(NULL);
 	hist[nhist].type = type;
 	snprintf(hist[nhist].sha, sizeof(hist[nhist].sha), "%s", sha);
-	n = snprintf(line + 1, sizeof(line) - 1, "%lld %s %s\n", hist[nhist].t,
+	n = snprintf(line, sizeof(line), "%lld %s %s\n", hist[nhist].t,
 	    event_name(type), hist[nhist].sha);
 	nhist++;
 	if ((fd = openat(statefd, "history", O_RDWR | O_APPEND | O_CLOEXEC |
 	    O_NOFOLLOW)) == -1)
 		return history_save();	/* the first event makes the file */
-	line[0] = '\n';
-	if (fstat(fd, &st) == -1 || (st.st_size > 0 &&
-	    pread(fd, &last, 1, st.st_size - 1) != 1) ||
-	    write_all(fd, line + (last == '\n'), (size_t)n + (last != '\n')) == -1 ||
-	    fsync(fd) == -1) {
+	if (append_line(fd, line, (size_t)n) == -1) {
 		warnx("cannot write %s/%s/history: %s", root, STATE,
 		    strerror(errno));
 		close(fd);

@@ -11,6 +11,8 @@
 #include "json.h"
 #include "core.h"
 
+#define JSON_SHORT	1	/* \b \f \n \r \t as JSON writes them */
+
 /* the second byte's range after lead c (RFC 3629's table): no overlong
  * form, no surrogate, nothing past U+10FFFF */
 static int
@@ -37,36 +39,6 @@ utf8_len(const unsigned char *s)
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
 	return n;
-}
-
-char *
-json_quote(const char *str)
-{
-	const unsigned char *p = (const unsigned char *)(str ? str : "");
-	char *out = xrealloc(NULL, strlen((const char *)p) * 6 + 3), *o = out;
-	const char *esc;
-	int n;
-
-	*o++ = '"';
-	for (; *p; p += n ? n : 1) {
-		n = utf8_len(p);
-		esc = *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : *p == '\b' ?
-		    "\\b" : *p == '\f' ? "\\f" : *p == '\n' ? "\\n" : *p == '\r' ?
-		    "\\r" : *p == '\t' ? "\\t" : NULL;
-		if (n == 0)
-			o += sprintf(o, "\\ufffd");
-		else if (esc != NULL)
-			o += sprintf(o, "%s", esc);
-		else if (*p < 0x20 || *p == 0x7f)
-			o += sprintf(o, "\\u%04x", *p);
-		else {
-			memcpy(o, p, (size_t)n);
-			o += n;
-		}
-	}
-	*o++ = '"';
-	*o = '\0';
-	return out;
 }
 
 size_t
@@ -98,26 +70,35 @@ sb_add(struct sbuf *b, const char *s, size_t n)
 	b->p[b->n] = '\0';
 }
 
-/* a JSON string of at most max bytes of s, or null */
-void
-sb_jstr(struct sbuf *b, const char *s, size_t max)
+/*
+ * The one JSON string encoder: at most max bytes of s, quoted. A quote
+ * and a backslash as \" and \\, each byte that is not valid UTF-8 and
+ * a character the max would cut as \ufffd, other controls and DEL as
+ * \u00xx. JSON_SHORT writes \b \f \n \r \t as those; without it they
+ * are \u00xx too, as the audit trail has always written them (its lines
+ * are hashed, so their bytes never change).
+ */
+static void
+sb_quote(struct sbuf *b, const char *s, size_t max, int how)
 {
+	static const char shorts[] = "\bb\ff\nn\rr\tt";
 	const unsigned char *p = (const unsigned char *)s;
+	const char *sh;
 	char esc[8];
 	size_t k;
 	int n;
 
-	if (s == NULL) {
-		sb_add(b, "null", 4);
-		return;
-	}
 	sb_add(b, "\"", 1);
 	for (; *p && max > 0; p += k, max -= k < max ? k : max) {
 		n = utf8_len(p);
 		k = n > 0 ? (size_t)n : 1;
+		sh = (how & JSON_SHORT) && *p < 0x20 ? strchr(shorts, *p) : NULL;
 		if (n == 0 || k > max)
 			sb_add(b, "\\ufffd", 6);
-		else if (*p == '"' || *p == '\\' || *p < 0x20 || *p == 0x7f) {
+		else if (sh != NULL) {
+			sb_add(b, "\\", 1);
+			sb_add(b, sh + 1, 1);
+		} else if (*p == '"' || *p == '\\' || *p < 0x20 || *p == 0x7f) {
 			snprintf(esc, sizeof(esc), *p == '"' || *p == '\\' ?
 			    "\\%c" : "\\u%04x", *p);
 			sb_add(b, esc, strlen(esc));
@@ -125,6 +106,25 @@ sb_jstr(struct sbuf *b, const char *s, size_t max)
 			sb_add(b, (const char *)p, k);
 	}
 	sb_add(b, "\"", 1);
+}
+
+char *
+json_quote(const char *str)
+{
+	struct sbuf b = { NULL, 0, 0 };
+
+	sb_quote(&b, str ? str : "", (size_t)-1, JSON_SHORT);
+	return b.p;
+}
+
+/* a JSON string of at most max bytes of s, or null: the audit's escapes */
+void
+sb_jstr(struct sbuf *b, const char *s, size_t max)
+{
+	if (s == NULL)
+		sb_add(b, "null", 4);
+	else
+		sb_quote(b, s, max, 0);
 }
 
 /* , "KEY": VALUE */

@@ -54,17 +54,36 @@ pause_read(struct pauserec *p)
 	return 1;
 }
 
-/* "alice (uid 1000) since 2026-11-30 16:00:00: REASON" when paused */
+/*
+ * Who paused, into buf: "by alice (uid 1000) since 2026-11-30 16:00:00:
+ * REASON", the one text of it. PAUSE_SINCE adds " since TIME";
+ * PAUSE_ASK shows a user or a time the record lacks as "?" (without it,
+ * as "" and fmttime's "-"). No reason, no ": ".
+ */
+const char *
+pause_who(const struct pauserec *p, int how, char *buf, size_t len)
+{
+	int ask = how & PAUSE_ASK;
+
+	snprintf(buf, len, "by %s (uid %ld)%s%s%s%s", ask && !p->user[0] ?
+	    "?" : p->user, p->uid, how & PAUSE_SINCE ? " since " : "",
+	    !(how & PAUSE_SINCE) ? "" : ask && !p->since ? "?" :
+	    fmttime(p->since), p->reason[0] ? ": " : "", p->reason);
+	return buf;
+}
+
+/* "paused by alice (uid 1000) since 2026-11-30 16:00:00: REASON" when
+ * paused */
 int
 paused_by(char *who, size_t wl)
 {
 	struct pauserec p;
+	char by[PAUSE_WHO];
 
 	if (!pause_read(&p))
 		return 0;
-	snprintf(who, wl, "paused by %s (uid %ld) since %s%s%s",
-	    p.user[0] ? p.user : "?", p.uid, p.since ? fmttime(p.since) : "?",
-	    p.reason[0] ? ": " : "", p.reason);
+	snprintf(who, wl, "paused %s", pause_who(&p, PAUSE_SINCE | PAUSE_ASK,
+	    by, sizeof(by)));
 	return 1;
 }
 

@@ -26,6 +26,10 @@ struct pauserec {
 };
 
 int pause_read(struct pauserec *p);
+#define PAUSE_SINCE	1	/* pause_who: " since TIME" */
+#define PAUSE_ASK	2	/* pause_who: what the record lacks as "?" */
+#define PAUSE_WHO	600	/* pause_who's text fits in this */
+const char *pause_who(const struct pauserec *p, int how, char *buf, size_t len);
 int paused_by(char *who, size_t wl);
 void refuse_if_paused(void);
 #endif

@@ -323,7 +323,7 @@ group_members(const char *sha, const char *name, struct member *m, int max)
 
 /* The release a process works in, from /proc: its sha, or "" when it
  * works elsewhere or /proc does not say (another user's process). */
-void
+static void
 proc_release(long pid, char sha[65])
 {
 	char path[64], cwd[PATH_MAX], *p, *e;
@@ -347,29 +347,41 @@ proc_release(long pid, char sha[65])
 		copy_sha(sha, p);
 }
 
+/* The program's processes for current (group_members), and in rs[i]
+ * the release each works in (proc_release): how many, or -1 as
+ * group_members. What status shows and program_wrong judges. */
+int
+program_members(struct member *m, char (*rs)[65], int max)
+{
+	int n = group_members(cursha, cfg.program, m, max), i;
+
+	for (i = 0; i < n; i++)
+		proc_release(m[i].pid, rs[i]);
+	return n;
+}
+
 /* what is wrong with the program, in what; 0 when nothing is */
 int
 program_wrong(char *what, size_t wl)
 {
 	static struct member m[MAXMEMBERS];
-	char rs[65];
+	static char rs[MAXMEMBERS][65];
 	int n, i;
 
-	if ((n = group_members(cursha, cfg.program, m, MAXMEMBERS)) <= 0) {
+	if ((n = program_members(m, rs, MAXMEMBERS)) <= 0) {
 		snprintf(what, wl, "supervisorctl status %s names %s",
 		    cfg.program, n == 0 ? "no process" : members_why);
 		return 2;
 	}
 	for (i = 0; i < n; i++) {
-		proc_release(m[i].pid, rs);
 		if (strcmp(m[i].state, "RUNNING") != 0)
 			snprintf(what, wl, "%s %.255s was %s", strcmp(m[i].name,
 			    cfg.program) == 0 ? "program" : "process", m[i].name,
 			    m[i].state);
-		else if (rs[0] && strcmp(rs, cursha) != 0)
+		else if (rs[i][0] && strcmp(rs[i], cursha) != 0)
 			snprintf(what, wl, "%s %.255s ran %.12s, not current",
 			    strcmp(m[i].name, cfg.program) == 0 ? "program" :
-			    "process", m[i].name, rs);
+			    "process", m[i].name, rs[i]);
 		else
 			continue;
 		return 1;

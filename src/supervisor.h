@@ -33,7 +33,7 @@ void note_spawn_error(void);
 const char *spawn_why(void);
 int is_group(void);
 int group_members(const char *sha, const char *name, struct member *m, int max);
-void proc_release(long pid, char sha[65]);
+int program_members(struct member *m, char (*rs)[65], int max);
 int program_wrong(char *what, size_t wl);
 void spawn_forget(void);
 #endif
