@@ -263,18 +263,12 @@ say_commits_fetched(const char *ref, const char *sha)
 static int
 dry_run_verify(const char *ref, const char *sha)
 {
-	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
-	char out[128], *spec = fmtpath("%s^{commit}", sha), **argv;
+	char out[RP_OUT];
 	struct result r;
 	int st;
 
-	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
-	    spec, (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	st = run(argv, &o, &r) == 0 ? check_signature(ref, sha) : -2;
-	free_words(argv);
-	free(spec);
+	st = rev_parse_commit(sha, out, &r) == 0 ? check_signature(ref, sha) :
+	    -2;
 	if (st == 0)
 		say("signature: good, by %s", signer);
 	else if (st == -2)

@@ -166,14 +166,37 @@ resolve_local(const char *ref, char *sha)
 	return r;
 }
 
+/*
+ * The one runner of git rev-parse --verify --quiet SPEC^{commit} in the
+ * mirror (spec never starts with '-': ref_ok, or a sha): 0 when git names
+ * a commit, its first line of output in out (RP_OUT bytes); -1 when not,
+ * r saying how git ended.
+ */
+int
+rev_parse_commit(const char *spec, char out[RP_OUT], struct result *r)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char *arg = fmtpath("%s^{commit}", spec), **argv;
+	int st;
+
+	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
+	    arg, (char *)NULL);
+	o.out = out;
+	o.outlen = RP_OUT;
+	out[0] = '\0';
+	st = run(argv, &o, r);
+	out[strcspn(out, "\n")] = '\0';
+	free_words(argv);
+	free(arg);
+	return st;
+}
+
 /* 2. resolve: REF to a full object id, checked before it is a path */
 void
 resolve(const char *ref, char *sha)
 {
-	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
-	char out[256], *spec;
+	char out[RP_OUT];
 	struct result r;
-	char **argv;
 
 	if (!ref_ok(ref))
 		die(EXIT_USAGE, "ref '%s': not a usable ref (empty, starts "
@@ -184,27 +207,18 @@ resolve(const char *ref, char *sha)
 		step_ok("resolve");
 		return;
 	}
-	spec = fmtpath("%s^{commit}", ref);
-	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
-	    spec, (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	out[0] = '\0';
-	if (run(argv, &o, &r) == -1) {
+	if (rev_parse_commit(ref, out, &r) == -1) {
 		if (r.signo)
 			leave(128 + r.signo);
 		step_fail("resolve", "not found", 0);
 		die(EXIT_USAGE, "ref '%s': no such branch, tag or commit in %s",
 		    printable(ref), cfg.repo);
 	}
-	out[strcspn(out, "\n")] = '\0';
 	if (!is_sha(out))
 		die(EXIT_FAILED, "git rev-parse printed '%.80s', not an object id",
 		    out);
 	strcpy(sha, out);
 	step_ok("resolve");
-	free_words(argv);
-	free(spec);
 }
 
 /*
@@ -273,24 +287,13 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 int
 mirror_sha(const char *ref, char *sha)
 {
-	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
-	char out[256], *spec, **argv;
+	char out[RP_OUT];
 	struct result r;
-	int found;
 
 	if (resolve_local(ref, sha) == 0)
 		return 0;
-	spec = fmtpath("%s^{commit}", ref);
-	argv = words_plus("git", gitdir(), "rev-parse", "--verify", "--quiet",
-	    spec, (char *)NULL);	/* ref_ok: it never starts with '-' */
-	o.out = out;
-	o.outlen = sizeof(out);
-	out[0] = '\0';
-	found = run(argv, &o, &r) == 0;
-	out[strcspn(out, "\n")] = '\0';
-	if ((found = found && is_sha(out)))
-		copy_sha(sha, out);
-	free_words(argv);
-	free(spec);
-	return found ? 0 : -1;
+	if (rev_parse_commit(ref, out, &r) == -1 || !is_sha(out))
+		return -1;
+	copy_sha(sha, out);
+	return 0;
 }
