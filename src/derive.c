@@ -123,7 +123,7 @@ fail:
 	return NULL;
 }
 
-int
+static int
 is_seed(const char *nv)
 {
 	static const char *seeds[] = { "pip ", "setuptools ", "wheel ",
@@ -374,31 +374,43 @@ derive_copy(int vfd, const char *src, const char *key, struct vcopy *c,
 	return r;
 }
 
+/*
+ * Appends to v (n words and a NULL, or NULL) the name of each "name
+ * version" of have that want names neither as "name" nor as "name
+ * version", seeds apart: what a venv holding have loses to become want.
+ */
+char **
+venv_gone(char **v, size_t *n, char **have, char **want)
+{
+	char **h, **w;
+	size_t len;
+
+	for (h = have; *h; h++) {
+		len = strcspn(*h, " ");
+		for (w = want; *w && (strcspn(*w, " ") != len ||
+		    strncmp(*w, *h, len) != 0); w++)
+			;
+		if (*w != NULL || is_seed(*h))
+			continue;
+		v = xrealloc(v, (*n + 2) * sizeof(*v));
+		v[(*n)++] = fmtpath("%.*s", (int)len, *h);
+		v[*n] = NULL;
+	}
+	return v;
+}
+
 /* uninstalls what the venv has ("name version") and want lacks */
 static int
 derive_uninstall(const char *vpath, char **want, char **have,
     struct runopts *o, char *why, size_t wl)
 {
-	char **argv = venv_pip(vpath, "uninstall", "-y", (char *)NULL), **w, **h;
-	size_t n, len;
+	char **argv = venv_pip(vpath, "uninstall", "-y", (char *)NULL);
+	size_t n;
 	int r = 0;
 
 	for (n = 0; argv[n]; n++)
 		;
-	for (h = have; *h; h++) {
-		len = strcspn(*h, " ");
-		if (is_seed(*h))
-			continue;
-		for (w = want; *w && (strncmp(*w, *h, len) != 0 ||
-		    (*w)[len] != ' '); w++)
-			;
-		if (*w != NULL)
-			continue;
-		argv = xrealloc(argv, (n + 2) * sizeof(*argv));
-		argv[n] = xstrdup(*h);
-		argv[n++][len] = '\0';
-		argv[n] = NULL;
-	}
+	argv = venv_gone(argv, &n, have, want);
 	if (n > 5)
 		r = derive_run(argv, o, why, wl);
 	free_words(argv);

@@ -229,8 +229,6 @@ pinned_plan(const char *buf, size_t len, char **have, const char *old,
     struct pinned *p)
 {
 	const char *l, *q, *e, *end = buf + len;
-	char **h, **w;
-	size_t nl;
 
 	memset(p, 0, sizeof(*p));
 	p->old = old;
@@ -253,15 +251,7 @@ pinned_plan(const char *buf, size_t len, char **have, const char *old,
 	if (p->nnames == 0 || ((p->nhashed > 0 || p->reqhashes) &&
 	    p->nhashed != p->nnames))
 		return -1;
-	for (h = have; *h; h++) {
-		nl = strcspn(*h, " ");
-		for (w = p->names; *w && (strlen(*w) != nl ||
-		    strncmp(*w, *h, nl) != 0); w++)
-			;
-		if (*w == NULL && !is_seed(*h))
-			p->gone = push_word(p->gone, &p->ngone,
-			    fmtpath("%.*s", (int)nl, *h));
-	}
+	p->gone = venv_gone(NULL, &p->ngone, have, p->names);
 	return 0;
 }
 
