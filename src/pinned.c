@@ -235,14 +235,8 @@ pinned_plan(const char *buf, size_t len, char **have, const char *old,
 	for (l = buf; l < end; l = q + 1) {
 		if ((q = memchr(l, '\n', (size_t)(end - l))) == NULL)
 			q = end;
-		/* pip's comments: '#' at the start or after a blank */
-		for (e = l; e < q; e++)
-			if (*e == '#' && (e == l || RQ_WS(e[-1])))
-				break;
-		while (l < e && RQ_WS(*l))
-			l++;
-		while (e > l && RQ_WS(e[-1]))
-			e--;
+		e = q;
+		reqs_trim(&l, &e);
 		if (l < e && plan_line(p, l, e, have) == -1)
 			return -1;
 	}

@@ -159,6 +159,23 @@ rq_requirement(const char *p, const char *e)
 	    "<>=!~,.*+_-()'\" \t\r\f\v");
 }
 
+void
+reqs_trim(const char **l, const char **e)
+{
+	const char *s = *l, *t;
+
+	/* pip's comments: '#' at the start or after a blank */
+	for (t = s; t < *e; t++)
+		if (*t == '#' && (t == s || RQ_WS(t[-1])))
+			break;
+	while (s < t && RQ_WS(*s))
+		s++;
+	while (t > s && RQ_WS(t[-1]))
+		t--;
+	*l = s;
+	*e = t;
+}
+
 int
 reqs_shareable(const char *buf, size_t len)
 {
@@ -174,14 +191,8 @@ reqs_shareable(const char *buf, size_t len)
 			e--;
 		if (e > l && e[-1] == '\\')	/* pip joins lines: not followed */
 			return 0;
-		/* pip's comments: '#' at the start or after a blank */
-		for (e = l; e < p; e++)
-			if (*e == '#' && (e == l || RQ_WS(e[-1])))
-				break;
-		while (l < e && RQ_WS(*l))
-			l++;
-		while (e > l && RQ_WS(e[-1]))
-			e--;
+		e = p;
+		reqs_trim(&l, &e);
 		if (l == e)
 			continue;
 		if (*l == '-' ? !rq_options(l, e) : !rq_requirement(l, e))

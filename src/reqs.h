@@ -4,6 +4,11 @@
 
 #include <stddef.h>
 
+/* The requirement in the line [*l, *e): pip's comment ('#' at the start
+ * or after a blank) and the blanks around it cut off, *l == *e when
+ * nothing is left. */
+void	reqs_trim(const char **l, const char **e);
+
 /* Whether a requirements file may share a venv keyed by its bytes: every
  * line blank, a comment, a plain requirement or an option naming no
  * local path. */
