@@ -39,21 +39,86 @@ wait_next_look(const char *state, double settled)
 		poll(NULL, 0, 200);
 }
 
-/* restarts one process and waits until it is RUNNING with the same pid
- * for SETTLE seconds; why says what went wrong */
+/* one look at the restarted program, or at the member of its group named
+ * member: its state and pid (for the program, a fingerprint of its pids)
+ * into m, and a line in the log */
+static void
+look(const char *rdir, const char *sha, const char *member, struct member *m)
+{
+	char pids[512];
+
+	if (member == NULL)
+		program_state(rdir, sha, m->state, sizeof(m->state), &m->pid,
+		    pids, sizeof(pids));
+	else {
+		if (group_members(sha, member, m, 1) != 1) {
+			snprintf(m->state, sizeof(m->state), "UNKNOWN");
+			m->pid = 0;
+		}
+		snprintf(pids, sizeof(pids), "pid %ld", m->pid);
+	}
+	logf_("%s is %s (%s)\n", member ? member : cfg.program, m->state, pids);
+}
+
+/* waits until the program (or one member) is RUNNING with the same pid
+ * for SETTLE seconds; why says what went wrong, its time counted from
+ * from */
+static int
+wait_running(const char *rdir, const char *sha, const char *member,
+    double from, char *why, size_t wl)
+{
+	const char *name = member ? member : cfg.program;
+	struct member m;
+	double end, settled = 0;
+	long firstpid = -1;
+	int extended = 0;
+
+	memset(&m, 0, sizeof(m));
+	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
+	for (;;) {
+		look(rdir, sha, member, &m);
+		if (strcmp(m.state, "RUNNING") == 0) {
+			if (m.pid != firstpid) {
+				firstpid = m.pid;
+				settled = now() + SETTLE;
+			} else if (now() >= settled)
+				return 0;
+		} else if (strcmp(m.state, "STARTING") != 0) {
+			snprintf(why, wl, "%s is %s, not RUNNING%s%s", name,
+			    m.state, spawnerr ? ": " : "", spawnerr ? spawn_why() :
+			    "");
+			return -1;
+		}
+		if (gotsig && !late) {
+			snprintf(why, wl, "stopped by signal %d", gotsig);
+			return -1;
+		}
+		if (now() >= end && strcmp(m.state, "RUNNING") == 0 &&
+		    !extended) {
+			/* first seen RUNNING late (a slow supervisorctl on a
+			 * loaded host): one more settle to confirm it */
+			extended = 1;
+			end = settled + 1;
+		}
+		if (now() >= end) {
+			snprintf(why, wl, "%s is still %s after %lds", name,
+			    m.state, (long)(end - from));
+			return -1;
+		}
+		wait_next_look(m.state, settled);
+	}
+}
+
+/* restarts one process of the group and waits until it stays up; why
+ * says what went wrong */
 static int
 restart_one(const char *sha, const char *name, char *why, size_t wl)
 {
 	struct runopts o = opts("/", ENV_NONE, NULL, sha);
 	char **argv = words_plus(cfg.supervisorctl, "restart", name,
 	    (char *)NULL);
-	struct member m;
 	struct result r;
-	double begun, end, settled = 0;
-	long firstpid = -1;
-	int extended = 0;
 
-	memset(&m, 0, sizeof(m));
 	logf_("restarting %s\n", name);
 	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
 		snprintf(why, wl, "%.255s: %s", name, why_failed(&r, argv[0],
@@ -65,44 +130,11 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
 	note_spawn_error();
 	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
 		failed_member[0] = '\0';
-	begun = now();	/* this process's own time, not the step's */
-	end = begun + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
-	for (;;) {
-		if (group_members(sha, name, &m, 1) != 1) {
-			snprintf(m.state, sizeof(m.state), "UNKNOWN");
-			m.pid = 0;
-		}
-		logf_("%s is %s (pid %ld)\n", name, m.state, m.pid);
-		if (strcmp(m.state, "RUNNING") == 0) {
-			if (m.pid != firstpid) {
-				firstpid = m.pid;
-				settled = now() + SETTLE;
-			} else if (now() >= settled) {
-				failed_member[0] = '\0';
-				return 0;
-			}
-		} else if (strcmp(m.state, "STARTING") != 0) {
-			snprintf(why, wl, "%.255s is %s, not RUNNING%s%s", name,
-			    m.state, spawnerr ? ": " : "", spawnerr ? spawn_why() :
-			    "");
-			return -1;
-		}
-		if (gotsig && !late) {
-			snprintf(why, wl, "stopped by signal %d", gotsig);
-			return -1;
-		}
-		if (now() >= end && strcmp(m.state, "RUNNING") == 0 &&
-		    !extended) {
-			extended = 1;	/* as in step_restart */
-			end = settled + 1;
-		}
-		if (now() >= end) {
-			snprintf(why, wl, "%.255s is still %s after %lds", name,
-			    m.state, (long)(end - begun));
-			return -1;
-		}
-		wait_next_look(m.state, settled);
-	}
+	/* this process's own time, not the step's */
+	if (wait_running(NULL, sha, name, now(), why, wl) == -1)
+		return -1;
+	failed_member[0] = '\0';
+	return 0;
 }
 
 /* the restart step for a group: the processes that are down first (on a
@@ -141,11 +173,8 @@ step_restart(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char state[32], why[1024], pids[512];
-	double end, settled = 0;
+	char why[1024];
 	struct result r;
-	long pid, firstpid = 0;
-	int extended = 0;
 
 	if (cfg.program == NULL && cfg.restart == NULL) {
 		step_skip("restart", "no program or restart command");
@@ -181,40 +210,10 @@ step_restart(const char *sha)
 		free(rdir);
 		return 0;
 	}
-	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
-	for (;;) {
-		program_state(rdir, sha, state, sizeof(state), &pid, pids,
-		    sizeof(pids));
-		logf_("%s is %s (%s)\n", cfg.program, state, pids);
-		if (strcmp(state, "RUNNING") == 0) {
-			if (pid != firstpid) {
-				firstpid = pid;
-				settled = now() + SETTLE;
-			} else if (now() >= settled)
-				break;
-		} else if (strcmp(state, "STARTING") != 0) {
-			snprintf(why, sizeof(why), "%s is %s, not RUNNING%s%s",
-			    cfg.program, state, spawnerr ? ": " : "",
-			    spawnerr ? spawn_why() : "");
-			step_fail("restart", why, 1);
-			free(rdir);
-			return -1;
-		}
-		if (now() >= end && strcmp(state, "RUNNING") == 0 &&
-		    !extended) {
-			/* first seen RUNNING late (a slow supervisorctl on a
-			 * loaded host): one more settle to confirm it */
-			extended = 1;
-			end = settled + 1;
-		}
-		if (now() >= end) {
-			snprintf(why, sizeof(why), "%s is still %s after %lds",
-			    cfg.program, state, (long)(end - stepstart));
-			step_fail("restart", why, 1);
-			free(rdir);
-			return -1;
-		}
-		wait_next_look(state, settled);
+	if (wait_running(rdir, sha, NULL, stepstart, why, sizeof(why)) == -1) {
+		step_fail("restart", why, 1);
+		free(rdir);
+		return -1;
 	}
 	step_ok("restart");
 	free(rdir);
