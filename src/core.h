@@ -73,8 +73,9 @@ int	config_is_command(const char *key);	/* build, test, check, ... */
 /* A sha (at most 64 characters of src) into dst. */
 void	copy_sha(char dst[65], const char *src);
 
-char *xstrdup(const char *s);
-void *xrealloc(void *p, size_t n);
+/* They exit with status 5 when out of memory: never NULL. */
+char *xstrdup(const char *s) __attribute__((returns_nonnull));
+void *xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 int parse_long(const char *v, long lo, long hi, long *out);
 char *trim(char *s);
 int fields(char *s, char **f, int max);

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 double now(void);
-char *fmtpath(const char *fmt, ...);
+char *fmtpath(const char *fmt, ...) __attribute__((returns_nonnull));
 const char *fmttime(long long t);
 const char *printable(const char *s);
 int write_all(int fd, const char *p, size_t n);

@@ -63,6 +63,9 @@ static char top_path[] = "";	/* the superproject's path in the release */
 
 static char *tree_uses;		/* the mirrors it reads, one a line */
 
+static void tree_fail(const char *, const char *, ...)
+    __attribute__((noreturn, format(printf, 2, 3)));
+
 /* The build fails: one line saying why, after the step's FAILED line. */
 static void
 tree_fail(const char *step, const char *fmt, ...)
@@ -480,7 +483,10 @@ tree_subs(const struct tree *t, char **links)
 		s.depth = t->depth + 1;
 		s.up = t;
 		step_begin("submodule");
-		for (i = 0; i < n && strcmp(m[i].path, lp) != 0; i++)
+		/* gitmodules() refused an entry without a path; the
+		 * analyzer cannot see that far */
+		for (i = 0; i < n && (m[i].path == NULL ||
+		    strcmp(m[i].path, lp) != 0); i++)
 			;
 		if (!cfg.submodules)
 			tree_fail("submodule", "%s is a submodule, and "
