@@ -76,7 +76,7 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	size_t len;
 	ssize_t n;
 	char *buf;
-	int fd;
+	int fd, bad;
 
 	/* O_NONBLOCK: a FIFO in its place must not hang a cron job */
 	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
@@ -93,10 +93,10 @@ read_trusted(int dfd, const char *name, const char *shown, const char *hint,
 	if (!S_ISREG(st.st_mode))
 		die(EXIT_USAGE, "%s: not a regular file", shown);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (untrusted(&st) == 1)
+	if ((bad = untrusted(&st)) == 1)
 		die(EXIT_USAGE, "%s: writable by group or others; refusing it "
 		    "(chmod go-w %s)", shown, shown);
-	if (untrusted(&st) == 2) {
+	if (bad == 2) {
 		char owner[64], me[64];
 
 		die(EXIT_USAGE, "%s: owned by uid %ld (%s), not by root or by "
