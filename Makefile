@@ -23,7 +23,7 @@ SANFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:.c=.o)
 # the pure core, free of I/O: the unit test and the fuzz target link it alone
-CORE = src/core.c src/order.c src/reqs.c src/sha256.c src/json.c src/tail.c
+CORE = src/core.c src/order.c src/reqs.c src/sha256.c src/json.c src/tail.c src/rpcparse.c
 
 all: deploy
 

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target over the parsers of src/'s pure core: the config, the word
  * splitter, the envfile, the history and rev matching, ref and path
- * checks. The first byte picks which; the rest is the input.
+ * checks, supervisord's XML-RPC answers. The first byte picks which; the
+ * rest is the input.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "core.h"
 #include "order.h"
+#include "rpcparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -26,7 +28,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s = malloc(size);
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		config_init(&c);
 		config_parse(&c, (const char *)data + 1, size - 1, "f", err,
@@ -53,6 +55,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		prune_select(r, nr, 2, cur, rollback_target(r, nr, cur));
 		free(ev);
 		free(r);
+		break;
+	}
+	case 4: {
+		int max = rpc_count(s), nv, at;
+		struct rpcval *v = malloc(sizeof(*v) * (size_t)max);
+
+		if (rpc_parse(s, v, max, &nv) >= 0)
+			for (at = 0; at < nv; at++)
+				if (rpc_int(v, at, "pid") == 0)
+					(void)rpc_str(v, at, "name");
+		free(v);
 		break;
 	}
 	default:

@@ -1,6 +1,7 @@
 /*
  * Unit test of the pure core in src/: config parsing, word splitting,
- * ref and rev checks, release ordering, rollback and prune choice. TAP.
+ * ref and rev checks, release ordering, rollback and prune choice, the
+ * XML-RPC answers of supervisord. TAP.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "sha256.h"
 #include "json.h"
 #include "tail.h"
+#include "rpcparse.h"
 
 static int n, failed;
 
@@ -525,6 +527,79 @@ test_pip(void)
 	    "pip_lasting: only len bytes are read");
 }
 
+/* rpc_parse of a copy of xml: its verdict, the values in v */
+static int
+rpc(const char *xml, struct rpcval *v, int max, int *nv)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", xml);
+	return rpc_parse(buf, v, max, nv);
+}
+
+static void
+test_rpc(void)
+{
+	struct rpcval v[16];
+	int nv, k;
+
+	ok(rpc("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"
+	    "<value><array><data>\n<value><struct>\n<member>\n<name>name</name>\n"
+	    "<value><string>a &amp; &lt;b&gt; &#233;&#x41;</string></value>\n"
+	    "</member>\n<member>\n<name>pid</name>\n<value><int>42</int></value>\n"
+	    "</member>\n<member><name>ok</name><value><boolean>1</boolean>"
+	    "</value></member><member><name>raw</name><value> x </value>"
+	    "</member><member><name>e</name><value><string/></value></member>"
+	    "</struct></value>\n<value><i4>-7</i4></value></data></array></value>\n"
+	    "</param>\n</params>\n</methodResponse>\n", v, 16, &nv) == 0 &&
+	    nv == 8 && v[0].type == RPC_ARRAY && (k = v[0].kid) == 1 &&
+	    strcmp(rpc_str(v, k, "name"), "a & <b> \xc3\xa9" "A") == 0 &&
+	    rpc_int(v, k, "pid") == 42 && rpc_int(v, k, "ok") == 1 &&
+	    strcmp(rpc_str(v, k, "raw"), " x ") == 0 &&
+	    strcmp(rpc_str(v, k, "e"), "") == 0 && rpc_member(v, k, "no") == -1 &&
+	    v[k].next != -1 && v[v[k].next].type == RPC_INT &&
+	    v[v[k].next].i == -7 && v[v[k].next].next == -1,
+	    "rpc_parse: an array of a struct and an i4, entities decoded");
+	ok(rpc("<methodResponse><fault><value><struct><member><name>faultCode"
+	    "</name><value><int>10</int></value></member><member><name>"
+	    "faultString</name><value><string>BAD_NAME: x</string></value>"
+	    "</member></struct></value></fault></methodResponse>", v, 16,
+	    &nv) == 1 && rpc_int(v, 0, "faultCode") == 10 &&
+	    strcmp(rpc_str(v, 0, "faultString"), "BAD_NAME: x") == 0,
+	    "rpc_parse: a fault, its code and string");
+	ok(rpc("<methodResponse><params><param><value><string>3.0</string>"
+	    "</value></param></params></methodResponse>", v, 16, &nv) == 0 &&
+	    v[0].type == RPC_STRING && strcmp(v[0].s, "3.0") == 0,
+	    "rpc_parse: a string");
+	ok(rpc("<methodResponse><params><param><value><array><data/></array>"
+	    "</value></param></params></methodResponse>", v, 16, &nv) == 0 &&
+	    v[0].kid == -1, "rpc_parse: an empty array");
+	ok(rpc("<methodResponse><params><param><value><string>x</string>"
+	    "</value></param></params>", v, 16, &nv) == -1,
+	    "rpc_parse: cut short: malformed");
+	ok(rpc("<methodResponse><params><param><value><int>4x</int>"
+	    "</value></param></params></methodResponse>", v, 16, &nv) == -1 &&
+	    rpc("<methodResponse><params><param><value><boolean>2</boolean>"
+	    "</value></param></params></methodResponse>", v, 16, &nv) == -1 &&
+	    rpc("<methodResponse><params><param><value><int>99999999999999999999"
+	    "</int></value></param></params></methodResponse>", v, 16,
+	    &nv) == -1, "rpc_parse: an int or boolean that is none: malformed");
+	ok(rpc("<methodResponse><params><param><value>&bogus;</value></param>"
+	    "</params></methodResponse>", v, 16, &nv) == -1 &&
+	    rpc("<methodResponse><params><param><value>&#0;</value></param>"
+	    "</params></methodResponse>", v, 16, &nv) == -1,
+	    "rpc_parse: an unknown entity or &#0;: malformed");
+	ok(rpc("<methodResponse><params><param><value><array><data><value>1"
+	    "</value><value>2</value></data></array></value></param></params>"
+	    "</methodResponse>", v, 2, &nv) == -1,
+	    "rpc_parse: more values than the array holds: malformed");
+	ok(rpc("<methodResponse><fault><value><string>x</string></value>"
+	    "</fault></methodResponse>", v, 16, &nv) == -1,
+	    "rpc_parse: a fault that is not a struct: malformed");
+	ok(rpc_count("<value><value/>x<value>") == 4,
+	    "rpc_count: one more than the <value>s");
+}
+
 int
 main(void)
 {
@@ -540,6 +615,7 @@ main(void)
 	test_utf8();
 	test_output();
 	test_pip();
+	test_rpc();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
