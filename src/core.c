@@ -53,6 +53,7 @@ config_free(struct config *c)
 {
 	char **s[] = { &c->repo, &c->branch, &c->virtualenv, &c->requirements,
 	    &c->build, &c->test, &c->program, &c->supervisorctl, &c->restart,
+	    &c->supervisor,
 	    &c->check, &c->link, &c->envfile, &c->migrate, &c->notify,
 	    &c->allowed_signers, &c->gpg_keyring };
 	size_t i;
@@ -282,6 +283,7 @@ static const struct key {
 	{ "test", K_CMD, offsetof(struct config, test), 0, 0 },
 	{ "program", K_STR, offsetof(struct config, program), 0, 0 },
 	{ "supervisorctl", K_CMD, offsetof(struct config, supervisorctl), 0, 0 },
+	{ "supervisor", K_STR, offsetof(struct config, supervisor), 0, 0 },
 	{ "restart", K_CMD, offsetof(struct config, restart), 0, 0 },
 	{ "check", K_CMD, offsetof(struct config, check), 0, 0 },
 	{ "check_timeout", K_NUM, offsetof(struct config, check_timeout), 0, 86400 },

@@ -31,6 +31,7 @@ struct config {
 	char	*test;
 	char	*program;
 	char	*supervisorctl;
+	char	*supervisor;	/* unix:///PATH or http://HOST:PORT */
 	char	*restart;
 	char	*check;
 	long	 check_timeout;
