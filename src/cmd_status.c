@@ -74,7 +74,7 @@ status_program(void)
 		return;
 	}
 	if (n == 0)
-		printf("program: %s: supervisorctl status names no process\n",
+		printf("program: %s: supervisord names no such process\n",
 		    cfg.program);
 	for (i = 0; i < n; i++) {
 		printf("program: %s %s", m[i].name, m[i].state);

@@ -22,6 +22,7 @@
 #include "msg.h"
 #include "root.h"
 #include "supervisor.h"
+#include "xmlrpc.h"
 
 /*
  * Cheap checks of what a deploy will need, so that a misspelled program or
@@ -102,62 +103,31 @@ preflight_links(void)
 }
 
 /*
- * supervisorctl reaches its server, and the program (every process of a
+ * supervisord answers on its socket, and the program (every process of a
  * group) is known to it; STOPPED or FATAL is fine for a first deploy.
  */
 static void
 preflight_program(void)
 {
-	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
-	char out[8192], *line, *save, name[256], why[1200], first[200] = "";
-	char what[300], **argv, near[600];
-	size_t plen = strlen(cfg.program);
-	int matched = 0, unknown = 0;
-	struct result r;
+	static struct member m[MAXMEMBERS];
+	char why[SV_WHYLEN + 300], what[300], near[600];
+	int n;
 
 	snprintf(what, sizeof(what), "program %s", cfg.program);
-	if (plen > 2 && strcmp(cfg.program + plen - 2, ":*") == 0)
-		plen -= 1;	/* "web:*" matches "web:web_00" */
-	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	o.timeout = 30;
-	out[0] = '\0';
-	run(argv, &o, &r);	/* non-zero for a process not running */
-	free_words(argv);
-	if (r.signo)
-		leave(128 + r.signo);	/* no verdict: we were stopped */
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		if (first[0] == '\0')
-			snprintf(first, sizeof(first), "%s", line);
-		if (two_words(line, name, sizeof(name), NULL, 0) < 1 ||
-		    !(strncmp(name, cfg.program, plen) == 0 &&
-		    (name[plen] == '\0' || name[plen] == ':' ||
-		    name[plen - 1] == ':')))
-			continue;
-		matched++;
-		if (strstr(line, "no such process") || strstr(line, "no such group"))
-			unknown++;
-	}
-	if (r.execerr)
-		snprintf(why, sizeof(why), "cannot run %s: %s", cfg.supervisorctl,
-		    strerror(r.execerr));
-	else if (matched == 0 && sv_denied(first))
+	n = group_members(cfg.program, m, MAXMEMBERS);
+	if (n == -1 && sv_denied())
 		sv_denied_why(why, sizeof(why));
-	else if (matched == 0)
-		snprintf(why, sizeof(why), "'%s status' cannot reach "
-		    "supervisord: %s", cfg.supervisorctl, first[0] ? printable(first) :
-		    "no answer");
-	else if (unknown && (close_programs(near, sizeof(near)), near[0]))
+	else if (n == -1)
+		snprintf(why, sizeof(why), "%s", members_why);
+	else if (n == 0 && (close_programs(near, sizeof(near)), near[0]))
 		snprintf(why, sizeof(why), "supervisord does not know it; it "
 		    "knows %s", near);
-	else if (unknown)
+	else if (n == 0)
 		snprintf(why, sizeof(why), "supervisord does not know it (add a "
 		    "[program:%.*s] section with autostart=false, then "
 		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
 		    ":"), cfg.program);
-	preflight_result(what, matched && !unknown && !r.execerr ? NULL : why);
+	preflight_result(what, n > 0 ? NULL : why);
 }
 
 /*
@@ -244,7 +214,9 @@ preflight(int build, int switching)
 		preflight_lfs();
 	}
 	if (switching && cfg.program != NULL) {
-		preflight_command("supervisorctl", cfg.supervisorctl);
+		/* it names supervisord's config, unless supervisor = does */
+		if (cfg.supervisor == NULL)
+			preflight_command("supervisorctl", cfg.supervisorctl);
 		if (!preflight_failed)
 			preflight_program();
 	}

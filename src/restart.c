@@ -19,15 +19,14 @@
 #include "root.h"
 #include "sig.h"
 #include "supervisor.h"
+#include "xmlrpc.h"
 
 #define SETTLE	1			/* seconds a restarted program must stay up */
 
 char failed_member[256];	/* the group member whose restart failed */
 
 /* sleeps until the next look at a restarted program: 200 ms while it
- * starts; once it is RUNNING, until its settle second is over, so that a
- * program that stays up costs two supervisorctl calls, not five (each is
- * a Python start-up, about 0.3 s of CPU) */
+ * starts; once it is RUNNING, until its settle second is over */
 static void
 wait_next_look(const char *state, double settled)
 {
@@ -40,18 +39,20 @@ wait_next_look(const char *state, double settled)
 }
 
 /* one look at the restarted program, or at the member of its group named
- * member: its state and pid (for the program, a fingerprint of its pids)
- * into m, and a line in the log */
+ * member: its state, pid and start time as supervisord has them (for the
+ * program, a fingerprint of its pids and start times) into m, and a line
+ * in the log */
 static void
-look(const char *rdir, const char *sha, const char *member, struct member *m)
+look(const char *member, struct member *m)
 {
 	char pids[512];
 
+	m->start = 0;
 	if (member == NULL)
-		program_state(rdir, sha, m->state, sizeof(m->state), &m->pid,
-		    pids, sizeof(pids));
+		program_state(m->state, sizeof(m->state), &m->pid, pids,
+		    sizeof(pids));
 	else {
-		if (group_members(sha, member, m, 1) != 1) {
+		if (group_members(member, m, 1) != 1) {
 			snprintf(m->state, sizeof(m->state), "UNKNOWN");
 			m->pid = 0;
 		}
@@ -61,25 +62,25 @@ look(const char *rdir, const char *sha, const char *member, struct member *m)
 }
 
 /* waits until the program (or one member) is RUNNING with the same pid
- * for SETTLE seconds; why says what went wrong, its time counted from
- * from */
+ * and the same start time (supervisord's) SETTLE seconds later; why says
+ * what went wrong, its time counted from from */
 static int
-wait_running(const char *rdir, const char *sha, const char *member,
-    double from, char *why, size_t wl)
+wait_running(const char *member, double from, char *why, size_t wl)
 {
 	const char *name = member ? member : cfg.program;
 	struct member m;
 	double end, settled = 0;
-	long firstpid = -1;
+	long firstpid = -1, firststart = -1;
 	int extended = 0;
 
 	memset(&m, 0, sizeof(m));
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
-		look(rdir, sha, member, &m);
+		look(member, &m);
 		if (strcmp(m.state, "RUNNING") == 0) {
-			if (m.pid != firstpid) {
+			if (m.pid != firstpid || m.start != firststart) {
 				firstpid = m.pid;
+				firststart = m.start;
 				settled = now() + SETTLE;
 			} else if (now() >= settled)
 				return 0;
@@ -95,7 +96,7 @@ wait_running(const char *rdir, const char *sha, const char *member,
 		}
 		if (now() >= end && strcmp(m.state, "RUNNING") == 0 &&
 		    !extended) {
-			/* first seen RUNNING late (a slow supervisorctl on a
+			/* first seen RUNNING late (a slow supervisord on a
 			 * loaded host): one more settle to confirm it */
 			extended = 1;
 			end = settled + 1;
@@ -112,26 +113,15 @@ wait_running(const char *rdir, const char *sha, const char *member,
 /* restarts one process of the group and waits until it stays up; why
  * says what went wrong */
 static int
-restart_one(const char *sha, const char *name, char *why, size_t wl)
+restart_one(const char *name, char *why, size_t wl)
 {
-	struct runopts o = opts("/", ENV_NONE, NULL, sha);
-	char **argv = words_plus(cfg.supervisorctl, "restart", name,
-	    (char *)NULL);
-	struct result r;
-
 	logf_("restarting %s\n", name);
-	if (run(argv, &o, &r) == -1 && (r.timedout || r.execerr)) {
-		snprintf(why, wl, "%.255s: %s", name, why_failed(&r, argv[0],
-		    o.timeout));
-		free_words(argv);
-		return -1;
-	}
-	free_words(argv);
-	note_spawn_error();
 	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
 		failed_member[0] = '\0';
+	if (sv_restart(name, why, wl) == -1)
+		return -1;
 	/* this process's own time, not the step's */
-	if (wait_running(NULL, sha, name, now(), why, wl) == -1)
+	if (wait_running(name, now(), why, wl) == -1)
 		return -1;
 	failed_member[0] = '\0';
 	return 0;
@@ -142,15 +132,15 @@ restart_one(const char *sha, const char *name, char *why, size_t wl)
  * the one still serving is touched), then the running ones; the first
  * failure ends the roll */
 static int
-restart_rolling(const char *sha)
+restart_rolling(void)
 {
 	static struct member m[MAXMEMBERS];
-	char why[1024];
+	char why[SV_WHYLEN];
 	int n, i, pass;
 
-	if ((n = group_members(sha, cfg.program, m, MAXMEMBERS)) <= 0) {
-		snprintf(why, sizeof(why), "supervisorctl status %s names %s",
-		    cfg.program, n == 0 ? "no process" : members_why);
+	if ((n = group_members(cfg.program, m, MAXMEMBERS)) <= 0) {
+		snprintf(why, sizeof(why), "supervisord names %s", n == 0 ?
+		    "no process of it" : members_why);
 		step_fail("restart", why, 1);
 		return -1;
 	}
@@ -158,7 +148,7 @@ restart_rolling(const char *sha)
 		for (i = 0; i < n; i++) {
 			if ((strcmp(m[i].state, "RUNNING") == 0) != pass)
 				continue;
-			if (restart_one(sha, m[i].name, why, sizeof(why)) == -1) {
+			if (restart_one(m[i].name, why, sizeof(why)) == -1) {
 				step_fail("restart", why, 1);
 				return -1;
 			}
@@ -173,8 +163,9 @@ step_restart(const char *sha)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
-	char why[1024];
+	char why[SV_WHYLEN];
 	struct result r;
+	int bad = 0;
 
 	if (cfg.program == NULL && cfg.restart == NULL) {
 		step_skip("restart", "no program or restart command");
@@ -184,39 +175,27 @@ step_restart(const char *sha)
 	step_begin("restart");
 	spawn_forget();
 	failed_member[0] = '\0';
-	if (is_group()) {
-		free(rdir);
-		return restart_rolling(sha);
-	}
-	argv = cfg.restart ? words(cfg.restart) :
-	    words_plus(cfg.supervisorctl, "restart", cfg.program, (char *)NULL);
-	if (cfg.restart == NULL) {
-		o.env = ENV_NONE;
-		o.dir = "/";	/* as in program_state */
-	} else
+	if (cfg.restart != NULL) {
+		argv = words(cfg.restart);
 		o.keepgroup = 1;	/* it may start a daemon */
-	if (run(argv, &o, &r) == -1 && (cfg.restart != NULL || r.timedout ||
-	    r.execerr)) {
-		step_fail("restart", why_failed(&r, argv[0], o.timeout), 1);
+		if ((bad = run(argv, &o, &r) == -1))
+			snprintf(why, sizeof(why), "%s", why_failed(&r, argv[0],
+			    o.timeout));
 		free_words(argv);
-		free(rdir);
-		return -1;
+	} else if (!is_group()) {
+		logf_("restarting %s\n", cfg.program);
+		bad = sv_restart(cfg.program, why, sizeof(why)) == -1;
 	}
-	free_words(argv);
-	if (cfg.restart == NULL)
-		note_spawn_error();
-	if (cfg.program == NULL) {
-		step_ok("restart");
-		free(rdir);
-		return 0;
-	}
-	if (wait_running(rdir, sha, NULL, stepstart, why, sizeof(why)) == -1) {
+	free(rdir);
+	if (!bad && is_group())
+		return restart_rolling();
+	if (!bad && cfg.program != NULL)
+		bad = wait_running(NULL, stepstart, why, sizeof(why)) == -1;
+	if (bad) {
 		step_fail("restart", why, 1);
-		free(rdir);
 		return -1;
 	}
 	step_ok("restart");
-	free(rdir);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /*
- * supervisor.c: what supervisorctl's answers mean, and the state of the
+ * supervisor.c: what supervisord's answers mean, and the state of the
  * program.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -7,12 +7,14 @@
 #define _DEFAULT_SOURCE
 
 #include <sys/stat.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "supervisor.h"
+#include "xmlrpc.h"
 #include "child.h"
 #include "config.h"
 #include "core.h"
@@ -22,17 +24,16 @@
 #include "root.h"
 
 /*
- * supervisorctl says what went wrong in its own terms (a Python exception,
- * "no such process"); these turn the common ones into what the admin
- * should change.
+ * supervisord's answers (supervisor.getAllProcessInfo: one struct per
+ * process, name, group, statename, pid, start...) turned into what deploy
+ * judges, and its faults into what the admin should change.
  */
 
-/* supervisorctl's "error: <class 'PermissionError'>, [Errno 13] ..." */
+/* connecting to supervisord's socket was refused: not ours to use */
 int
-sv_denied(const char *out)
+sv_denied(void)
 {
-	return strstr(out, "PermissionError") != NULL ||
-	    strstr(out, "Permission denied") != NULL;
+	return sv_errno == EACCES || sv_errno == EPERM;
 }
 
 void
@@ -45,6 +46,49 @@ sv_denied_why(char *why, size_t wl)
 	    "group with chown=USER:GROUP and chmod=0770 under "
 	    "[unix_http_server] in supervisord.conf, then restart supervisord",
 	    (long)geteuid(), user_name(geteuid(), me, sizeof(me)));
+}
+
+/* getAllProcessInfo into a: 0, or -1 and why (sv_why, or its fault) */
+static int
+all_info(struct svans *a)
+{
+	int r = sv_call(SV_LOOK, a, "supervisor.getAllProcessInfo", "");
+
+	if (r == 1)
+		snprintf(sv_why, sizeof(sv_why), "supervisord: "
+		    "getAllProcessInfo: %s", printable(a->faultstr));
+	else if (r == 0 && a->v[0].type != RPC_ARRAY)
+		snprintf(sv_why, sizeof(sv_why), "supervisord: "
+		    "getAllProcessInfo gave no list");
+	if (r == 0 && a->v[0].type == RPC_ARRAY)
+		return 0;
+	sv_free(a);
+	return -1;
+}
+
+/* the name supervisorctl shows for process at: NAME, or GROUP:NAME */
+static const char *
+spec(const struct rpcval *v, int at)
+{
+	static char buf[600];
+	const char *n = rpc_str(v, at, "name"), *g = rpc_str(v, at, "group");
+
+	if (strcmp(n, g) == 0)
+		return n;
+	snprintf(buf, sizeof(buf), "%.290s:%.290s", g, n);
+	return buf;
+}
+
+/* name is want, or a process of it: want "web:*" or "web" for "web:x" */
+static int
+named(const char *name, const char *want)
+{
+	size_t l = strlen(want);
+
+	if (l > 2 && strcmp(want + l - 2, ":*") == 0)
+		return strncmp(name, want, l - 1) == 0 && name[l - 1] != '\0';
+	return strcmp(name, want) == 0 || (strncmp(name, want, l) == 0 &&
+	    name[l] == ':');
 }
 
 /* Levenshtein distance, for names up to 63 bytes; 99 for longer ones */
@@ -81,31 +125,22 @@ distance(const char *a, const char *b)
 void
 close_programs(char *buf, size_t bl)
 {
-	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
-	char out[16384], *line, *save, name[256], want[256], mean[600] = "";
-	char **argv, *colon;
+	char name[600], want[256], mean[600] = "", *colon;
 	size_t n = 0, shown = 0;
-	struct result r;
-	int far;
+	struct svans a;
+	int far, at;
 
+	buf[0] = '\0';
 	snprintf(want, sizeof(want), "%s", cfg.program);
 	want[strcspn(want, ":")] = '\0';	/* "web:*", "web:x": web */
 	far = strlen(want) < 5 ? 1 : 2;
-	argv = words_plus(cfg.supervisorctl, "status", (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	o.timeout = 30;
-	out[0] = '\0';
-	run(argv, &o, &r);	/* non-zero when some are not running */
-	free_words(argv);
-	buf[0] = '\0';
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		char grp[256], sug[260];
+	if (all_info(&a) == -1)
+		return;
+	for (at = a.v[0].kid; at != -1; at = a.v[at].next) {
+		char grp[600], sug[604];
 		int k;
 
-		if (two_words(line, name, sizeof(name), NULL, 0) < 1)
-			continue;
+		snprintf(name, sizeof(name), "%s", spec(a.v, at));
 		snprintf(grp, sizeof(grp), "%s", name);
 		if ((colon = strchr(grp, ':')) != NULL)
 			*colon = '\0';
@@ -127,6 +162,7 @@ close_programs(char *buf, size_t bl)
 			snprintf(mean + strlen(mean), sizeof(mean) - strlen(mean),
 			    "%s%s", mean[0] ? " or " : "", printable(sug));
 	}
+	sv_free(&a);
 	if (shown > 6 && n < bl)
 		snprintf(buf + n, bl - n, " and %zu more", shown - 6);
 	n = strlen(buf);
@@ -136,87 +172,62 @@ close_programs(char *buf, size_t bl)
 }
 
 /*
- * supervisorctl status PROGRAM: the worst state among its processes (a
- * group "web" or "web:*" has several), a fingerprint of their pids (it
- * changes when any of them restarts) and, for the log, the pids
- * themselves: "pid N", or "NAME pid N, ..." for a group.
- * supervisorctl runs without the release's venv on PATH, so that a
- * supervisor package in the requirements does not stand in for it, and
- * in "/": it reads ./supervisord.conf first, and a file the app commits
- * must not choose the server we restart and watch.
+ * The program's processes as supervisord has them: the worst state among
+ * them (a group "web" or "web:*" has several), a fingerprint of their
+ * pids and start times (it changes when any of them restarts) and, for
+ * the log, the pids themselves: "pid N", or "NAME pid N, ..." for a
+ * group.  -1 when supervisord names none, or cannot be asked.
  */
 int
-program_state(const char *rdir, const char *sha, char *state, size_t sl,
-    long *pid, char *pids, size_t pidl)
+program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl)
 {
-	struct runopts o = opts("/", ENV_NONE, rdir, sha);
-	char out[8192], *p, *line, *save, **argv, name[256], word[32];
-	size_t plen = strlen(cfg.program), pn = 0;
 	unsigned long long fp = 1469598103934665603ULL;
-	struct result r;
-	int matched = 0, group;
+	size_t pn = 0;
+	struct svans a;
+	int matched = 0, at;
 
-	group = plen > 2 && strcmp(cfg.program + plen - 2, ":*") == 0;
-	if (group)
-		plen -= 1;	/* match "web:" */
-	argv = words_plus(cfg.supervisorctl, "status", cfg.program, (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	out[0] = '\0';
-	if (o.timeout == 0 || o.timeout > 60)
-		o.timeout = 60;
-	run(argv, &o, &r);	/* its status says not running as non-zero */
-	free_words(argv);
 	*pid = 0;
 	snprintf(state, sl, "UNKNOWN");
 	snprintf(pids, pidl, "no pid");
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		long lp = 0;
+	if (all_info(&a) == -1) {
+		logf_("%s\n", sv_why);
+		return -1;
+	}
+	for (at = a.v[0].kid; at != -1; at = a.v[at].next) {
+		const char *name = spec(a.v, at), *word = rpc_str(a.v, at,
+		    "statename");
+		long lp = (long)rpc_int(a.v, at, "pid");
+		long long st = rpc_int(a.v, at, "start");
+		int k;
 
-		if (two_words(line, name, sizeof(name), word, sizeof(word)) != 2)
-			continue;
-		if (!(strcmp(name, cfg.program) == 0 ||
-		    (group && strncmp(name, cfg.program, plen) == 0) ||
-		    (strncmp(name, cfg.program, plen) == 0 && name[plen] == ':')))
+		if (!named(name, cfg.program))
 			continue;
 		if (++matched == 1 || (strcmp(state, "RUNNING") == 0 &&
 		    strcmp(word, "RUNNING") != 0))
 			snprintf(state, sl, "%s", word);
-		if ((p = strstr(line, "pid ")) != NULL)
-			lp = strtol(p + 4, NULL, 10);
 		fp = fnv(fp, &lp, sizeof(lp));
-		if (lp > 0 && pn < pidl) {
-			int k;
-
-			if (strcmp(name, cfg.program) == 0)
-				k = snprintf(pids + pn, pidl - pn, "%spid %ld",
-				    pn ? ", " : "", lp);
-			else
-				k = snprintf(pids + pn, pidl - pn, "%s%s pid %ld",
-				    pn ? ", " : "", name, lp);
-			pn = k < 0 ? pidl : pn + (size_t)k;
-		}
+		fp = fnv(fp, &st, sizeof(st));
+		if (lp <= 0 || pn >= pidl)
+			continue;
+		if (strcmp(name, cfg.program) == 0)
+			k = snprintf(pids + pn, pidl - pn, "%spid %ld", pn ?
+			    ", " : "", lp);
+		else
+			k = snprintf(pids + pn, pidl - pn, "%s%s pid %ld", pn ?
+			    ", " : "", name, lp);
+		pn = k < 0 ? pidl : pn + (size_t)k;
 	}
+	sv_free(&a);
 	*pid = (long)(fp & LONG_MAX);
 	return matched ? 0 : -1;
 }
 
 /*
- * supervisorctl's "ERROR (no such file)" (or "not executable") for a
- * restart: supervisord found nothing to exec, so the program never ran
- * and has no output to show.  And the process of a group whose restart
- * failed, so that its output can be shown before the switch back.
+ * A restart whose start supervisord refused for want of a file to run
+ * (NO_FILE, NOT_EXECUTABLE, SPAWN_ERROR): the program never ran and has
+ * no output to show.
  */
 int spawnerr;
-
-void
-note_spawn_error(void)
-{
-	if (find_bytes(tail, taillen, "(no such file)", 14) != NULL ||
-	    find_bytes(tail, taillen, "(file is not executable)", 24) != NULL)
-		spawnerr = 1;
-}
 
 const char *
 spawn_why(void)
@@ -231,6 +242,49 @@ spawn_why(void)
 	return buf;
 }
 
+/*
+ * Restarts one process (or program NAME), as supervisorctl restart does:
+ * stopProcess, waiting until it is down (within timeout), then
+ * startProcess without waiting: whether it comes up and stays up is the
+ * caller's to watch. 0, or -1 and why.
+ */
+int
+sv_restart(const char *name, char *why, size_t wl)
+{
+	long t = cfg.timeout > 0 ? cfg.timeout : 3600;
+	struct svans a;
+	int r;
+
+	r = sv_call(t, &a, "supervisor.stopProcess", "sb", name, 1);
+	if (r == 1 && a.fault != SV_NOT_RUNNING) {
+		snprintf(why, wl, "supervisord could not stop %.255s: %s", name,
+		    printable(a.faultstr));
+		sv_free(&a);
+		return -1;
+	}
+	sv_free(&a);
+	if (r == 0 || r == 1)
+		r = sv_call(SV_LOOK, &a, "supervisor.startProcess", "sb", name,
+		    0);
+	if (r == -1) {
+		snprintf(why, wl, "%s", sv_why);
+		return -1;
+	}
+	if (r == 1 && (a.fault == SV_NO_FILE || a.fault == SV_NOT_EXECUTABLE ||
+	    a.fault == SV_SPAWN_ERROR))
+		spawnerr = 1;
+	else if (r == 1 && a.fault != SV_ALREADY_STARTED) {
+		snprintf(why, wl, "supervisord could not start %.255s: %s", name,
+		    printable(a.faultstr));
+		sv_free(&a);
+		return -1;
+	}
+	if (r == 1)
+		logf_("supervisord: startProcess %s: %s\n", name, a.faultstr);
+	sv_free(&a);
+	return 0;
+}
+
 int
 is_group(void)
 {
@@ -242,65 +296,48 @@ is_group(void)
 	return n > 2 && strcmp(cfg.program + n - 2, ":*") == 0;
 }
 
-/* supervisorctl status NAME: one member per line that names NAME (or a
- * process of the group when NAME is "web:*"); returns how many, or -1
- * (said in the log and in members_why) when it cannot see them all: more
- * than max, a name of 256 bytes or more, an answer larger than it reads.
- * A roll must never restart part of a group and report it done. */
-char members_why[160];
+/* The processes named NAME (the exact name, or a process of the group
+ * NAME, or every process of "web:*"), one member each: how many, or -1
+ * (said in the log and in members_why) when it cannot see them all:
+ * supervisord cannot be asked, more than max, a name of 256 bytes or
+ * more. A roll must never restart part of a group and report it done. */
+char members_why[SV_WHYLEN];
 
 int
-group_members(const char *sha, const char *name, struct member *m, int max)
+group_members(const char *name, struct member *m, int max)
 {
-	struct runopts o = opts("/", ENV_NONE, NULL, sha);
-	char out[65536], *p, *line, *save, **argv, first[1024];
-	size_t plen = strlen(name);
-	struct result r;
-	int n = 0;
+	struct svans a;
+	int n = 0, at;
 
-	if (plen > 2 && strcmp(name + plen - 2, ":*") == 0)
-		plen--;		/* "web:" */
-	else
-		plen = 0;	/* the exact name */
-	argv = words_plus(cfg.supervisorctl, "status", name, (char *)NULL);
-	o.out = out;
-	o.outlen = sizeof(out);
-	out[0] = '\0';
-	if (o.timeout == 0 || o.timeout > 60)
-		o.timeout = 60;
-	run(argv, &o, &r);	/* non-zero when some are not running */
-	free_words(argv);
 	members_why[0] = '\0';
-	if (strlen(out) >= sizeof(out) - 1)
-		snprintf(members_why, sizeof(members_why), "supervisorctl "
-		    "status %.40s says more than %zu bytes", name, sizeof(out));
-	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	if (all_info(&a) == -1) {
+		snprintf(members_why, sizeof(members_why), "%s", sv_why);
+		logf_("%s\n", members_why);
+		return -1;
+	}
+	for (at = a.v[0].kid; at != -1; at = a.v[at].next) {
+		const char *sp = spec(a.v, at);
+
+		if (!named(sp, name))
+			continue;
 		if (n == max) {
 			snprintf(members_why, sizeof(members_why), "more than "
 			    "%d processes in %.40s", max, name);
 			break;
 		}
-		if (two_words(line, m[n].name, sizeof(m[n].name), m[n].state,
-		    sizeof(m[n].state)) != 2) {
-			if (two_words(line, first, sizeof(first), NULL, 0) &&
-			    strlen(first) >= sizeof(m[n].name) &&
-			    strncmp(first, name, plen ? plen : strlen(name)) == 0)
-				snprintf(members_why, sizeof(members_why),
-				    "a process name of %zu bytes in %.40s",
-				    strlen(first), name);
-			continue;
+		if (strlen(sp) >= sizeof(m[n].name)) {
+			snprintf(members_why, sizeof(members_why), "a process "
+			    "name of %zu bytes in %.40s", strlen(sp), name);
+			break;
 		}
-		/* the exact name, or a process of the group NAME ("web:web_0") */
-		if (plen ? strncmp(m[n].name, name, plen) != 0 ||
-		    m[n].name[plen] == '\0' : strcmp(m[n].name, name) != 0 &&
-		    (strncmp(m[n].name, name, strlen(name)) != 0 ||
-		    m[n].name[strlen(name)] != ':'))
-			continue;
-		m[n].pid = (p = strstr(line, "pid ")) ? strtol(p + 4, NULL,
-		    10) : 0;
+		snprintf(m[n].name, sizeof(m[n].name), "%s", sp);
+		snprintf(m[n].state, sizeof(m[n].state), "%s", rpc_str(a.v, at,
+		    "statename"));
+		m[n].pid = (long)rpc_int(a.v, at, "pid");
+		m[n].start = (long)rpc_int(a.v, at, "start");
 		n++;
 	}
+	sv_free(&a);
 	if (members_why[0]) {
 		logf_("%s\n", members_why);
 		return -1;
@@ -353,7 +390,7 @@ proc_release(long pid, char sha[65])
 int
 program_members(struct member *m, char (*rs)[65], int max)
 {
-	int n = group_members(cursha, cfg.program, m, max), i;
+	int n = group_members(cfg.program, m, max), i;
 
 	for (i = 0; i < n; i++)
 		proc_release(m[i].pid, rs[i]);
@@ -369,8 +406,8 @@ program_wrong(char *what, size_t wl)
 	int n, i;
 
 	if ((n = program_members(m, rs, MAXMEMBERS)) <= 0) {
-		snprintf(what, wl, "supervisorctl status %s names %s",
-		    cfg.program, n == 0 ? "no process" : members_why);
+		snprintf(what, wl, "supervisord names %s", n == 0 ?
+		    "no such process" : members_why);
 		return 2;
 	}
 	for (i = 0; i < n; i++) {

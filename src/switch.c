@@ -30,6 +30,7 @@
 #include "root.h"
 #include "sig.h"
 #include "supervisor.h"
+#include "xmlrpc.h"
 
 const char *pnames[] = { "none", "switched", "restarted", "checked",
     "back" };
@@ -156,11 +157,10 @@ tail_has_text(void)
 void
 show_program_output(void)
 {
-	struct runopts o = opts("/", ENV_NONE, NULL, NULL);
 	const char *chan[] = { "stderr", "stdout" };
 	static struct member m[MAXMEMBERS];
-	char **argv, name[256];
-	struct result r;
+	char name[256], method[64];
+	struct svans a;
 	size_t i;
 	int n, k;
 
@@ -170,29 +170,34 @@ show_program_output(void)
 	if (strchr(cfg.program, ':') != NULL && failed_member[0] != '\0')
 		snprintf(name, sizeof(name), "%s", failed_member);
 	else if (strchr(cfg.program, ':') != NULL) {
-		n = group_members(NULL, cfg.program, m, MAXMEMBERS);
+		n = group_members(cfg.program, m, MAXMEMBERS);
 		for (k = 0; k < n && strcmp(m[k].state, "RUNNING") == 0; k++)
 			;
-		if (n == 0) {
+		if (n <= 0) {
 			warnx("the output of each process: supervisorctl tail "
 			    "GROUP:PROCESS stderr");
 			return;
 		}
 		memcpy(name, m[k < n ? k : 0].name, sizeof(name));
 	}
-	o.timeout = 30;
 	for (i = 0; i < 2; i++) {
-		argv = words_plus(cfg.supervisorctl, "tail", "-1600",
-		    name, chan[i], (char *)NULL);
+		/* [bytes, offset, overflow]: the last 1600 bytes */
+		snprintf(method, sizeof(method), "supervisor.tailProcess%sLog",
+		    i ? "Stdout" : "Stderr");
 		tail_keep(0);
-		if (run(argv, &o, &r) == 0 && tail_has_text()) {
+		if (sv_call(SV_LOOK, &a, method, "sii", name, 0, 1600) == 0 &&
+		    a.v[0].type == RPC_ARRAY && a.v[0].kid != -1) {
+			const char *t = a.v[a.v[0].kid].s;
+
+			tail_add(t, strlen(t));
+		}
+		sv_free(&a);
+		if (tail_has_text()) {
 			warnx("the end of program %s's output (supervisorctl "
 			    "tail %s %s):", name, name, chan[i]);
 			tail_show(10);
-			free_words(argv);
 			return;
 		}
-		free_words(argv);
 	}
 	if (spawnerr)
 		warnx("program %s has no output: it never started, because %s",
