@@ -157,9 +157,9 @@ is "$(current_sha)" "$V2" "current is v2"
 grep_ok "the check passed once every process ran v2" "$T/out" \
     '^\[[0-9]+\] check ok'
 grep_ok "the processes were restarted one at a time" \
-    "$ROOT/.deploy/logs/$V2.log" '^\$ supervisorctl .* restart web:web_00$'
+    "$ROOT/.deploy/logs/$V2.log" '^restarting web:web_00$'
 grep_ok "... and the second after the first" \
-    "$ROOT/.deploy/logs/$V2.log" '^\$ supervisorctl .* restart web:web_01$'
+    "$ROOT/.deploy/logs/$V2.log" '^restarting web:web_01$'
 grep_nok "... never the group at once" "$ROOT/.deploy/logs/$V2.log" \
     'restart web:\*$'
 
@@ -189,7 +189,7 @@ like "$(err)" "*web:web_01 is *, not RUNNING*" \
     "deploy says which process failed"
 # in v2's log, after the switch back: web_01 (down) before web_00
 _order=$(sed -n '/switch back/,$p' "$ROOT/.deploy/logs/$V2.log" |
-    sed -n 's/^\$ supervisorctl .* restart \(web:web_0[01]\)$/\1/p' |
+    sed -n 's/^restarting \(web:web_0[01]\)$/\1/p' |
     tr '\n' ' ')
 is "$_order" "web:web_01 web:web_00 " \
     "the switch back restarted the down process first"
@@ -208,7 +208,7 @@ rc_is 4 "a release whose process 00 fails: exit 4"
 like "$(err)" "*restart FAILED *: web:web_00 is *" \
     "deploy says process 00 failed"
 grep_nok "process 01 was not restarted onto v5" \
-    "$ROOT/.deploy/logs/$V5.log" 'restart web:web_01$'
+    "$ROOT/.deploy/logs/$V5.log" '^restarting web:web_01$'
 is "$(($(spawns) - n0))" 1 "process 01 started once: by the switch back"
 ok "every process is back on v2" procs_on "$V2"
 is "$(list_state "$V5")" failed "v5 is listed failed"

@@ -1,0 +1,71 @@
+#!/bin/sh
+# deploy speaks supervisord's XML-RPC itself (issue 32): a deploy with a
+# program and a restart, and a cron run with nothing new, start no
+# supervisorctl (strace); a socket that accepts and never answers, one
+# that refuses, an answer cut short and an answer that is no XML-RPC each
+# give one clear line, exit 2, within the call's deadline (10 s), with
+# nothing fetched, built or switched.
+. "$(dirname "$0")/lib.sh"
+
+setup_root
+A=$(sha_of HEAD)
+run_deploy deploy
+rc_is 0 "deploy A"
+B=$(new_commit second)
+
+# ---- no supervisorctl in a deploy's path
+# straced DESC ARGS...: deploy ARGS under strace, execs in $T/strace
+straced() {
+	run timeout -k 5 "$DEPLOY_TEST_LIMIT" strace -f -qq -e trace=execve \
+	    -o "$T/strace" env DEPLOY_TEST_MARK="$MARK" "$DEPLOY" -C "$ROOT" "$@"
+}
+straced deploy
+rc_is 0 "deploy B under strace: exit 0"
+ok "B runs: it was restarted" app_runs_from "$B"
+grep_ok "strace saw deploy's own execs (git)" "$T/strace" 'execve("[^"]*/git"'
+grep_nok "and no supervisorctl among them" "$T/strace" 'execve("[^"]*supervisorctl"'
+pid=$(app_pid)
+straced -q deploy
+rc_is 0 "a cron run with nothing new: exit 0"
+grep_nok "it starts no supervisorctl either" "$T/strace" 'execve("[^"]*supervisorctl"'
+is "$(app_pid)" "$pid" "and left the program alone"
+
+# ---- supervisord that is not there, or not itself
+C=$(new_commit third)
+head=$(git --git-dir="$ROOT/repo" rev-parse -q --verify refs/heads/main)
+rels=$(releases)
+# broken DESC MODE PATTERN: supervisor = a listener in MODE; refused fast
+broken() {
+	_sock=$T/$2.sock
+	DEPLOY_TEST_T=$T "$PY" "$TESTDIR/svlisten.py" "$_sock" "$2" &
+	wait_for 10 test -S "$_sock" || bail "no listener on $_sock"
+	write_conf "supervisor = unix://$_sock"
+	_t0=$(date +%s)
+	run_deploy deploy
+	_t=$(($(date +%s) - _t0))
+	rc_is 2 "$1: exit 2"
+	like "$(err)" "$3" "$1: the error says so"
+	ok "$1: one line" [ "$(wc -l <"$T/err")" -eq 1 ]
+	ok "$1: within the deadline (${_t}s)" [ "$_t" -le 25 ]
+	is "$(current_link)" "releases/$B" "$1: current unchanged"
+	is "$(releases)" "$rels" "$1: nothing built"
+	is "$(git --git-dir="$ROOT/repo" rev-parse -q --verify refs/heads/main)" \
+	    "$head" "$1: nothing fetched"
+}
+broken "a socket that never answers" hang \
+    "*program app: supervisord at unix://$T/hang.sock did not answer supervisor.getAPIVersion within 10s*"
+broken "a refused socket" stale \
+    "*program app: cannot reach supervisord at unix://$T/stale.sock: Connection refused*"
+broken "an answer cut short" half \
+    "*program app: supervisord at unix://$T/half.sock cut its answer to supervisor.getAPIVersion short*"
+broken "an answer that is no XML-RPC" junk \
+    "*program app: supervisord at unix://$T/junk.sock gave a malformed answer to supervisor.getAPIVersion*"
+ok "B still runs" app_runs_from "$B"
+
+# ---- the supervisor key names the real one
+write_conf "supervisor = unix://$T/supervisor.sock" "-supervisorctl"
+run_deploy deploy
+rc_is 0 "supervisor = the real socket, no supervisorctl key: deploy C"
+ok "C runs" app_runs_from "$C"
+
+done_testing
