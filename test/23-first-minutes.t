@@ -13,7 +13,7 @@ setup_root "check = python health.py $APPSTATE" "check_timeout = 3"
 run "$DEPLOY" -C "$T/root2" init "$REMOTE" main
 rc_is 0 "init of a second root: exit 0"
 for key in keep virtualenv requirements reuse_venv build test program \
-    supervisorctl restart check check_timeout link envfile timeout; do
+    supervisorctl supervisor restart check check_timeout link envfile timeout; do
 	grep_ok "init's deploy.conf names $key, commented out" \
 	    "$T/root2/shared/deploy.conf" "^# $key ="
 done
