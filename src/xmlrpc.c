@@ -34,7 +34,6 @@
 #include <unistd.h>
 
 #include "xmlrpc.h"
-#include "child.h"
 #include "config.h"
 #include "core.h"
 #include "files.h"
@@ -272,13 +271,21 @@ static int
 find_server(void)
 {
 	char **w, url[PATH_MAX + 16] = "", conf[PATH_MAX] = "", buf[PATH_MAX];
+	char err[ERRLEN];
 	const char *c = NULL, *s = NULL, *u = NULL, *p = NULL, *x;
 	size_t i;
 	int r = 0;
 
 	if (cfg.supervisor != NULL)
 		return set_url(cfg.supervisor, "deploy.conf: supervisor");
-	w = words(cfg.supervisorctl ? cfg.supervisorctl : "supervisorctl");
+	w = split_words(cfg.supervisorctl ? cfg.supervisorctl : "supervisorctl",
+	    err, sizeof(err));
+	if (w == NULL || w[0] == NULL) {
+		snprintf(sv.why, sizeof(sv.why), "deploy.conf: supervisorctl: "
+		    "%s", w == NULL ? err : "empty");
+		free_words(w);
+		return -1;
+	}
 	for (i = 1; w[i] != NULL; i++) {
 		if ((x = opt(w, &i, "-c", "--configuration")) != NULL)
 			c = x;
