@@ -22,12 +22,13 @@ straced() {
 straced deploy
 rc_is 0 "deploy B under strace: exit 0"
 ok "B runs: it was restarted" app_runs_from "$B"
-grep_ok "strace saw deploy's own execs (git)" "$T/strace" 'execve("[^"]*/git"'
-grep_nok "and no supervisorctl among them" "$T/strace" 'execve("[^"]*supervisorctl"'
+grep_ok "strace saw deploy's own execs (git)" "$T/strace" 'execve\("[^"]*/git"'
+grep_nok "and no supervisorctl among them" "$T/strace" 'execve\("[^"]*supervisorctl"'
 pid=$(app_pid)
 straced -q deploy
 rc_is 0 "a cron run with nothing new: exit 0"
-grep_nok "it starts no supervisorctl either" "$T/strace" 'execve("[^"]*supervisorctl"'
+grep_ok "strace saw its git fetch" "$T/strace" 'execve\("[^"]*/git"'
+grep_nok "it starts no supervisorctl either" "$T/strace" 'execve\("[^"]*supervisorctl"'
 is "$(app_pid)" "$pid" "and left the program alone"
 
 # ---- supervisord that is not there, or not itself
