@@ -419,30 +419,31 @@ request(const char *method, const char *fmt, va_list ap)
 	n = (size_t)snprintf(b, cap, "<?xml version='1.0'?>\n<methodCall>\n"
 	    "<methodName>%s</methodName>\n<params>\n", method);
 	for (; *fmt; fmt++) {
-		s = *fmt == 's' ? va_arg(ap, const char *) : NULL;
-		if (n + 6 * (s ? strlen(s) : 0) + 128 > cap) {
-			cap = n + 6 * (s ? strlen(s) : 0) + 256;
-			b = xrealloc(b, cap);
-		}
-		if (*fmt == 's') {
-			n += (size_t)snprintf(b + n, cap - n, "<param><value>"
-			    "<string>");
-			for (; *s; s++) {
-				o = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" :
-				    *s == '&' ? "&amp;" : NULL;
-				if (o != NULL)
-					n += (size_t)snprintf(b + n, cap - n,
-					    "%s", o);
-				else
-					b[n++] = *s;
-			}
-			n += (size_t)snprintf(b + n, cap - n, "</string></value>"
-			    "</param>\n");
-		} else
+		if (*fmt != 's') {
+			int k = va_arg(ap, int);
+
+			if (n + 128 > cap)
+				b = xrealloc(b, cap = n + 256);
 			n += (size_t)snprintf(b + n, cap - n, "<param><value><%s>"
 			    "%d</%s></value></param>\n", *fmt == 'b' ? "boolean" :
-			    "int", va_arg(ap, int), *fmt == 'b' ? "boolean" :
-			    "int");
+			    "int", k, *fmt == 'b' ? "boolean" : "int");
+			continue;
+		}
+		if ((s = va_arg(ap, const char *)) == NULL)
+			s = "";
+		if (n + 6 * strlen(s) + 128 > cap)
+			b = xrealloc(b, cap = n + 6 * strlen(s) + 256);
+		n += (size_t)snprintf(b + n, cap - n, "<param><value><string>");
+		for (; *s; s++) {
+			o = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ?
+			    "&amp;" : NULL;
+			if (o != NULL)
+				n += (size_t)snprintf(b + n, cap - n, "%s", o);
+			else
+				b[n++] = *s;
+		}
+		n += (size_t)snprintf(b + n, cap - n, "</string></value>"
+		    "</param>\n");
 	}
 	snprintf(b + n, cap - n, "</params>\n</methodCall>\n");
 	return b;
