@@ -593,6 +593,10 @@ test_rpc(void)
 	    "</value><value>2</value></data></array></value></param></params>"
 	    "</methodResponse>", v, 2, &nv) == -1,
 	    "rpc_parse: more values than the array holds: malformed");
+	ok(rpc("<methodResponse><params><param><value><struct><member><name>a"
+	    "</name><value><int>1</int></member></struct></value></param>"
+	    "</params></methodResponse>", v, 16, &nv) == -1,
+	    "rpc_parse: a <value> not closed: malformed");
 	ok(rpc("<methodResponse><fault><value><string>x</string></value>"
 	    "</fault></methodResponse>", v, 16, &nv) == -1,
 	    "rpc_parse: a fault that is not a struct: malformed");
