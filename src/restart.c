@@ -25,6 +25,23 @@
 
 char failed_member[256];	/* the group member whose restart failed */
 
+/* what the restart confirmed: each process of a group (name, pid, start
+ * time), or the program's fingerprint (name ""); read again after the
+ * check, so that one that died meanwhile is not reported deployed */
+static struct member confirmed[MAXMEMBERS];
+static int nconfirmed;
+
+static void
+confirm(const char *member, const struct member *m)
+{
+	if (nconfirmed == MAXMEMBERS)
+		return;
+	confirmed[nconfirmed] = *m;
+	snprintf(confirmed[nconfirmed].name, sizeof(confirmed[0].name), "%s",
+	    member ? member : "");
+	nconfirmed++;
+}
+
 /* sleeps until the next look at a restarted program: 200 ms while it
  * starts; once it is RUNNING, until its settle second is over */
 static void
@@ -82,8 +99,10 @@ wait_running(const char *member, double from, char *why, size_t wl)
 				firstpid = m.pid;
 				firststart = m.start;
 				settled = now() + SETTLE;
-			} else if (now() >= settled)
+			} else if (now() >= settled) {
+				confirm(member, &m);
 				return 0;
+			}
 		} else if (strcmp(m.state, "STARTING") != 0) {
 			snprintf(why, wl, "%s is %s, not RUNNING%s%s", name,
 			    m.state, spawnerr ? ": " : "", spawnerr ? spawn_why() :
@@ -175,6 +194,7 @@ step_restart(const char *sha)
 	step_begin("restart");
 	spawn_forget();
 	failed_member[0] = '\0';
+	nconfirmed = 0;
 	if (cfg.restart != NULL) {
 		argv = words(cfg.restart);
 		o.keepgroup = 1;	/* it may start a daemon */
@@ -199,6 +219,47 @@ step_restart(const char *sha)
 	return 0;
 }
 
+/* after the check: every process the restart confirmed still RUNNING
+ * with the pid (and start time) it was confirmed with; 0, or -1 and why */
+static int
+still_confirmed(char *why, size_t wl)
+{
+	static struct member m[MAXMEMBERS];
+	char pids[512];
+	int i, k, n = 0;
+
+	if (nconfirmed > 0 && confirmed[0].name[0] == '\0') {
+		program_state(m[0].state, sizeof(m[0].state), &m[0].pid, pids,
+		    sizeof(pids));
+		if (strcmp(m[0].state, "RUNNING") == 0 &&
+		    m[0].pid == confirmed[0].pid)
+			return 0;
+		snprintf(why, wl, "program %s restarted or stopped after it was "
+		    "confirmed RUNNING (now %s, %s)", cfg.program, m[0].state,
+		    pids);
+		return -1;
+	}
+	if (nconfirmed > 0 && (n = group_members(cfg.program, m,
+	    MAXMEMBERS)) < 0) {
+		snprintf(why, wl, "%s", members_why);
+		return -1;
+	}
+	for (i = 0; i < nconfirmed; i++) {
+		for (k = 0; k < n && strcmp(m[k].name, confirmed[i].name); k++)
+			;
+		if (k < n && strcmp(m[k].state, "RUNNING") == 0 &&
+		    m[k].pid == confirmed[i].pid && m[k].start ==
+		    confirmed[i].start)
+			continue;
+		snprintf(why, wl, "process %.255s died after it was confirmed "
+		    "RUNNING with pid %ld (now %s, pid %ld)", confirmed[i].name,
+		    confirmed[i].pid, k < n ? m[k].state : "gone", k < n ?
+		    m[k].pid : 0L);
+		return -1;
+	}
+	return 0;
+}
+
 /* 7. check: again and again until it passes or check_timeout ends;
  * 0 passed, -1 failed, 1 interrupted by a signal */
 int
@@ -209,6 +270,7 @@ step_check(const char *sha)
 	struct result r;
 	double end;
 	int ok = -1, tries = 0;
+	char gone[SV_WHYLEN];
 
 	if (cfg.check == NULL) {
 		step_skip("check", "no check command");
@@ -233,7 +295,10 @@ step_check(const char *sha)
 			break;
 		poll(NULL, 0, 500);
 	}
-	if (ok == 0)
+	if (ok == 0 && still_confirmed(gone, sizeof(gone)) == -1) {
+		step_fail("check", gone, 0);
+		ok = -1;
+	} else if (ok == 0)
 		step_ok("check");
 	else if (gotsig) {
 		/* not a verdict on the release: the next run checks again */

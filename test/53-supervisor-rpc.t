@@ -4,7 +4,8 @@
 # supervisorctl (strace); a socket that accepts and never answers, one
 # that refuses, an answer cut short and an answer that is no XML-RPC each
 # give one clear line, exit 2, within the call's deadline (10 s), with
-# nothing fetched, built or switched.
+# nothing fetched, built or switched. A program that dies after its
+# restart confirmed it, while the check runs, is switched back.
 . "$(dirname "$0")/lib.sh"
 
 setup_root
@@ -67,6 +68,20 @@ ok "B still runs" app_runs_from "$B"
 write_conf "supervisor = unix://$T/supervisor.sock" "-supervisorctl"
 run_deploy deploy
 rc_is 0 "supervisor = the real socket, no supervisorctl key: deploy C"
+ok "C runs" app_runs_from "$C"
+
+# ---- the program dies after its restart confirmed it, and supervisord
+# starts it again while the check runs (issue 29 item 9): the check passes
+# on the new process, but the release is switched back
+: >"$T/killonce"
+write_conf "check = sh -c 'if rm $T/killonce 2>/dev/null; then kill \$(cut -d\" \" -f1 $APPSTATE); sleep 3; fi'"
+D=$(new_commit fourth)
+run_deploy deploy
+rc_is 4 "a program that died after it was confirmed: switched back, exit 4"
+ok "the check ran its kill" absent "$T/killonce"
+like "$(err)" "*check FAILED*program app restarted or stopped after it was confirmed RUNNING*" \
+    "it says the program did not stay up after its confirmation"
+is "$(current_link)" "releases/$C" "current is C again"
 ok "C runs" app_runs_from "$C"
 
 done_testing

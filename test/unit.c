@@ -557,6 +557,7 @@ test_rpc(void)
 	    rpc_int(v, k, "pid") == 42 && rpc_int(v, k, "ok") == 1 &&
 	    strcmp(rpc_str(v, k, "raw"), " x ") == 0 &&
 	    strcmp(rpc_str(v, k, "e"), "") == 0 && rpc_member(v, k, "no") == -1 &&
+	    rpc_int(v, k, "no") == 0 && rpc_int(v, k, "name") == 0 &&
 	    v[k].next != -1 && v[v[k].next].type == RPC_INT &&
 	    v[v[k].next].i == -7 && v[v[k].next].next == -1,
 	    "rpc_parse: an array of a struct and an i4, entities decoded");
@@ -597,6 +598,10 @@ test_rpc(void)
 	    "</name><value><int>1</int></member></struct></value></param>"
 	    "</params></methodResponse>", v, 16, &nv) == -1,
 	    "rpc_parse: a <value> not closed: malformed");
+	ok(rpc("<methodResponse><params><param><value><struct><member><name>a"
+	    "<value><int>1</int></value></member></struct></value></param>"
+	    "</params></methodResponse>", v, 16, &nv) == -1,
+	    "rpc_parse: a <name> not closed: malformed");
 	ok(rpc("<methodResponse><fault><value><string>x</string></value>"
 	    "</fault></methodResponse>", v, 16, &nv) == -1,
 	    "rpc_parse: a fault that is not a struct: malformed");
