@@ -130,7 +130,7 @@ text(struct px *x)
 			k = strtoul(s + 3, &e, 16);
 		else
 			k = strtoul(s + 2, &e, 10);
-		if (errno || *e != ';' || e == s + 2 || e == s + 3 ||
+		if (errno || *e != ';' || e == s + (s[2] == 'x' ? 3 : 2) ||
 		    (k = put_utf8(d, k)) == 0)
 			return NULL;
 		d += k;

@@ -545,7 +545,7 @@ test_rpc(void)
 
 	ok(rpc("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n"
 	    "<value><array><data>\n<value><struct>\n<member>\n<name>name</name>\n"
-	    "<value><string>a &amp; &lt;b&gt; &#233;&#x41;</string></value>\n"
+	    "<value><string>a &amp; &lt;b&gt; &#233;&#x41;&#9;</string></value>\n"
 	    "</member>\n<member>\n<name>pid</name>\n<value><int>42</int></value>\n"
 	    "</member>\n<member><name>ok</name><value><boolean>1</boolean>"
 	    "</value></member><member><name>raw</name><value> x </value>"
@@ -553,7 +553,7 @@ test_rpc(void)
 	    "</struct></value>\n<value><i4>-7</i4></value></data></array></value>\n"
 	    "</param>\n</params>\n</methodResponse>\n", v, 16, &nv) == 0 &&
 	    nv == 8 && v[0].type == RPC_ARRAY && (k = v[0].kid) == 1 &&
-	    strcmp(rpc_str(v, k, "name"), "a & <b> \xc3\xa9" "A") == 0 &&
+	    strcmp(rpc_str(v, k, "name"), "a & <b> \xc3\xa9" "A\t") == 0 &&
 	    rpc_int(v, k, "pid") == 42 && rpc_int(v, k, "ok") == 1 &&
 	    strcmp(rpc_str(v, k, "raw"), " x ") == 0 &&
 	    strcmp(rpc_str(v, k, "e"), "") == 0 && rpc_member(v, k, "no") == -1 &&
@@ -588,6 +588,8 @@ test_rpc(void)
 	ok(rpc("<methodResponse><params><param><value>&bogus;</value></param>"
 	    "</params></methodResponse>", v, 16, &nv) == -1 &&
 	    rpc("<methodResponse><params><param><value>&#0;</value></param>"
+	    "</params></methodResponse>", v, 16, &nv) == -1 &&
+	    rpc("<methodResponse><params><param><value>&#x;</value></param>"
 	    "</params></methodResponse>", v, 16, &nv) == -1,
 	    "rpc_parse: an unknown entity or &#0;: malformed");
 	ok(rpc("<methodResponse><params><param><value><array><data><value>1"
