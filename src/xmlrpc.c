@@ -528,9 +528,9 @@ http_body(char *ans, size_t len, const char *method)
 	if (code == 401) {
 		snprintf(sv_why, sizeof(sv_why), "supervisord at %s refused %s "
 		    "(HTTP 401): set username and password under "
-		    "[supervisorctl] as under [unix_http_server]", sv.url,
-		    sv.user[0] ? "the username and password" : "to answer "
-		    "without a username and password");
+		    "[supervisorctl] as under [unix_http_server] or "
+		    "[inet_http_server]", sv.url, sv.user[0] ? "the username "
+		    "and password" : "to answer without a username and password");
 		return NULL;
 	}
 	if (code != 200) {
