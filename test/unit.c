@@ -568,6 +568,10 @@ test_rpc(void)
 	    &nv) == 1 && rpc_int(v, 0, "faultCode") == 10 &&
 	    strcmp(rpc_str(v, 0, "faultString"), "BAD_NAME: x") == 0,
 	    "rpc_parse: a fault, its code and string");
+	ok(rpc("<methodResponse><params><param><value>&#x20AC;&#128512;&#x7FF;"
+	    "</value></param></params></methodResponse>", v, 16, &nv) == 0 &&
+	    strcmp(v[0].s, "\xe2\x82\xac\xf0\x9f\x98\x80\xdf\xbf") == 0,
+	    "rpc_parse: character references of 2, 3 and 4 bytes in UTF-8");
 	ok(rpc("<methodResponse><params><param><value><string>3.0</string>"
 	    "</value></param></params></methodResponse>", v, 16, &nv) == 0 &&
 	    v[0].type == RPC_STRING && strcmp(v[0].s, "3.0") == 0,
