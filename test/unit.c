@@ -611,6 +611,14 @@ test_rpc(void)
 	ok(rpc("<methodResponse><fault><value><string>x</string></value>"
 	    "</fault></methodResponse>", v, 16, &nv) == -1,
 	    "rpc_parse: a fault that is not a struct: malformed");
+	/* a member that is not there reads nothing, not the value before */
+	memset(v, 0, 2 * sizeof(v[0]));
+	v[0].type = RPC_INT;
+	v[0].i = 7;
+	v[1].type = RPC_STRUCT;
+	v[1].kid = v[1].next = -1;
+	ok(rpc_int(v + 1, 0, "x") == 0 && rpc_member(v + 1, 0, "x") == -1,
+	    "rpc_int: a member that is not there is 0");
 	ok(rpc_count("<value><value/>x<value>") == 4,
 	    "rpc_count: one more than the <value>s");
 }
