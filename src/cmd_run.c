@@ -64,6 +64,7 @@ cmd_run(int argc, char **argv)
 	current_release(rreal, sha);
 	if (chdir(rreal) == -1)
 		die(EXIT_USAGE, "%s: %s", rreal, strerror(errno));
+	setenv("PWD", rreal, 1);	/* not a PWD= naming current */
 	setenv("DEPLOY_ROOT", root, 1);
 	setenv("DEPLOY_RELEASE", rreal, 1);
 	setenv("DEPLOY_REVISION", sha, 1);
