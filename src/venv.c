@@ -315,6 +315,34 @@ poetry_lock(const char *sha, const char *rdir, char **reqpath, size_t *len,
 	return buf;
 }
 
+/*
+ * What the venv is built from (the requirements or poetry.lock, NULL for
+ * nothing), hashed into *h; poetry's venvs get a base of their own, never
+ * derived from a pip-built one, and poetry's environment in extra.
+ */
+static char *
+read_deps(const char *sha, const char *rdir, int way, char **reqpath,
+    size_t *len, unsigned long long *h, unsigned long long *base,
+    char **extra, int *ne)
+{
+	char *buf = NULL;
+
+	poetry_ver[0] = '\0';
+	*len = 0;
+	if (way == DEPS_POETRY) {
+		*base = fnv(*base, "poetry", 6);
+		*h = fnv(*h, "poetry", 6);
+		buf = poetry_lock(sha, rdir, reqpath, len, h);
+		extra[(*ne)++] = xstrdup("POETRY_VIRTUALENVS_CREATE=false");
+		extra[(*ne)++] = xstrdup("POETRY_NO_INTERACTION=1");
+	} else if (way == DEPS_REQUIREMENTS) {
+		if ((buf = read_requirements(sha, rdir, reqpath, len)) != NULL)
+			*h = fnv(*h, buf, *len);
+	} else
+		*reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
+	return buf;
+}
+
 /* releases/SHA/.venv -> ../../venvs/KEY */
 static void
 link_venv(const char *sha, const char *rdir, const char *key)
@@ -345,27 +373,10 @@ step_venv_pip(const char *sha, const char *rdir, int way)
 	size_t len, recn;
 	int shared, vfd = -1, ne = 0;
 
-	poetry_ver[0] = '\0';
-	if (way == DEPS_POETRY) {
-		/* a venv of poetry's: never the pip-built one of the same
-		 * python, not even to derive from */
-		base = fnv(base, "poetry", 6);
-		h = fnv(h, "poetry", 6);
-		buf = poetry_lock(sha, rdir, &reqpath, &len, &h);
-		extra[ne++] = xstrdup("POETRY_VIRTUALENVS_CREATE=false");
-		extra[ne++] = xstrdup("POETRY_NO_INTERACTION=1");
-	} else if (way == DEPS_REQUIREMENTS)
-		buf = read_requirements(sha, rdir, &reqpath, &len);
-	else {
-		buf = NULL;
-		len = 0;
-		reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
-	}
+	buf = read_deps(sha, rdir, way, &reqpath, &len, &h, &base, extra, &ne);
 	/* past REQS_MAX the key would not see all of it: never shared */
 	shared = cfg.reuse_venv && (buf == NULL || way == DEPS_POETRY ||
 	    (len <= REQS_MAX && reqs_shareable(buf, len)));
-	if (buf != NULL && way != DEPS_POETRY)
-		h = fnv(h, buf, len);
 	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
 	python_id(&h);
 	snprintf(key, sizeof(key), "%016llx", h);

@@ -74,6 +74,42 @@ rc_is 0 "deps = none: prepare of a pyproject-only commit exits 0"
 grep_ok "the pip step says deps = none" "$T/out" \
     '^\[[0-9]+\] pip skipped \(deps = none\)'
 
+# dryrefuses DESC PATTERN: -n of HEAD exits 2, stderr matching PATTERN
+dryrefuses() {
+	run_deploy -n prepare
+	rc_is 2 "$1: -n exits 2"
+	like "$(err)" "*preflight: deps: $2*" "$1: -n says why"
+}
+# dryok DESC PATTERN: -n of HEAD exits 0, stdout matching PATTERN
+dryok() {
+	run_deploy -n prepare
+	rc_is 0 "$1: -n exits 0"
+	like "$(out)" "*$2*" "$1: -n says what is used"
+}
+write_conf
+printf '[project]\nname = "x"\ndependencies = []\n' >"$APP/pyproject.toml"
+printf '[tool.poetry.dependencies]\npython = "^3.7"\n' >>"$APP/pyproject.toml"
+new_commit empty-deps >/dev/null
+dryok "pyproject.toml declaring nothing" "deps: none: the commit declares no dependencies"
+printf '[tool.poetry.dependencies]\npython = "^3.7"\nappdep = "*"\n' \
+    >"$APP/pyproject.toml"
+new_commit poetry-deps >/dev/null
+dryrefuses "[tool.poetry.dependencies] without a lock" \
+    "pyproject.toml*[tool.poetry.dependencies]*poetry export -o requirements.txt*"
+printf 'version = 1\n' >"$APP/uv.lock"
+printf '# poetry\n' >"$APP/poetry.lock"
+new_commit two-locks >/dev/null
+dryrefuses "poetry.lock and uv.lock" "*more than one lock file ( poetry.lock uv.lock)*"
+git -C "$APP" rm -q uv.lock poetry.lock pyproject.toml
+echo 'from setuptools import setup; setup()' >"$APP/setup.py"
+new_commit setup.py >/dev/null
+dryrefuses "setup.py" "setup.py at *install_requires*"
+write_conf "deps = requirements"
+dryrefuses "deps = requirements, none committed" \
+    "deps = requirements, but * has no requirements.txt*"
+write_conf "deps = poetry"
+dryrefuses "deps = poetry, no poetry.lock" "deps = poetry, but * has no poetry.lock*"
+
 write_conf "deps = yes"
 run_deploy -n prepare
 rc_is 2 "deps = yes: exit 2"
