@@ -204,7 +204,8 @@ dry_run_commands(const char *sha)
 			    "release's .venv/bin", what, printable(w[0]));
 		free_words(w);
 	}
-	deps_way(treegd ? treegd : gitdir(), sha);
+	if (release_state(sha) != R_COMPLETE)	/* else nothing is built */
+		deps_way(treegd ? treegd : gitdir(), sha);
 }
 
 /*
