@@ -37,6 +37,10 @@ printf 'GREETING=hello from the envfile\n' >"$ROOT/shared/app.env"
 run "$RUN" run python -c 'print(1)'
 rc_is 2 "no release yet: exit 2"
 like "$(err)" "*current*no release to run*" "no release yet: one line saying so"
+sv start app >/dev/null 2>&1
+is_fatal() { [ "$(app_state)" = FATAL ]; }
+ok "supervisord shows the program FATAL" wait_for 15 is_fatal
+grep_ok "with deploy's line in the program's log" "$T/app.log" 'no release to run'
 
 run_deploy deploy
 rc_is 0 "deploy A, its program run by deploy run"
