@@ -66,6 +66,8 @@ list_top(const char *gd, const char *sha, struct tree_has *t)
 	out[0] = '\0';
 	i = run(argv, &o, &r);
 	free_words(argv);
+	if (r.signo)
+		leave(128 + r.signo);	/* no verdict: we were stopped */
 	if (i == -1)
 		return -1;
 	for (line = strtok_r(out, "\n", &save); line != NULL;
