@@ -96,8 +96,10 @@ printf '[tool.poetry.dependencies]\npython = "^3.7"\nappdep = "*"\n' \
 new_commit poetry-deps >/dev/null
 dryrefuses "[tool.poetry.dependencies] without a lock" \
     "pyproject.toml*[tool.poetry.dependencies]*poetry export -o requirements.txt*"
-printf 'version = 1\n' >"$APP/uv.lock"
 printf '# poetry\n' >"$APP/poetry.lock"
+new_commit poetry-lock >/dev/null
+dryok "poetry.lock alone" "deps: poetry.lock, by poetry install"
+printf 'version = 1\n' >"$APP/uv.lock"
 new_commit two-locks >/dev/null
 dryrefuses "poetry.lock and uv.lock" "*more than one lock file ( poetry.lock uv.lock)*"
 git -C "$APP" rm -q uv.lock poetry.lock pyproject.toml
