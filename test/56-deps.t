@@ -36,6 +36,8 @@ refused() {
 
 UV='uv export --frozen --no-dev --no-emit-project -o requirements.txt'
 refused "pyproject-only" "pyproject.toml" "$UV"
+like "$(err)" "*pyproject.toml*\\[project\\] dependencies*" \
+    "pyproject-only: names its [project] dependencies"
 
 printf 'version = 1\n[[package]]\nname = "appdep"\nversion = "1.0"\n' \
     >"$APP/uv.lock"
@@ -95,7 +97,7 @@ printf '[tool.poetry.dependencies]\npython = "^3.7"\nappdep = "*"\n' \
     >"$APP/pyproject.toml"
 new_commit poetry-deps >/dev/null
 dryrefuses "[tool.poetry.dependencies] without a lock" \
-    "pyproject.toml*[tool.poetry.dependencies]*poetry export -o requirements.txt*"
+    "pyproject.toml*\\[tool.poetry.dependencies\\]*poetry lock*poetry export -o requirements.txt*"
 printf '# poetry\n' >"$APP/poetry.lock"
 new_commit poetry-lock >/dev/null
 dryok "poetry.lock alone" "deps: poetry.lock, by poetry install"

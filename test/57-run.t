@@ -62,6 +62,11 @@ rc_is 0 "run -- python -c ... --help: exit 0"
 is "$(out)" "$ROOT/releases/$A $ROOT/releases/$A/.venv" \
     "the command's own -c and --help reach it, in the release, in its venv"
 
+# deploy's own options before run: -C ROOT (any binary), -q
+run "$DEPLOY" -q -C "$ROOT" run python -c 'import os; print(os.getcwd())'
+rc_is 0 "deploy -q -C ROOT run python -c ...: exit 0"
+is "$(out)" "$ROOT/releases/$A" "-C ROOT run: in current's release"
+
 run "$RUN" run no-such-command-here
 rc_is 127 "a command not found: exit 127"
 like "$(err)" "*no-such-command-here*" "naming it"
