@@ -89,7 +89,9 @@ dryok() {
 	like "$(out)" "*$2*" "$1: -n says what is used"
 }
 write_conf
-printf '[project]\nname = "x"\ndependencies = []\n' >"$APP/pyproject.toml"
+# a root key named dependencies is not [project]'s
+printf 'dependencies = ["x"]\n[project]\nname = "x"\ndependencies = []\n' \
+    >"$APP/pyproject.toml"
 printf '[tool.poetry.dependencies]\npython = "^3.7"\n' >>"$APP/pyproject.toml"
 new_commit empty-deps >/dev/null
 dryok "pyproject.toml declaring nothing" "deps: none: the commit declares no dependencies"
