@@ -18,6 +18,7 @@
 #include "child.h"
 #include "config.h"
 #include "core.h"
+#include "deps.h"
 #include "files.h"
 #include "history.h"
 #include "msg.h"
@@ -151,8 +152,11 @@ build_release(const char *sha, int will_switch)
 	char why[PATH_MAX + 256];
 	struct stat st;
 	struct result r;
-	int fd;
+	int fd, way;
 
+	/* what the commit declares, installable as declared, or refused
+	 * before anything of the release exists */
+	way = deps_way(gitdir(), sha);
 	open_log(sha, 1);
 	report_due();
 	fd = releases_fd(0);
@@ -172,7 +176,7 @@ build_release(const char *sha, int will_switch)
 		fail_build(sha, 128 + gotsig);
 	write_revision(sha, rdir);
 
-	step_venv_pip(sha, rdir);
+	step_venv_pip(sha, rdir, way);
 	if (gotsig)
 		fail_build(sha, 128 + gotsig);
 	step_link(sha, rdir);

@@ -28,12 +28,14 @@ static const char conf_template[] =
 "# Commands are split into words as sh does (quotes, backslash) and run\n"
 "# without a shell, in the release, with its .venv/bin first on PATH.\n"
 "repo = %s\n"
-"%s%s%s"
-"# branch = (the remote's HEAD)  # branch, tag or commit deployed by default\n"
+"%s%s\n"
 "# keep = 5                  # complete releases kept by prune (at least 2)\n"
 "# virtualenv = virtualenv -p python3  # makes a venv; its path is appended\n"
 "#                           # (python3 -m venv where virtualenv is missing)\n"
-"# requirements = requirements.txt  # pip installs it; skipped when absent\n"
+"# requirements = requirements.txt  # pip installs it; skipped when absent\n""# deps = auto               # auto: the requirements file, else poetry.lock;\n"
+"#                           # a commit that declares dependencies otherwise\n"
+"#                           # (uv.lock, pyproject.toml, ...) is refused;\n"
+"#                           # requirements, poetry or none\n"
 "# reuse_venv = yes          # share a venv between releases with the same\n"
 "#                           # requirements (never with local paths)\n"
 "# build =                   # run after pip, before the tests\n"
@@ -48,7 +50,7 @@ static const char conf_template[] =
 "# check_timeout = 30        # seconds\n"
 "# link =                    # paths under shared/ linked into each release\n"
 "# envfile =                 # KEY=VALUE file under shared/ for build, test\n"
-"#                           # and check\n"
+"#                           # check and deploy run\n"
 "# timeout = 1800            # seconds one step may run; 0 for none\n"
 "# migrate =                 # after the tests, right before the switch\n"
 "#                           # (python manage.py migrate --noinput)\n"
@@ -56,7 +58,13 @@ static const char conf_template[] =
 "#                           # that built, migrated, switched, restarted\n"
 "#                           # or switched back a release; gets DEPLOY_EVENT,\n"
 "#                           # DEPLOY_STATUS, DEPLOY_REVISION, DEPLOY_PREVIOUS,\n"
-"#                           # DEPLOY_LOG, DEPLOY_ACTOR\n";
+"#                           # DEPLOY_LOG, DEPLOY_ACTOR\n"
+"# verify = off              # commit or tag: deploy only what an allowed\n"
+"#                           # key signed\n"
+"# allowed_signers =         # file under shared/: ssh keys allowed to sign\n"
+"# gpg_keyring =             # file or folder under shared/: OpenPGP keys\n"
+"# submodules = yes          # no: a commit with submodules is refused\n"
+"# lfs = yes                 # no: a commit with Git LFS files is refused\n";
 
 /* shared/deploy.conf: written when absent, else only compared */
 static void
@@ -83,8 +91,10 @@ init_config(const char *url, const char *branch)
 		config_free(&old);
 		return;
 	}
-	text = fmtpath(conf_template, url, branch ? "branch = " : "",
-	    branch ? branch : "", branch ? "\n" : "");
+	/* the branch line, written or commented out: never both */
+	text = fmtpath(conf_template, url, branch ? "# the branch, tag or commit "
+	    "deployed by default\nbranch = " : "# branch = (the remote's HEAD)  "
+	    "# branch, tag or commit deployed by default", branch ? branch : "");
 	if ((fd = openat(rootfd, conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 	    O_NOFOLLOW, 0644)) == -1 || write_all(fd, text, strlen(text)) == -1 ||
 	    fsync(fd) == -1 || close(fd) == -1)

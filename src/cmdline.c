@@ -31,6 +31,7 @@ usage(int status)
 	    "          rollback [REV] | migrate REV | list | status | log [REV] "
 	    "| prune\n"
 	    "          pause [REASON] | resume | help\n"
+	    "          run [--] COMMAND [ARG...]\n"
 	    "          audit [--json] [-n N] | audit --verify\n",
 	    status ? stderr : stdout);
 	leave(status);
@@ -175,15 +176,50 @@ long_opts(int argc, char **argv)
 }
 
 /*
+ * Where the command word is (argc when there is none): after the options
+ * and the words they take, or after a "--".
+ */
+static int
+command_at(int argc, char **argv)
+{
+	const char *p;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return i + 1;
+		if (argv[i][0] != '-' || argv[i][1] == '\0')
+			return i;
+		for (p = argv[i] + 1; *p && argv[i][1] != '-'; p++)
+			if (strchr("Cckw", *p) != NULL) {
+				i += p[1] == '\0';	/* its word follows */
+				break;
+			}
+	}
+	return argc;
+}
+
+/*
  * The options, then the command's words: on return (*argvp)[0] is the
  * command ("deploy" when none was given) and the rest its arguments.
  */
 void
 cmdline_parse(int *argcp, char ***argvp)
 {
-	int argc = *argcp, ended;
-	char **argv = *argvp;
+	int argc = *argcp, ended, at = command_at(*argcp, *argvp), rargc = 0;
+	char **argv = *argvp, **rargv = NULL, *run = NULL;
 
+	if (at < argc && strcmp(argv[at], "run") == 0) {
+		/* run's words are the app's: none is deploy's option */
+		run = argv[at];
+		rargv = argv + at;
+		rargc = argc - at;
+		if (rargc > 1 && strcmp(rargv[1], "--") == 0) {
+			rargv++;
+			rargc--;
+		}
+		argc = at;
+	}
 	argc = long_opts(argc, argv);
 	parse_opts(argc, argv);
 	ended = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
@@ -195,7 +231,11 @@ cmdline_parse(int *argcp, char ***argvp)
 		argc = 1;
 		argv = dargv;
 	}
-	if (argc > 1 && !ended) {
+	if (rargv != NULL) {
+		rargv[0] = run;	/* long_opts ended argv with a NULL there */
+		argc = rargc;
+		argv = rargv;
+	} else if (argc > 1 && !ended) {
 		/* options may follow the command too, as in "deploy prune
 		 * -k 2" or "deploy rollback -n"; "--", before the command or
 		 * after it, ends them */

@@ -265,7 +265,7 @@ trim(char *s)
 	return s;
 }
 
-enum { K_STR, K_CMD, K_NUM, K_BOOL, K_REF, K_PATH, K_PATHS, K_VERIFY };
+enum { K_STR, K_CMD, K_NUM, K_BOOL, K_REF, K_PATH, K_PATHS, K_VERIFY, K_DEPS };
 
 static const struct key {
 	const char	*name;
@@ -298,9 +298,26 @@ static const struct key {
 	{ "gpg_keyring", K_PATH, offsetof(struct config, gpg_keyring), 0, 0 },
 	{ "submodules", K_BOOL, offsetof(struct config, submodules), 0, 0 },
 	{ "lfs", K_BOOL, offsetof(struct config, lfs), 0, 0 },
+	{ "deps", K_DEPS, offsetof(struct config, deps), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int
+set_deps(int *field, const char *v, char *why, size_t wl)
+{
+	static const char *way[] = { "auto", "requirements", "poetry", "none" };
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (strcmp(v, way[i]) == 0) {
+			*field = i;	/* DEPS_* in this order */
+			return 0;
+		}
+	snprintf(why, wl, "deps must be auto, requirements, poetry or none, "
+	    "not '%s'", v);
+	return -1;
+}
 
 static int
 set_key(struct config *c, const struct key *k, char *v, char *why, size_t wl)
@@ -340,6 +357,8 @@ set_key(struct config *c, const struct key *k, char *v, char *why, size_t wl)
 			return -1;
 		}
 		return 0;
+	case K_DEPS:
+		return set_deps((int *)field, v, why, wl);
 	case K_CMD:
 	case K_PATHS:
 		if ((w = split_words(v, werr, sizeof(werr))) == NULL) {

@@ -45,9 +45,11 @@ struct config {
 	char	*gpg_keyring;
 	int	 submodules;	/* read submodules in; no: refuse them */
 	int	 lfs;		/* LFS content in; no: refuse it */
+	int	 deps;		/* DEPS_*: how the dependencies are installed */
 };
 
 enum { VERIFY_OFF, VERIFY_COMMIT, VERIFY_TAG };
+enum { DEPS_AUTO, DEPS_REQUIREMENTS, DEPS_POETRY, DEPS_NONE };
 
 void	config_init(struct config *);
 void	config_free(struct config *);

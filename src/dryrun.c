@@ -19,6 +19,7 @@
 #include "cmdline.h"
 #include "config.h"
 #include "core.h"
+#include "deps.h"
 #include "fetch.h"
 #include "files.h"
 #include "history.h"
@@ -203,6 +204,8 @@ dry_run_commands(const char *sha)
 			    "release's .venv/bin", what, printable(w[0]));
 		free_words(w);
 	}
+	if (release_state(sha) != R_COMPLETE)	/* else nothing is built */
+		deps_way(treegd ? treegd : gitdir(), sha);
 }
 
 /*
@@ -257,6 +260,15 @@ say_commits_fetched(const char *ref, const char *sha)
 	free(gd);
 	free(objs);
 	free(alt);
+}
+
+static int
+in_mirror(const char *sha)
+{
+	char out[RP_OUT];
+	struct result r;
+
+	return rev_parse_commit(sha, out, &r) == 0;
 }
 
 /* -n: the signature's verdict, where the mirror has the commit already */
@@ -317,7 +329,8 @@ dry_run_deploy(const char *ref, int prepare_only)
 		resolve(ref, sha);
 		say("%s is %s in the mirror, as of the last fetch", ref, sha);
 	}
-	if (say_commits_in(gitdir(), sha) == -1 && !unreachable)
+	if ((say_commits_in(gitdir(), sha) == -1 || !in_mirror(sha)) &&
+	    !unreachable)	/* its tree is read for the deps */
 		say_commits_fetched(ref, sha);	/* and dry_run_commands */
 	else
 		dry_run_commands(sha);

@@ -29,6 +29,7 @@
 #include "cmd_list.h"
 #include "cmd_log.h"
 #include "cmd_pause.h"
+#include "cmd_run.h"
 #include "cmd_status.h"
 #include "cmdline.h"
 #include "config.h"
@@ -161,6 +162,8 @@ static const struct command {
 	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0, NULL, NULL, cmd_pause },
 	{ "resume", "resume", 0, 0, A_NONE, CHANGES | BY_HAND | CONVERGES,
 	    cmd_resume_check, cmd_resume, NULL },
+	{ "run", "run [--] COMMAND [ARG...]", INT_MAX, 1, A_NONE, READS_CONF,
+	    NULL, NULL, cmd_run },
 	{ "help", "help", 0, 0, A_NONE, NO_ROOT, NULL, NULL, help },
 };
 

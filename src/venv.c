@@ -31,6 +31,18 @@
 #include "sig.h"
 #include "venvs.h"
 
+/* poetry's version line when the release's deps are poetry.lock: the
+ * venv and pip steps then run poetry install where they ran pip */
+static char poetry_ver[128];
+
+/* poetry install, as locked, into the venv VIRTUAL_ENV names (o's) */
+static char **
+poetry_argv(void)
+{
+	return words("poetry install --only main --no-root --sync "
+	    "--no-interaction");
+}
+
 /*
  * The venv and pip lines of a derive, written once pip is done: the venv
  * step's time is the copy's, the pip step's its own.
@@ -78,6 +90,21 @@ derive_deps(struct vcopy *c, const char *buf, size_t len, const char *reqpath,
 	return derive_pip(c->to, reqpath, seeds, o, why, wl);
 }
 
+/* poetry install --sync into the copy: it removes what the lock dropped */
+static int
+derive_poetry(struct runopts *o, char *why, size_t wl)
+{
+	char **argv = poetry_argv();
+	struct result r;
+	int rc;
+
+	rc = run(argv, o, &r);
+	if (rc == -1)
+		snprintf(why, wl, "%s", why_failed(&r, argv[0], o->timeout));
+	free_words(argv);
+	return rc;
+}
+
 /*
  * venvs/KEY from the venvs/SRC nearest to it, as the venv and pip steps:
  * 0 done; -1 failed (logged, the half-made venv removed) with the venv
@@ -109,8 +136,9 @@ derive_venv(const char *sha, int vfd, const char *key, const char *src,
 		t1 = now();
 		logf_("copy: %.3fs, of it %.3fs finding the old path and "
 		    "rewriting %zu files\n", t1 - t0, c.rewrite, c.nrewrit);
-		logf_("pip, in the copy\n");
-		if ((r = derive_deps(&c, buf, len, reqpath, seeds, o, why,
+		logf_("%s, in the copy\n", poetry_ver[0] ? "poetry" : "pip");
+		if ((r = poetry_ver[0] ? derive_poetry(o, why, sizeof(why)) :
+		    derive_deps(&c, buf, len, reqpath, seeds, o, why,
 		    sizeof(why), &how)) == 0)
 			derive_lines(src, t0, t1, NULL, how);
 		else if (!gotsig && (lasting = pip_lasting(tail, taillen)) !=
@@ -207,14 +235,112 @@ build_venv(const char *sha, const char *vpath, const char *reqpath,
 	if (!haveq) {
 		char why[PATH_MAX + 32];
 
-		snprintf(why, sizeof(why), "no %s", cfg.requirements);
+		if (cfg.deps == DEPS_NONE)
+			snprintf(why, sizeof(why), "deps = none");
+		else
+			snprintf(why, sizeof(why), "no %s", cfg.requirements);
 		step_skip("pip", why);
 		return;
 	}
-	argv = venv_pip(vpath, "install", "-r", reqpath, (char *)NULL);
+	argv = poetry_ver[0] ? poetry_argv() :
+	    venv_pip(vpath, "install", "-r", reqpath, (char *)NULL);
 	if (run_step("pip", argv, o, &r) == -1)
 		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
 	free_words(argv);
+}
+
+/* The sections of pyproject.toml that poetry reads ([tool.poetry...],
+ * [project...]) into the key h */
+static unsigned long long
+poetry_sections(unsigned long long h, const char *rdir)
+{
+	char *p = fmtpath("%s/pyproject.toml", rdir), *buf, *l, *nl;
+	size_t len;
+	int in = 0;
+
+	buf = read_file_at(AT_FDCWD, p, REQS_MAX, &len, NULL);
+	free(p);
+	if (buf == NULL)
+		return fnv(h, "no pyproject", 12);
+	for (l = buf; l < buf + len; l = nl + 1) {
+		if ((nl = memchr(l, '\n', (size_t)(buf + len - l))) == NULL)
+			nl = buf + len;
+		if (*l == '[')
+			in = strncmp(l, "[tool.poetry", 12) == 0 ||
+			    strncmp(l, "[project", 8) == 0;
+		if (in)
+			h = fnv(h, l, (size_t)(nl - l) + 1);
+	}
+	free(buf);
+	return h;
+}
+
+/*
+ * poetry.lock's bytes (NULL and the build failed when it cannot be
+ * read), poetry's version into poetry_ver, and into *h what else poetry
+ * reads: the key covers them all.
+ */
+static char *
+poetry_lock(const char *sha, const char *rdir, char **reqpath, size_t *len,
+    unsigned long long *h)
+{
+	struct runopts o = opts(rdir, ENV_NONE, NULL, NULL);
+	char **argv = words("poetry --version"), *buf;
+	struct result r;
+
+	o.out = poetry_ver;
+	o.outlen = sizeof(poetry_ver);
+	o.timeout = 60;
+	if (run(argv, &o, &r) == -1 || poetry_ver[0] == '\0') {
+		step_begin("pip");
+		step_fail("pip", why_failed(&r, argv[0], o.timeout), 0);
+		fail_build(sha, r.signo ? 128 + r.signo : EXIT_FAILED);
+	}
+	free_words(argv);
+	poetry_ver[strcspn(poetry_ver, "\n")] = '\0';
+	logf_("%s\n", poetry_ver);
+	*reqpath = fmtpath("%s/poetry.lock", rdir);
+	if ((buf = read_file_at(AT_FDCWD, *reqpath, REQS_MAX, len, NULL)) ==
+	    NULL) {
+		char why[PATH_MAX + 64];
+
+		snprintf(why, sizeof(why), "poetry.lock: %s", strerror(errno));
+		step_begin("pip");
+		step_fail("pip", why, 0);
+		fail_build(sha, EXIT_FAILED);
+	}
+	*h = fnv(*h, buf, *len);
+	*h = fnv(*h, poetry_ver, strlen(poetry_ver));
+	*h = poetry_sections(*h, rdir);
+	return buf;
+}
+
+/*
+ * What the venv is built from (the requirements or poetry.lock, NULL for
+ * nothing), hashed into *h; poetry's venvs get a base of their own, never
+ * derived from a pip-built one, and poetry's environment in extra.
+ */
+static char *
+read_deps(const char *sha, const char *rdir, int way, char **reqpath,
+    size_t *len, unsigned long long *h, unsigned long long *base,
+    char **extra, int *ne)
+{
+	char *buf = NULL;
+
+	poetry_ver[0] = '\0';
+	*len = 0;
+	if (way == DEPS_POETRY) {
+		*base = fnv(*base, "poetry", 6);
+		*h = fnv(*h, "poetry", 6);
+		buf = poetry_lock(sha, rdir, reqpath, len, h);
+		extra[(*ne)++] = xstrdup("POETRY_VIRTUALENVS_CREATE=false");
+		extra[(*ne)++] = xstrdup("POETRY_NO_INTERACTION=1");
+	} else if (way == DEPS_REQUIREMENTS) {
+		if ((buf = read_requirements(sha, rdir, reqpath, len)) != NULL)
+			*h = fnv(*h, buf, *len);
+	} else
+		*reqpath = fmtpath("%s/%s", rdir, cfg.requirements);
+	return buf;
 }
 
 /* releases/SHA/.venv -> ../../venvs/KEY */
@@ -237,22 +363,20 @@ link_venv(const char *sha, const char *rdir, const char *key)
  * (reused as it is, or derived from the nearest one), else in the release
  */
 void
-step_venv_pip(const char *sha, const char *rdir)
+step_venv_pip(const char *sha, const char *rdir, int way)
 {
 	char *reqpath, *buf, key[17], *vpath, src[17], *seeds = NULL, *rec;
 	char note[PATH_MAX + 384];
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
 	unsigned long long h = 1469598103934665603ULL, base = h;
-	char *extra[3] = { NULL, NULL, NULL };
+	char *extra[5] = { NULL, NULL, NULL, NULL, NULL };
 	size_t len, recn;
 	int shared, vfd = -1, ne = 0;
 
-	buf = read_requirements(sha, rdir, &reqpath, &len);
+	buf = read_deps(sha, rdir, way, &reqpath, &len, &h, &base, extra, &ne);
 	/* past REQS_MAX the key would not see all of it: never shared */
-	shared = cfg.reuse_venv && (buf == NULL || (len <= REQS_MAX &&
-	    reqs_shareable(buf, len)));
-	if (buf != NULL)
-		h = fnv(h, buf, len);
+	shared = cfg.reuse_venv && (buf == NULL || way == DEPS_POETRY ||
+	    (len <= REQS_MAX && reqs_shareable(buf, len)));
 	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
 	python_id(&h);
 	snprintf(key, sizeof(key), "%016llx", h);
@@ -280,7 +404,8 @@ step_venv_pip(const char *sha, const char *rdir)
 	if (venv_done(vfd, key)) {
 		step_skip("venv", "reused venvs/");
 		logf_("reusing %s\n", vpath);
-		step_skip("pip", "requirements unchanged");
+		step_skip("pip", way == DEPS_POETRY ? "poetry.lock unchanged" :
+		    "requirements unchanged");
 		goto done;
 	}
 	remove_in(vfd, "venvs", key);	/* a broken one is never reused */
@@ -300,8 +425,8 @@ step_venv_pip(const char *sha, const char *rdir)
 done:
 	if (vfd != -1)
 		close(vfd);
-	free(extra[0]);
-	free(extra[1]);
+	for (ne = 0; extra[ne] != NULL; ne++)
+		free(extra[ne]);
 	free(vpath);
 	free(buf);
 	free(reqpath);

@@ -4,5 +4,6 @@
 
 #include <stddef.h>
 
-void step_venv_pip(const char *sha, const char *rdir);
+/* way: DEPS_REQUIREMENTS, DEPS_POETRY or DEPS_NONE (core.h) */
+void step_venv_pip(const char *sha, const char *rdir, int way);
 #endif

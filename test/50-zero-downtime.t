@@ -78,6 +78,8 @@ wait_for 15 sv_up || bail "supervisord not answering"
 
 run_deploy init "$REMOTE"
 [ "$rc" -eq 0 ] || { show_run; bail "deploy init failed"; }
+# the recipe's command= is ROOT/shared/deploy run ...
+cp "$DEPLOY" "$ROOT/shared/deploy" || bail "cannot copy the binary"
 # docs/zero-downtime.md's deploy.conf lines, as written
 conf() {
 	write_conf -test \

@@ -54,7 +54,8 @@ is "$(current_link)" "releases/$A" "crontab: current is still A"
 # ---- supervisord.conf
 stop_supervisord
 swap "$TOP/examples/supervisord.conf" >"$T/ex.conf"
-grep -q "^command=$ROOT/current/" "$T/ex.conf" || bail "no command= in supervisord.conf"
+grep -q "^command=$ROOT/shared/deploy run " "$T/ex.conf" ||
+	bail "no command= ... deploy run in supervisord.conf"
 supervisord -c "$T/ex.conf" || bail "supervisord did not start with the example"
 echo "$(cat "$T/ex.pid" 2>/dev/null)" >"$T/supervisord.pid"	# for cleanup
 SVCONF=$T/ex.conf
@@ -70,9 +71,9 @@ unlike "$(cat "$T/out" "$T/err")" "*supervisor*not*" \
 # ---- app.service
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# verify wants ExecStart= to exist: a root of its own whose
-	# current/.venv/bin/gunicorn is /bin/true (nothing runs it)
-	mkdir -p "$T/unit" "$T/uroot/current/.venv/bin"
-	cp /bin/true "$T/uroot/current/.venv/bin/gunicorn"
+	# shared/deploy is /bin/true (nothing runs it)
+	mkdir -p "$T/unit" "$T/uroot/shared"
+	cp /bin/true "$T/uroot/shared/deploy"
 	swap "$TOP/examples/app.service" "$T/uroot" >"$T/unit/app.service"
 	run systemd-analyze verify "$T/unit/app.service"
 	rc_is 0 "app.service: systemd-analyze verify passes"
