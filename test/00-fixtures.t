@@ -49,9 +49,9 @@ cd "$T" || exit 1
 
 # a crashing app reaches FATAL quickly
 touch "$R/CRASH"
-run sv restart app
-ok "a crashing app ends FATAL or BACKOFF" wait_for 10 sh -c \
-	'[ "$(supervisorctl -c "$1" status app | awk "{print \$2}")" = FATAL ]' sh "$SVCONF"
+run svctl restart app
+app_fatal() { [ "$(app_state)" = FATAL ]; }
+ok "a crashing app ends FATAL or BACKOFF" wait_for 10 app_fatal
 rm -f "$R/CRASH"
 
 # hang.sh leaves children that the helpers can find
@@ -63,5 +63,5 @@ for p in $(marked_pids fixture); do kill -9 "$p"; done
 wait
 ok "and are gone once killed" wait_for 5 sh -c '[ -z "$(grep -lzxF DEPLOY_TEST_MARK=fixture /proc/[0-9]*/environ 2>/dev/null)" ]'
 
-sv stop app >/dev/null
+svctl stop app >/dev/null
 done_testing
