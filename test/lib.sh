@@ -81,7 +81,7 @@ fi
 stop_supervisord() {
 	[ -f "$T/supervisord.pid" ] || return 0
 	_svpid=
-	read -r _svpid <"$T/supervisord.pid" 2>/dev/null
+	read -r _svpid 2>/dev/null <"$T/supervisord.pid"
 	[ -n "$_svpid" ] && kill -TERM "$_svpid" 2>/dev/null
 	_i=0
 	while [ -n "$_svpid" ] && alive "$_svpid" && [ $_i -lt 100 ]; do
@@ -350,8 +350,10 @@ random_below() {
 
 # alive PID: the process exists and is not a zombie
 alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	_st=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null)
+	_st=
+	[ -n "$1" ] && read -r _st 2>/dev/null <"/proc/$1/stat"
+	_st=${_st##*) }		# the state follows the last ") " (comm may hold one)
+	_st=${_st%% *}
 	[ -n "$_st" ] && [ "$_st" != Z ]
 }
 
@@ -677,7 +679,7 @@ sv_up() {
 supervisord_up() {
 	[ -S "$1" ] && [ -s "$2" ] || return 1
 	_upid=
-	read -r _upid <"$2" 2>/dev/null
+	read -r _upid 2>/dev/null <"$2"
 	[ -n "$_upid" ] && alive "$_upid"
 }
 
@@ -704,7 +706,8 @@ app_state() {
 # child; asking /proc is much cheaper than a supervisorctl start-up, and
 # app_runs_from still asks supervisord itself.
 app_pid() {
-	_sv=$(cat "$T/supervisord.pid" 2>/dev/null)
+	_sv=
+	read -r _sv 2>/dev/null <"$T/supervisord.pid"
 	[ -n "$_sv" ] || return 0
 	for _c in $(pgrep -P "$_sv"); do
 		alive "$_c" && echo "$_c" && return 0
