@@ -63,5 +63,5 @@ for p in $(marked_pids fixture); do kill -9 "$p"; done
 wait
 ok "and are gone once killed" wait_for 5 sh -c '[ -z "$(grep -lzxF DEPLOY_TEST_MARK=fixture /proc/[0-9]*/environ 2>/dev/null)" ]'
 
-svctl stop app >/dev/null
+svctl stop app >/dev/null 2>&1
 done_testing
