@@ -413,7 +413,8 @@ no_marked_procs() {
 # shared between runs, and no test writes into the cache.
 
 # cached NAME BUILD [ARGS...]: sets CACHED to the cache's folder NAME,
-# running `BUILD DIR ARGS...` to fill it the first time.  It is built under
+# running `BUILD DIR ARGS...` (quiet on stdout: a bail there is TAP) to
+# fill it the first time.  It is built under
 # a temp name and renamed: of two files racing to build it, one rename
 # wins, and the other's copy is dropped.
 cached() {
@@ -423,7 +424,7 @@ cached() {
 	_cn=$1
 	_cb=$2
 	shift 2
-	"$_cb" "$_ct" "$@" >/dev/null || {
+	"$_cb" "$_ct" "$@" || {
 		rm -rf "$_ct"
 		bail "cache: building $_cn failed"
 	}
@@ -462,7 +463,7 @@ mkwheel() {
 }
 
 _build_wheel() {
-	"$PY" "$TESTDIR/mkwheel.py" "$@"
+	"$PY" "$TESTDIR/mkwheel.py" "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- git app
