@@ -65,9 +65,15 @@ test/unit: test/unit.c $(CORE) $(wildcard src/*.h)
 # on 2 cores: most of a test's time is spent waiting (supervisord, sleeps)
 SLOW = test/20-kill-loop.t test/51-frontdoor.t test/28-operators.t \
 	test/26-venv-derive.t test/70-ansible.t test/50-zero-downtime.t
+# WITH_CACHE CMD: runs CMD with DEPLOY_TEST_CACHE naming a new folder where
+# the files build their shared fixtures once (test/lib.sh), removed after:
+# nothing carries over from one run to the next
+WITH_CACHE = c=$$(mktemp -d "$${TMPDIR:-/tmp}/deploy-cache.XXXXXX") || exit 1; \
+	trap 'rm -rf "$$c"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	DEPLOY_TEST_CACHE=$$c; export DEPLOY_TEST_CACHE;
 test: prereqs deploy test/unit
 	./test/unit
-	prove -j3 $(SLOW) $$(ls test/*.t | grep -v -F $(SLOW:test/%=-e %))
+	$(WITH_CACHE) prove -j3 $(SLOW) $$(ls test/*.t | grep -v -F $(SLOW:test/%=-e %))
 
 # a quick look (about 2 minutes on 2 cores): the unit test and the files
 # that cover the main path: deploy, a failing build, rollback, the switch
@@ -76,7 +82,7 @@ QUICK = test/02-deploy.t test/03-fail.t test/05-rollback.t \
 	test/11-switchback.t test/22-finish-switch.t test/23-first-minutes.t
 test-quick: prereqs deploy test/unit
 	./test/unit
-	prove -j2 $(QUICK)
+	$(WITH_CACHE) prove -j2 $(QUICK)
 
 # the whole suite again, built with AddressSanitizer and UBSan
 test-asan:

@@ -49,9 +49,9 @@ cd "$T" || exit 1
 
 # a crashing app reaches FATAL quickly
 touch "$R/CRASH"
-run sv restart app
-ok "a crashing app ends FATAL or BACKOFF" wait_for 10 sh -c \
-	'[ "$(supervisorctl -c "$1" status app | awk "{print \$2}")" = FATAL ]' sh "$SVCONF"
+run svctl restart app
+app_fatal() { [ "$(app_state)" = FATAL ]; }
+ok "a crashing app ends FATAL or BACKOFF" wait_for 10 app_fatal
 rm -f "$R/CRASH"
 
 # hang.sh leaves children that the helpers can find
@@ -63,5 +63,29 @@ for p in $(marked_pids fixture); do kill -9 "$p"; done
 wait
 ok "and are gone once killed" wait_for 5 sh -c '[ -z "$(grep -lzxF DEPLOY_TEST_MARK=fixture /proc/[0-9]*/environ 2>/dev/null)" ]'
 
-sv stop app >/dev/null
+svctl stop app >/dev/null 2>&1
+
+# the run's cache of shared fixtures (make test's DEPLOY_TEST_CACHE): three
+# files racing to fill its entries all get whole copies of one build, and
+# what a file does to its copy stays in its copy
+C=$T/cache
+mkdir -p "$C"
+for i in 1 2 3; do
+	(
+		DEPLOY_TEST_CACHE=$C
+		T=$T/race$i
+		APP=$T/app
+		mkdir -p "$T" && make_app
+	) &
+done
+wait
+heads=$(for i in 1 2 3; do git -C "$T/race$i/app" rev-parse HEAD; done | sort -u)
+like "$heads" "????????????????????????????????????????" "three racing files got one build of the app repo"
+ok "a copy is a sound repo" git -C "$T/race2/app" fsck --no-progress --strict
+ok "each has the wheel" [ -f "$T/race3/wheels/appdep-1.0-py3-none-any.whl" ]
+is "$(cd "$C" && ls -A | sed 's/-.*//' | sort | tr '\n' ' ')" "app wheel " \
+    "the cache holds one app and one wheel, no half-built entry"
+APP=$T/race1/app new_commit changed >/dev/null
+is "$(git -C "$C"/app-*/app rev-parse HEAD)" "$heads" "a commit in a copy leaves the cache's repo as it was"
+is "$(git -C "$T/race3/app" rev-parse HEAD)" "$heads" "and the other copies"
 done_testing

@@ -19,7 +19,7 @@ is "$(current_link)" "releases/$C" "current is C"
 
 # Another holder has the lock; prune -w waits; meanwhile current moves to
 # A (the oldest), then the lock is freed. Prune must protect A, not C.
-python3 - "$ROOT" "$A" "$T/holder.ready" >"$T/holder.out" 2>&1 <<'PY' &
+"$PY" - "$ROOT" "$A" "$T/holder.ready" >"$T/holder.out" 2>&1 <<'PY' &
 import fcntl, os, sys, time
 root, sha, ready = sys.argv[1:4]
 fd = os.open(os.path.join(root, ".deploy", "lock"), os.O_RDWR)

@@ -30,7 +30,7 @@ is "$(nvenvs)" 1 "still one venv"
 is "$(readlink "$ROOT/releases/$B/.venv")" "../../venvs/$K1" "B shares it"
 ok "the app runs from B" app_runs_from "$B"
 
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
+mkwheel "$T/wheels" appdep 2.0 >/dev/null
 echo "appdep==2.0" >"$APP/requirements.txt"
 C=$(new_commit v3)
 run_deploy deploy
@@ -85,7 +85,7 @@ rc_is 0 "deploy G with '-e .'"
 ok "G's .venv is its own folder" sh -c "test -d '$ROOT/releases/$G/.venv' && test ! -L '$ROOT/releases/$G/.venv'"
 
 # a venv build killed half-way is rebuilt, not reused
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 3.0 >/dev/null
+mkwheel "$T/wheels" appdep 3.0 >/dev/null
 echo "appdep==3.0" >"$APP/requirements.txt"
 H=$(new_commit v8)
 before=$(ls "$ROOT/venvs" | sort)

@@ -90,13 +90,13 @@ git -C "$APP" mv requirements/prod.txt requirements.txt
 
 # ---- --find-links DIR names a local folder: never shared
 mkdir -p "$APP/wheels"
-"$PY" "$TESTDIR/mkwheel.py" "$APP/wheels" mylib 1.0 >/dev/null
+mkwheel "$APP/wheels" mylib 1.0 >/dev/null
 printf 'appdep==1.0\n--find-links wheels\nmylib\n' >"$APP/requirements.txt"
 F1=$(new_commit f1)
 run_deploy deploy
 rc_is 0 "deploy with --find-links wheels"
 is "$(dep_of "$F1" mylib)" 1.0 "it has mylib 1.0"
-"$PY" "$TESTDIR/mkwheel.py" "$APP/wheels" mylib 1.1 >/dev/null
+mkwheel "$APP/wheels" mylib 1.1 >/dev/null
 F2=$(new_commit f2)
 run_deploy deploy
 rc_is 0 "deploy with mylib 1.1 added to wheels/"
@@ -113,7 +113,7 @@ L1=$(new_commit l1)
 run_deploy deploy
 rc_is 0 "deploy with 1.1 MiB of requirements"
 is "$(dep_of "$L1" appdep)" 1.0 "it has appdep 1.0"
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
+mkwheel "$T/wheels" appdep 2.0 >/dev/null
 sed -i 's/^appdep==1.0$/appdep==2.0/' "$APP/requirements.txt"
 L2=$(new_commit l2)
 run_deploy deploy

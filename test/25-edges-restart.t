@@ -47,9 +47,9 @@ startsecs=0
 EOF
 } >"$T/dev/supervisord.conf"
 supervisord -c "$T/dev/supervisord.conf" || bail "dev supervisord did not start"
-devsv() { supervisorctl -c "$T/dev/supervisord.conf" "$@"; }
-wait_for 15 test -S "$T/dev.sock" || bail "no dev supervisord socket"
-wait_for 15 devsv status app >/dev/null 2>&1
+devsv() { "$PY" "$TESTDIR/svctl.py" "$T/dev.sock" "$@"; }
+wait_for 15 supervisord_up "$T/dev.sock" "$T/dev/supervisord.pid" ||
+	bail "the dev supervisord is not answering"
 like "$(devsv status app 2>&1)" "app*STOPPED*" "a dev supervisord with its app stopped"
 printf '[supervisorctl]\nserverurl=unix://%s\n' "$T/dev.sock" >"$APP/supervisord.conf"
 D=$(new_commit v4-svconf)
@@ -60,6 +60,6 @@ like "$(devsv status app 2>&1)" "app*STOPPED*" \
 	"the app's own supervisord.conf did not make deploy restart the dev supervisord's app"
 ok "the dev app was never started" absent "$T/dev/app.started"
 grep_nok "deploy did not report the restart as ok" "$T/out" "restart ok"
-devsv shutdown >/dev/null 2>&1
+kill -TERM "$(cat "$T/dev/supervisord.pid")"	# its shutdown
 
 done_testing

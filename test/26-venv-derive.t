@@ -20,10 +20,10 @@ fresh() {
 }
 
 mkdir -p "$T/wheels"
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" helper 1.0 >/dev/null
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" tool 1.0 --script tool-cli \
+mkwheel "$T/wheels" helper 1.0 >/dev/null
+mkwheel "$T/wheels" tool 1.0 --script tool-cli \
     --requires "helper>=1" >/dev/null
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
+mkwheel "$T/wheels" appdep 2.0 >/dev/null
 setup_root "virtualenv = $VENV" "keep = 5"
 
 printf 'appdep==1.0\ntool==1.0\n' >"$APP/requirements.txt"
@@ -71,7 +71,7 @@ run "$ROOT/releases/$B/.venv/bin/python" -m pip check
 rc_is 0 "pip check passes"
 run "$ROOT/releases/$B/.venv/bin/python" -m pip freeze
 rc_is 0 "pip freeze runs"
-run sv restart app
+run svctl restart app
 ok "the app restarts and runs from B" wait_for 10 app_runs_from "$B"
 is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "importing appdep 2.0"
 

@@ -20,12 +20,12 @@ log_of() { cat "$ROOT/.deploy/logs/$1.log"; }
 sha256() { "$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"; }
 
 mkdir -p "$T/wheels"
-W1=$("$PY" "$TESTDIR/mkwheel.py" "$T/wheels" helper 1.0)
-WT=$("$PY" "$TESTDIR/mkwheel.py" "$T/wheels" tool 1.0 --script tool-cli \
+W1=$(mkwheel "$T/wheels" helper 1.0)
+WT=$(mkwheel "$T/wheels" tool 1.0 --script tool-cli \
     --requires "helper>=1")
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 2.0 >/dev/null
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" newdep 1.0 >/dev/null
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 3.0 --requires "newdep>=1" >/dev/null
+mkwheel "$T/wheels" appdep 2.0 >/dev/null
+mkwheel "$T/wheels" newdep 1.0 >/dev/null
+mkwheel "$T/wheels" appdep 3.0 --requires "newdep>=1" >/dev/null
 setup_root "virtualenv = $VENV" "keep = 5"
 
 # pip freeze's shape, options and comments included

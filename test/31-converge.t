@@ -40,13 +40,13 @@ like "$(out)" "*already current: nothing to do*" "nothing to do when it runs"
 is "$(app_pid)" "$pid1" "and the program was not restarted"
 
 # ---- stopped by hand: activate of the current release starts it
-sv stop app >/dev/null
+svctl stop app >/dev/null 2>&1
 run_deploy activate "$A"
 rc_is 0 "activate of the current release: exit 0"
 ok "activate started it" app_runs_from "$A"
 
 # ---- prune starts it too
-sv stop app >/dev/null
+svctl stop app >/dev/null 2>&1
 run_deploy prune
 rc_is 0 "prune: exit 0"
 ok "prune started it" app_runs_from "$A"
@@ -64,7 +64,7 @@ ok "A runs now" app_runs_from "$A"
 
 # ---- a current release that will not start: exit 5, no switch
 touch "$ROOT/releases/$A/CRASH"
-sv stop app >/dev/null
+svctl stop app >/dev/null 2>&1
 run_deploy deploy "$A"
 rc_is 5 "current will not start: exit 5"
 is "$(current_sha)" "$A" "current is not switched away"

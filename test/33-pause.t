@@ -39,7 +39,7 @@ is "$(testruns_of "$C")" 0 "not even the tests ran"
 run_deploy prepare
 rc_is 3 "prepare while paused: exit 3"
 
-sv stop app >/dev/null
+svctl stop app >/dev/null 2>&1
 run_deploy prune
 rc_is 0 "prune while paused: exit 0"
 is "$(app_state)" STOPPED "it does not start the program on its own"

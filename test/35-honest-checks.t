@@ -18,7 +18,7 @@ A=$(sha_of HEAD)
 CONF=$ROOT/shared/deploy.conf
 
 # ---- 1. restart = a console script of the app's own wheel
-"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appctl 1.0 --script appctl \
+mkwheel "$T/wheels" appctl 1.0 --script appctl \
     >/dev/null || bail "mkwheel appctl failed"
 write_conf "-program" "restart = appctl"
 run_deploy deploy "$A"

@@ -99,7 +99,7 @@ unlike "$(err)" "*PermissionError*" "no Python exception"
 write_conf "program = worker:*"
 run_deploy deploy "$A"
 rc_is 0 "A deploys with program = worker:*"
-like "$(sv status 'worker:*')" "*worker_00*RUNNING*" "the group's process runs"
+like "$(svctl status 'worker:*')" "*worker_00*RUNNING*" "the group's process runs"
 : >"$APP/CRASH"
 B=$(new_commit v2-crash)
 run_deploy deploy "$B"
@@ -122,6 +122,6 @@ like "$(err)" "*program serve has no output: it never started*" \
 	"instead of 'its own output is empty'"
 unlike "$(err)" "*output*is empty*" "not 'its own output is empty'"
 is "$(current_sha)" "$A" "current is A again"
-like "$(sv status serve)" "*RUNNING*" "serve runs again, from A"
+like "$(svctl status serve)" "*RUNNING*" "serve runs again, from A"
 
 done_testing

@@ -108,7 +108,7 @@ bad "activate B, a commit with no release" 2 "$B" activate "$B"
 bad "rollback B, a commit with no release" 2 "$B" rollback "$B"
 
 # ---- an ambiguous 7-digit prefix: two releases sharing 7 hex digits
-python3 "$TESTDIR/collide.py" "$APP" >"$T/collide" || bail "collide.py failed"
+"$PY" "$TESTDIR/collide.py" "$APP" >"$T/collide" || bail "collide.py failed"
 CA=$(sed -n 1p "$T/collide")
 CB=$(sed -n 2p "$T/collide")
 P7=$(printf %.7s "$CA")

@@ -63,7 +63,7 @@ mkdir "$R/$V2/d"
 ln -s ../d "$R/$V2/d/back"
 
 # V3: a 5,000-level deep tree, with files and a link outside at the bottom
-python3 - "$R/$V3" "$T/outside" <<'EOF' || bail "could not build the deep tree"
+"$PY" - "$R/$V3" "$T/outside" <<'EOF' || bail "could not build the deep tree"
 import os, sys
 os.chdir(sys.argv[1])
 for i in range(5000):
@@ -74,7 +74,7 @@ for i in range(5000):
 open("bottom.txt", "w").write("bottom\n")
 os.symlink(sys.argv[2], "to-outside")
 EOF
-depth=$(python3 -c '
+depth=$("$PY" -c '
 import os, sys
 os.chdir(sys.argv[1]); n = 0
 while os.path.isdir("d"):

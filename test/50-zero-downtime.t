@@ -95,7 +95,7 @@ grep_ok "docs/zero-downtime.md's program line is in the config" \
 procs_on() {
 	_want=$ROOT/releases/$1
 	_np=0
-	for _p in $(sv status 'web:*' |
+	for _p in $(svctl status 'web:*' |
 	    awk '$2 == "RUNNING" { sub(",", "", $4); print $4 }'); do
 		_cwd=$(readlink "/proc/$_p/cwd")
 		if [ "$_cwd" != "$_want" ]; then
@@ -106,7 +106,7 @@ procs_on() {
 	done
 	[ $_np -eq 2 ] && return 0
 	diag "$_np processes RUNNING:"
-	sv status 'web:*' | sed 's/^/#   /' >&2
+	svctl status 'web:*' | sed 's/^/#   /' >&2
 	return 1
 }
 

@@ -57,10 +57,11 @@ swap "$TOP/examples/supervisord.conf" >"$T/ex.conf"
 grep -q "^command=$ROOT/shared/deploy run " "$T/ex.conf" ||
 	bail "no command= ... deploy run in supervisord.conf"
 supervisord -c "$T/ex.conf" || bail "supervisord did not start with the example"
-echo "$(cat "$T/ex.pid" 2>/dev/null)" >"$T/supervisord.pid"	# for cleanup
+wait_for 10 supervisord_up "$T/ex.sock" "$T/ex.pid" ||
+	bail "supervisord of the example not answering"
+cp "$T/ex.pid" "$T/supervisord.pid"	# for cleanup
 SVCONF=$T/ex.conf
-st() { supervisorctl -c "$T/ex.conf" status example 2>&1; }
-wait_for 10 sh -c "supervisorctl -c '$T/ex.conf' status example | grep -q STOPPED"
+st() { "$PY" "$TESTDIR/svctl.py" "$T/ex.sock" status example 2>&1; }
 like "$(st)" "example*STOPPED*" "supervisord.conf: the program is known, STOPPED"
 write_conf "program = example" "supervisorctl = supervisorctl -c $T/ex.conf"
 run_deploy -n

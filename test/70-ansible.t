@@ -34,16 +34,9 @@ mkdir -p "$HOME" && : >"$ANSIBLE_CONFIG"
 
 # ---------------------------------------------------------------- hosts
 
-# host_sv HOST ARGS...: supervisorctl of that host's supervisord
-host_sv() {
-	_sh=$1
-	shift
-	supervisorctl -c "$T/$_sh/sv.conf" "$@"
-}
-
+# host_sv_up HOST: that host's supervisord answers
 host_sv_up() {
-	host_sv "$1" status >/dev/null 2>&1
-	[ $? -ne 4 ] && [ -S "$T/$1/sv.sock" ]
+	supervisord_up "$T/$1/sv.sock" "$T/$1/supervisord.pid"
 }
 
 # start_host HOST: a supervisord of its own (program app, run from the
@@ -77,7 +70,7 @@ stop_hosts() {
 	for _hn in $HOSTS; do
 		[ -f "$T/$_hn/supervisord.pid" ] || continue
 		_p=$(cat "$T/$_hn/supervisord.pid" 2>/dev/null)
-		host_sv "$_hn" shutdown >/dev/null 2>&1
+		kill -TERM "${_p:-0}" 2>/dev/null	# supervisord's shutdown
 		wait_for 10 eval "! alive ${_p:-0}" || kill -9 "$_p" 2>/dev/null
 		rm -f "$T/$_hn/supervisord.pid"
 	done

@@ -54,16 +54,35 @@ export PIP_NO_INDEX PIP_FIND_LINKS PIP_DISABLE_PIP_VERSION_CHECK PIP_NO_INPUT
 LC_ALL=C
 export LC_ALL
 
-# the python3 on PATH, resolved once: a pyenv shim costs a second a call
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+# DEPLOY_TEST_CACHE: a folder `make test` makes for one run of the suite and
+# removes after it, where the fixtures many files share are built once (see
+# "shared fixtures" below); unset, a file builds its own, as it always did
+: "${DEPLOY_TEST_CACHE:=}"
+
+# the python3 on PATH, resolved once (a run's files share the answer): a
+# pyenv shim costs a second a call
+PY=
+if [ -n "$DEPLOY_TEST_CACHE" ] && [ -s "$DEPLOY_TEST_CACHE/python3" ]; then
+	read -r PY <"$DEPLOY_TEST_CACHE/python3"
+fi
+if [ ! -x "${PY:-}" ]; then
+	PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+	if [ -x "${PY:-}" ] && [ -n "$DEPLOY_TEST_CACHE" ]; then
+		echo "$PY" >"$DEPLOY_TEST_CACHE/python3.$$" &&
+			mv -f "$DEPLOY_TEST_CACHE/python3.$$" "$DEPLOY_TEST_CACHE/python3"
+	fi
+fi
 [ -x "${PY:-}" ] || PY=python3
 
 # ---------------------------------------------------------------- cleanup
 
+# stop_supervisord: SIGTERM, which supervisord takes as `supervisorctl
+# shutdown` (it stops its programs, then exits), without a Python start
 stop_supervisord() {
 	[ -f "$T/supervisord.pid" ] || return 0
-	_svpid=$(cat "$T/supervisord.pid" 2>/dev/null)
-	supervisorctl -c "$SVCONF" shutdown >/dev/null 2>&1
+	_svpid=
+	read -r _svpid 2>/dev/null <"$T/supervisord.pid"
+	[ -n "$_svpid" ] && kill -TERM "$_svpid" 2>/dev/null
 	_i=0
 	while [ -n "$_svpid" ] && alive "$_svpid" && [ $_i -lt 100 ]; do
 		sleep 0.1
@@ -331,8 +350,10 @@ random_below() {
 
 # alive PID: the process exists and is not a zombie
 alive() {
-	[ -r "/proc/$1/stat" ] || return 1
-	_st=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null)
+	_st=
+	[ -n "$1" ] && read -r _st 2>/dev/null <"/proc/$1/stat"
+	_st=${_st##*) }		# the state follows the last ") " (comm may hold one)
+	_st=${_st%% *}
 	[ -n "$_st" ] && [ "$_st" != Z ]
 }
 
@@ -383,15 +404,94 @@ no_marked_procs() {
 	fi
 }
 
+# ---------------------------------------------------------------- shared fixtures
+
+# With DEPLOY_TEST_CACHE set (`make test` sets it), a fixture that many
+# files build the same way is built once a run into that folder, under a
+# name made from what it is built from (a hash of its arguments and of the
+# files that build it), and each file gets a copy in its own $T: nothing is
+# shared between runs, and no test writes into the cache.
+
+# cached NAME BUILD [ARGS...]: sets CACHED to the cache's folder NAME,
+# running `BUILD DIR ARGS...` (quiet on stdout: a bail there is TAP) to
+# fill it the first time.  It is built under
+# a temp name and renamed: of two files racing to build it, one rename
+# wins, and the other's copy is dropped.
+cached() {
+	CACHED=$DEPLOY_TEST_CACHE/$1
+	[ -d "$CACHED" ] && return 0
+	_ct=$(mktemp -d "$DEPLOY_TEST_CACHE/.new.XXXXXX") || bail "cache: mktemp failed"
+	_cn=$1
+	_cb=$2
+	shift 2
+	"$_cb" "$_ct" "$@" || {
+		rm -rf "$_ct"
+		bail "cache: building $_cn failed"
+	}
+	mv -T "$_ct" "$CACHED" 2>/dev/null || rm -rf "$_ct"
+	[ -d "$CACHED" ] || bail "cache: no $CACHED"
+}
+
+# hash_of WORD... [-- FILE...]: sha256 of the words and the files' bytes
+hash_of() {
+	_h=$({
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do
+			printf '%s\n' "$1"
+			shift
+		done
+		[ $# -gt 0 ] && shift
+		[ $# -eq 0 ] || cat -- "$@"
+	} | sha256sum)
+	echo "${_h%% *}"
+}
+
+# mkwheel OUTDIR NAME VERSION [--script CMD] [--requires REQ]...: the wheel
+# test/mkwheel.py writes, in OUTDIR; prints its path, as mkwheel.py does
+mkwheel() {
+	_wo=$1
+	shift
+	if [ -z "$DEPLOY_TEST_CACHE" ]; then
+		"$PY" "$TESTDIR/mkwheel.py" "$_wo" "$@"
+		return
+	fi
+	cached "wheel-$(hash_of "$@" -- "$TESTDIR/mkwheel.py")" \
+	    _build_wheel "$@" || return 1
+	mkdir -p "$_wo" || return 1
+	for _w in "$CACHED"/*.whl; do
+		cp "$_w" "$_wo/" && echo "$_wo/${_w##*/}" || return 1
+	done
+}
+
+_build_wheel() {
+	"$PY" "$TESTDIR/mkwheel.py" "$@" >/dev/null
+}
+
 # ---------------------------------------------------------------- git app
 
 # The app: app.py (run by supervisord), check_app.py (its test suite),
 # health.py (a health check), hang.sh (a test suite that never ends),
-# VERSION and requirements.txt naming the wheel appdep==1.0.
+# VERSION and requirements.txt naming the wheel appdep==1.0, in a repo
+# whose branch main has one commit, v1.  Under `make test` the repo is
+# built once a run (this file is what it is built from) and copied.
 make_app() {
-	mkdir -p "$T/wheels"
-	"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" appdep 1.0 >/dev/null ||
-		bail "mkwheel.py failed"
+	mkwheel "$T/wheels" appdep 1.0 >/dev/null || bail "mkwheel.py failed"
+	if [ -n "$DEPLOY_TEST_CACHE" ]; then
+		cached "app-$(hash_of -- "$TESTDIR/lib.sh")" _build_app &&
+			cp -R -p "$CACHED/app" "$APP" || bail "copying the app failed"
+		return 0
+	fi
+	_app_repo
+}
+
+# _build_app DIR: the app repo in DIR/app, for the cache
+_build_app() {
+	_keep_app=$APP
+	APP=$1/app
+	_app_repo
+	APP=$_keep_app
+}
+
+_app_repo() {
 	git init -q "$APP" || bail "git init failed"
 	git -C "$APP" symbolic-ref HEAD refs/heads/main
 	cat >"$APP/app.py" <<'EOF'
@@ -571,15 +671,31 @@ start_supervisord() {
 }
 
 sv_up() {
-	sv status >/dev/null 2>&1
-	[ $? -ne 4 ] && [ -S "$T/supervisor.sock" ]
+	supervisord_up "$T/supervisor.sock" "$T/supervisord.pid"
+}
+
+# supervisord_up SOCKET PIDFILE: supervisord answers on SOCKET.  It listens
+# there before it daemonizes and writes PIDFILE after, so a live pid in
+# PIDFILE means a client's call is served, with no client started to ask.
+supervisord_up() {
+	[ -S "$1" ] && [ -s "$2" ] || return 1
+	_upid=
+	read -r _upid 2>/dev/null <"$2"
+	[ -n "$_upid" ] && alive "$_upid"
+}
+
+# svctl ARGS...: test/svctl.py on this test's supervisord: state, status,
+# start, stop, restart over the socket, without supervisorctl's start-up
+# cost.  For looks and chores; a check about what an admin types runs sv.
+svctl() {
+	"$PY" "$TESTDIR/svctl.py" "$T/supervisor.sock" "$@"
 }
 
 # app_status: "STATE PID" of the app as supervisord sees it (PID 0 when
 # none): the XML-RPC call supervisorctl status makes, at a third of the
 # cost of starting supervisorctl
 app_status() {
-	"$PY" "$TESTDIR/svstate.py" "$T/supervisor.sock" app
+	svctl state app
 }
 
 # app_state: RUNNING, STOPPED, FATAL, BACKOFF, ...
@@ -591,7 +707,8 @@ app_state() {
 # child; asking /proc is much cheaper than a supervisorctl start-up, and
 # app_runs_from still asks supervisord itself.
 app_pid() {
-	_sv=$(cat "$T/supervisord.pid" 2>/dev/null)
+	_sv=
+	read -r _sv 2>/dev/null <"$T/supervisord.pid"
 	[ -n "$_sv" ] || return 0
 	for _c in $(pgrep -P "$_sv"); do
 		alive "$_c" && echo "$_c" && return 0
