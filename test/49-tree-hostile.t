@@ -1,6 +1,7 @@
 #!/bin/sh
 # Hostile .gitmodules, each refused (exit 1) with a clear error, nothing
-# switched, nothing run: a path ../x, a path .deploy, a name with '..', a
+# switched, nothing run: a path ../x, a path .deploy, a path through .git
+# (lib/.git, .GIT/x), a name with '..', a
 # URL starting with '-' (--upload-pack=...), ext:: and fd:: URLs. A
 # gitlink .gitmodules does not name, a cycle;
 # submodules = no and lfs = no refuse a commit that has them; a relative
@@ -53,6 +54,14 @@ hostile 2 "a path .deploy" "[submodule \"d\"]
 	path = .deploy
 	url = ../lib.git
 " .deploy "'d' has a path through .git, .deploy or .venv; refused"
+hostile 2g "a path through .git (lib/.git)" "$ok_sub[submodule \"g\"]
+	path = lib/.git
+	url = ../lib.git
+" "" "'g' has a path through .git, .deploy or .venv; refused"
+hostile 2G "a path through .GIT (.GIT/x)" "$ok_sub[submodule \"G\"]
+	path = .GIT/x
+	url = ../lib.git
+" "" "'G' has a path through .git, .deploy or .venv; refused"
 hostile 3 "a name with .." "[submodule \"../../evil\"]
 	path = vendor/lib
 	url = ../lib.git
