@@ -219,4 +219,41 @@ sed -n 7p "$AUDIT" | tr -d '\n' | sha256sum | cut -c1-64 >"$ROOT/.deploy/audit-h
 run_deploy audit --verify
 rc_is 1 "an older head naming the line before the last is no longer enough"
 grep_ok "and it says why" "$T/err" "as an older deploy wrote it, stands for the line before"
+# ---- each line goes to syslog too (LOG_AUTHPRIV, LOG_NOTICE: <85>): in a
+# mount namespace of its own, /dev/log is a socket this test reads
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
+	mkdir -p "$T/dev"
+	cat >"$T/listen.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2] + ".ready", "w").close()
+s.settimeout(30)
+with open(sys.argv[2], "ab") as f:
+    d = s.recv(65536)
+    f.write(d)
+EOF
+	cat >"$T/ns.sh" <<EOF
+set -e
+for n in null zero urandom random; do
+	touch "$T/dev/\$n"
+	mount --bind "/dev/\$n" "$T/dev/\$n"
+done
+ln -s /proc/self/fd "$T/dev/fd"
+mount --bind "$T/dev" /dev
+"$PY" "$T/listen.py" /dev/log "$T/syslog" &
+while [ ! -e "$T/syslog.ready" ]; do sleep 0.05; done
+"$DEPLOY" -C "$ROOT" prune
+wait
+EOF
+	run timeout -k 5 60 unshare -m --propagation private sh "$T/ns.sh"
+	rc_is 0 "prune with a /dev/log to hear it"
+	is "$(sed 's/^\(<[0-9]*>\).*deploy\[[0-9]*\]: audit: .*/\1/' "$T/syslog")" "<85>" \
+	    "syslog got a line from deploy, facility authpriv, level notice"
+	is "$(sed 's/^.*deploy\[[0-9]*\]: audit: //' "$T/syslog")" "$(tail -n 1 "$AUDIT")" \
+	    "the line syslog got is the line appended to the trail"
+else
+	for _i in 1 2 3; do pass "# SKIP needs root and unshare for a /dev/log of its own"; done
+fi
+
 done_testing
