@@ -119,11 +119,12 @@ full_case "no byte left, the commit already fetched" "$E" -
 # ---- an audit line cut short by the full disk: the writer closes the
 # torn line and chains the next one off it; audit --verify says it is
 # torn (a warning, exit 0), and an edit of it is still an edit.  Long
-# escaped claims make the line longer than the one page left.
+# escaped claims (about 18 KB) make the line longer than the three pages
+# left (so that a page or two written before it changes nothing).
 run_deploy prune
 rc_is 0 "prune with space: nothing left for the next one to remove"
 V=$(head -c 256 /dev/zero | tr '\0' '\001')
-fill 4
+fill 12
 run timeout -k 5 "$DEPLOY_TEST_LIMIT" env DEPLOY_ACTOR="$V" GITHUB_ACTOR="$V" \
     GITHUB_RUN_ID="$V" GITHUB_REPOSITORY="$V" CIRCLE_USERNAME="$V" \
     CIRCLE_BUILD_URL="$V" GITLAB_USER_LOGIN="$V" CI_JOB_URL="$V" \
