@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,11 +142,17 @@ audit_last(int fd, char hex[65])
 	return 0;
 }
 
-/* Appends {"prev": ..., REC} and moves audit-head to it; 0 when done. */
+/*
+ * Appends {"prev": ..., REC}; 0 when done. audit-head is written first:
+ * the hash of the line about to be appended, then the hash that line
+ * chains off. A crash between the two writes leaves the head one line
+ * ahead, which audit --verify tells apart from a line appended by hand
+ * (that one does not match the head). Each line goes to syslog too.
+ */
 static int
 audit_append(const char *rec, size_t n)
 {
-	char prev[65], head[66];
+	char prev[65], head[130];
 	struct sbuf b = { NULL, 0, 0 };
 	struct flock fl;
 	int fd, r = -1;
@@ -166,9 +173,13 @@ audit_append(const char *rec, size_t n)
 		sb_add(&b, "}\n", 2);
 		sha256_hex(b.p, b.n - 1, head);
 		head[64] = '\n';
-		r = append_line(fd, b.p, b.n) == -1 ||
-		    replace_file_at(statefd, "audit-head", head, 65, 1) == -1 ?
-		    -1 : 0;
+		memcpy(head + 65, prev, 64);
+		head[129] = '\n';
+		r = replace_file_at(statefd, "audit-head", head, 130, 1) == -1 ||
+		    append_line(fd, b.p, b.n) == -1 ? -1 : 0;
+		openlog("deploy", LOG_PID, LOG_AUTHPRIV);
+		syslog(LOG_NOTICE, "audit: %.*s", (int)(b.n - 1), b.p);
+		closelog();
 	}
 	if (close(fd) == -1)
 		r = -1;

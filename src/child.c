@@ -268,6 +268,7 @@ wait_step(pid_t pid, int outfd, const struct runopts *o, size_t *outn,
 	pfd.fd = outfd;
 	pfd.events = POLLIN;
 	for (;;) {
+		sig_watch(0);
 		if (gotsig && !late) {
 			res->signo = gotsig;
 			kill_group(pid, st, pid);
@@ -391,7 +392,9 @@ sig_said(int s)
 	if (s == SIGTERM)
 		return "interrupted by SIGTERM";
 	if (s == SIGHUP)
-		return "interrupted by SIGHUP (the terminal went away)";
+		return reader_gone ? "interrupted by SIGHUP (the reader of "
+		    "deploy's output went away)" : "interrupted by SIGHUP (the "
+		    "terminal went away)";
 	snprintf(buf, sizeof(buf), "interrupted by signal %d", s);
 	return buf;
 }

@@ -54,13 +54,70 @@ audit_show(const char *line)
 	putchar('\n');
 }
 
+/*
+ * A line that is not a whole record: torn when the next line chains off
+ * it (the writer closes a line a full disk cut short and goes on), said
+ * as a warning; anything else ends the check.
+ */
+static void
+audit_torn(const char *p, size_t n, const char *next, const char *e,
+    size_t lineno)
+{
+	char h[65];
+	const char *nl;
+
+	sha256_hex(p, n, h);
+	if (next >= e || (nl = memchr(next, '\n', (size_t)(e - next))) == NULL ||
+	    nl - next < 77 || strncmp(next, "{\"prev\": \"", 10) != 0 ||
+	    memcmp(next + 10, h, 64) != 0)
+		die(EXIT_FAILED, "%s/%s/audit line %zu: not an audit "
+		    "record", root, STATE, lineno);
+	warnx("%s/%s/audit line %zu: torn (a write cut short, a full disk?); "
+	    "line %zu follows it", root, STATE, lineno, lineno + 1);
+}
+
+/* The last line (hash LAST, the one before it BEFORE) against audit-head. */
+static void
+audit_head(const char *last, const char *before, size_t lineno)
+{
+	char *h;
+	size_t hl;
+	int two;
+
+	if ((h = read_file_at(statefd, "audit-head", 200, &hl, NULL)) == NULL) {
+		if (lineno > 0 || errno != ENOENT)
+			die(EXIT_FAILED, "%s/%s/audit-head: %s", root, STATE,
+			    strerror(errno));
+		return;
+	}
+	/* "HEAD\nPREV\n" since the head is written first; "HEAD\n" before */
+	two = hl >= 130 && h[64] == '\n' && h[129] == '\n';
+	if (hl >= 64 && memcmp(h, last, 64) == 0) {
+		free(h);
+		return;
+	}
+	if (two && memcmp(h + 65, last, 64) == 0)
+		die(EXIT_FAILED, "%s/%s/audit-head is one line ahead of the "
+		    "trail: the last append did not finish (a crash or a full "
+		    "disk between the head and the line), or the last line was "
+		    "removed", root, STATE);
+	if (!two && hl >= 64 && lineno > 1 && memcmp(h, before, 64) == 0)
+		die(EXIT_FAILED, "%s/%s/audit line %zu (the last): audit-head, "
+		    "as an older deploy wrote it, stands for the line before: "
+		    "its append did not finish, or this line was appended by "
+		    "hand", root, STATE, lineno);
+	die(EXIT_FAILED, "%s/%s/audit line %zu (the last): does not match "
+	    "audit-head: it was changed or appended by hand, or lines after it "
+	    "were removed", root, STATE, lineno);
+}
+
 /* Each line must start with the hash of the one before; 0 when all do. */
 static int
 audit_check(const char *buf, size_t len)
 {
-	char prev[65] = AUDIT_ZERO, before[65] = "", head[128], *h;
+	char prev[65] = AUDIT_ZERO, before[65] = "";
 	const char *p = buf, *e = buf + len, *nl;
-	size_t n, lineno = 0, hl;
+	size_t n, lineno = 0, torn = 0;
 
 	for (; p < e; p = nl + 1) {
 		lineno++;
@@ -69,11 +126,10 @@ audit_check(const char *buf, size_t len)
 			    "newline (a write cut short?)", root, STATE, lineno);
 		/* cppcheck-suppress nullPointerArithmeticRedundantCheck */
 		n = (size_t)(nl - p);
-		if (n < 77 || strncmp(p, "{\"prev\": \"", 10) != 0 ||
-		    p[74] != '"' || p[n - 1] != '}')
+		if (strncmp(p, "{\"prev\": \"", n < 10 ? n : 10) != 0)
 			die(EXIT_FAILED, "%s/%s/audit line %zu: not an audit "
 			    "record", root, STATE, lineno);
-		if (memcmp(p + 10, prev, 64) != 0) {
+		if (n > 10 && memcmp(p + 10, prev, n < 74 ? n - 10 : 64) != 0) {
 			if (lineno == 1)
 				die(EXIT_FAILED, "%s/%s/audit line 1: does not "
 				    "start the trail: a line before it was "
@@ -83,24 +139,16 @@ audit_check(const char *buf, size_t len)
 			    "one was changed", root, STATE, lineno, lineno - 1,
 			    lineno - 1);
 		}
+		if (n < 77 || p[74] != '"' || p[n - 1] != '}') {
+			audit_torn(p, n, nl + 1, e, lineno);
+			torn++;
+		}
 		memcpy(before, prev, sizeof(prev));
 		sha256_hex(p, n, prev);
 	}
-	/* the last line has no next one: audit-head stands for it (or for
-	 * the line before, when a crash came between the two writes) */
-	h = read_file_at(statefd, "audit-head", 100, &hl, NULL);
-	if (h != NULL)
-		snprintf(head, sizeof(head), "%.64s", h);
-	free(h);
-	if (h == NULL && lineno > 0)
-		die(EXIT_FAILED, "%s/%s/audit-head: %s", root, STATE,
-		    strerror(errno));
-	if (h != NULL && strcmp(head, prev) != 0 && strcmp(head, before) != 0)
-		die(EXIT_FAILED, "%s/%s/audit line %zu (the last): does not "
-		    "match audit-head: it was changed, or lines after it were "
-		    "removed", root, STATE, lineno);
-	say("%s/%s/audit: %zu lines, each follows the one before", root,
-	    STATE, lineno);
+	audit_head(prev, before, lineno);
+	say("%s/%s/audit: %zu lines, each follows the one before%s", root,
+	    STATE, lineno, torn ? " (torn ones said above)" : "");
 	return EXIT_OK;
 }
 

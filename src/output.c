@@ -226,6 +226,7 @@ step_begin(const char *name)
 		liveshown = 1;
 		livedrawn = stepstart;
 	}
+	sig_watch(0);
 }
 
 /* The step's time so far, "1.23s": integer arithmetic, so that a static
@@ -253,7 +254,7 @@ step_done(const char *name, const char *note)
 		printf("[%d] %s %s %s%s%s%s\n", stepno, name, colour_out ?
 		    "\033[32mok\033[0m" : "ok", t, note ? " (" : "",
 		    note ? note : "", note ? ")" : "");
-		fflush(stdout);
+		sig_watch(fflush(stdout) == EOF ? errno : 0);
 	}
 }
 

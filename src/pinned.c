@@ -27,9 +27,12 @@
 /*
  * Run by the venv's python as `python -c PINNED_RUN FILE ARGS`: pip's own
  * commands in one interpreter, since each start of pip costs about 0.25 s:
- * uninstall what ARGS name up to the first "--", install --no-deps
- * --force-reinstall what follows up to the second, then check; and for
- * each NAME[EXTRAS] after that, whether what the extras require is
+ * uninstall what ARGS name up to the first "--", and what the lines after
+ * the second "--" (the requirements with extras or markers) name when
+ * pip's packaging says each of their markers is false here, as pip then
+ * ignores them; install --no-deps --force-reinstall what follows the
+ * first "--" up to the second, then check; and for each requirement with
+ * extras and no false marker, whether what the extras require is
  * installed, which pip check does not look at. Exit 3 when a check
  * fails, 1 when pip does. The parts' times go to the log.
  */
@@ -43,7 +46,20 @@ static const char pinned_py[] =
 "j = a.index('--', i + 1)\n"
 "t = time.monotonic()\n"
 "from pip._internal.cli.main import main\n"
+"on, off = [], set()\n"
+"if a[j + 1:]:\n"
+"    from pip._internal.metadata import get_default_environment\n"
+"    from pip._vendor.packaging.requirements import Requirement\n"
+"    from pip._vendor.packaging.utils import canonicalize_name as cn\n"
+"    q = [Requirement(s) for s in a[j + 1:]]\n"
+"    on = [x for x in q if not x.marker or x.marker.evaluate()]\n"
+"    off = set(cn(x.name) for x in q) - set(cn(x.name) for x in on)\n"
 "p = ['import %.3f' % (time.monotonic() - t)]\n"
+"if off:\n"
+"    e = get_default_environment()\n"
+"    a[:i] = a[:i] + sorted(n for n in off if e.get_distribution(n))\n"
+"    i = a.index('--')\n"
+"    j = a.index('--', i + 1)\n"
 "def part(name, argv, fail):\n"
 "    t = time.monotonic()\n"
 "    r = main(argv)\n"
@@ -56,17 +72,14 @@ static const char pinned_py[] =
 "t = time.monotonic()\n"
 "if not r:\n"
 "    r = main(['check']) and 3\n"
-"if not r and a[j + 1:]:\n"
-"    from pip._internal.metadata import get_default_environment\n"
-"    from pip._vendor.packaging.requirements import Requirement\n"
+"if not r and any(x.extras for x in on):\n"
 "    e = get_default_environment()\n"
-"    for s in a[j + 1:]:\n"
-"        q = Requirement(s)\n"
-"        d = e.get_distribution(q.name)\n"
-"        for w in d.iter_dependencies(q.extras) if d else ():\n"
+"    for x in on:\n"
+"        d = e.get_distribution(x.name) if x.extras else None\n"
+"        for w in d.iter_dependencies(x.extras) if d else ():\n"
 "            g = e.get_distribution(w.name)\n"
 "            if g is None or not w.specifier.contains(g.version, True):\n"
-"                print('%s requires %s, which is not installed' % (s, w))\n"
+"                print('%s requires %s, which is not installed' % (x, w))\n"
 "                r = 3\n"
 "p.append('check %.3f' % (time.monotonic() - t))\n"
 "print('pinned times: ' + ', '.join(p), flush=True)\n"
@@ -75,7 +88,7 @@ static const char pinned_py[] =
 struct pinned {
 	char	**names;	/* normalized, of every requirement line */
 	char	**gone;		/* installed, not named, not seeds */
-	char	**extras;	/* "NAME[EXTRAS]" of the lines with extras */
+	char	**extras;	/* the requirement of lines with extras or markers */
 	char	*inst;		/* pip's file: the options, changed lines */
 	const char *old;	/* the source venv's requirements */
 	size_t	 instn, nnames, ngone, nextras, nchanged, nhashed;
@@ -105,12 +118,14 @@ push_line(struct pinned *p, const char *l, size_t n)
  * A requirement line [l, e), comment and blanks trimmed, that passed
  * reqs_shareable, when it pins one version: NAME[EXTRAS] == VERSION, then
  * markers and --hash options. The normalized name in n, the version in
- * v, *x the end of the extras (l when none). 0, or -1 for a range, a
- * wildcard, "===", two specifiers, anything else.
+ * v, *x the end of the extras (l when none), *re the end of the
+ * requirement with its markers (before the options), *m whether it has
+ * markers. 0, or -1 for a range, a wildcard, "===", two specifiers,
+ * anything else.
  */
 static int
 pin_line(const char *l, const char *e, char *n, size_t nl, char *v,
-    size_t vl, const char **x)
+    size_t vl, const char **x, const char **re, int *m)
 {
 	const char *s, *t, *opt, *v0;
 
@@ -118,6 +133,9 @@ pin_line(const char *l, const char *e, char *n, size_t nl, char *v,
 		if (*opt == '-' && opt > l && RQ_WS(opt[-1]))
 			break;
 	for (t = l; t < opt && *t != ';'; t++)
+		;
+	*m = t < opt;
+	for (*re = opt; *re > l && RQ_WS((*re)[-1]); (*re)--)
 		;
 	for (s = l; s < t && (RQ_ALNUM(*s) || strchr("._-", *s)); s++)
 		;
@@ -173,8 +191,8 @@ static int
 plan_line(struct pinned *p, const char *l, const char *e, char **have)
 {
 	char n[256], v[128], *nv, **h;
-	const char *x;
-	int hashed;
+	const char *x, *re;
+	int hashed, marked;
 
 	if (*l == '-') {	/* an option: pip needs it to find the same */
 		if ((size_t)(e - l) >= 16 && strncmp(l, "--require-hashes",
@@ -183,16 +201,16 @@ plan_line(struct pinned *p, const char *l, const char *e, char **have)
 		push_line(p, l, (size_t)(e - l));
 		return 0;
 	}
-	if (pin_line(l, e, n, sizeof(n), v, sizeof(v), &x) == -1)
+	if (pin_line(l, e, n, sizeof(n), v, sizeof(v), &x, &re, &marked) == -1)
 		return -1;
 	if ((hashed = find_bytes(l, (size_t)(e - l), "--hash", 6) != NULL))
 		p->nhashed++;
 	p->names = push_word(p->names, &p->nnames, xstrdup(n));
-	if (x != l) {
-		char *w = xrealloc(NULL, (size_t)(x - l) + 1);
+	if (x != l || marked) {
+		char *w = xrealloc(NULL, (size_t)(re - l) + 1);
 
-		memcpy(w, l, (size_t)(x - l));
-		w[x - l] = '\0';
+		memcpy(w, l, (size_t)(re - l));
+		w[re - l] = '\0';
 		p->extras = push_word(p->extras, &p->nextras, w);
 	}
 	nv = fmtpath("%s %s", n, v);

@@ -11,6 +11,8 @@
 
 extern volatile sig_atomic_t gotsig;
 extern int late;
+extern int reader_gone;
 void signals(void);
+void sig_watch(int err);
 void sig_late(int on);
 #endif

@@ -134,15 +134,20 @@ printf 'appdep==2.0\nhelper==1.0\n' >"$APP/requirements.txt"
 new_commit e-fixed >/dev/null
 
 # exactly one leaf dropped (helper, which nothing else needs): pip
-# uninstalls it alone. The comment gives the file new bytes (a venv of its
-# own) for C's requirements, so C's fresh build is the reference.
-printf '# helper dropped\nappdep==2.0\n' >"$APP/requirements.txt"
+# uninstalls it alone. helper's line becomes a range whose marker is false
+# here: not all pins, so the resolver path (its dry run, then
+# derive_uninstall) runs, not the pinned one; a fresh build holds
+# appdep alone, as C's did, so C's fresh build is the reference.
+printf 'appdep==2.0\nhelper>=1 ; python_version < "3"\n' >"$APP/requirements.txt"
 E2=$(new_commit e2)
 run_deploy deploy
 rc_is 0 "deploy E2, helper dropped"
 K5=$(key_of "$E2")
 grep_ok "derived from D's, the current one" "$T/out" \
     "^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/$K4\)\$"
+grep_ok "by the resolver path: its dry run" "$ROOT/.deploy/logs/$E2.log" 'pip install --dry-run'
+grep_ok "and an uninstall of helper alone" "$ROOT/.deploy/logs/$E2.log" \
+    "^\\\$ $ROOT/venvs/$K5/bin/python -m pip uninstall -y helper\$"
 is "$(freeze "$ROOT/venvs/$K5")" "$(freeze "$T/freshC")" \
     "pip freeze of the derived venv is a fresh build's"
 run "$ROOT/venvs/$K5/bin/python" -c 'import helper'

@@ -5,7 +5,8 @@
 # hashes kept), then pip check, all in one python. The result must be what
 # a fresh build gives, name no other venv and outlive its source, like
 # 26's derive; a file that is not closed under its dependencies falls back
-# to the resolve and still ends as a fresh build; ranges never take it.
+# to the resolve and still ends as a fresh build; ranges never take it;
+# environment markers are evaluated as pip does.
 . "$(dirname "$0")/lib.sh"
 
 VENV="virtualenv -p python3"
@@ -138,5 +139,39 @@ grep_ok "derived" "$T/out" '^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/'
 grep_nok "no pinned plan" "$ROOT/.deploy/logs/$E.log" '^pinned'
 grep_ok "the resolve ran" "$ROOT/.deploy/logs/$E.log" 'pip install --dry-run'
 is "$(cut -d' ' -f4 "$APPSTATE")" "2.0" "appdep 2.0 runs"
+
+# environment markers, as pip reads them: a line whose marker is false
+# here is not wanted (pip ignores it), so a copy that has it loses it;
+# one whose marker is true is installed; extras are checked only for
+# lines that apply. Compared by pip freeze with a fresh build.
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" foo 1.0 >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" bar 1.0 >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" extradep 1.0 >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" withx 1.0 --extra fast \
+    --requires 'extradep>=1; extra == "fast"' >/dev/null
+"$PY" "$TESTDIR/mkwheel.py" "$T/wheels" oldx 1.0 --extra fast \
+    --requires 'newdep>=1; extra == "fast"' >/dev/null
+printf '# pinned\nappdep==2.0\nfoo==1.0\n' >"$APP/requirements.txt"
+F=$(new_commit f)
+run_deploy deploy
+rc_is 0 "deploy F, foo pinned"
+like "$(freeze "$ROOT/releases/$F/.venv")" "*foo==1.0*" "F's venv has foo"
+printf '%s\n' '# pinned' 'appdep==2.0' 'foo==1.0 ; python_version < "3"' \
+    'bar==1.0; python_version >= "3"' 'withx[fast]==1.0 ; python_version >= "3"' \
+    'extradep==1.0' 'oldx[fast]==1.0 ; python_version < "3"' >"$APP/requirements.txt"
+G=$(new_commit g)
+run_deploy deploy
+rc_is 0 "deploy G: markers false and true, extras"
+KG=$(key_of "$G")
+grep_ok "derived" "$T/out" '^\[[0-9]+\] venv ok [0-9.]+s \(derived from venvs/'
+grep_ok "pinned, even though oldx's extra needs a newdep it does not pin (its marker is false)" \
+    "$T/out" '^\[[0-9]+\] pip ok [0-9.]+s \(pinned\)$'
+fresh "$T/freshG"
+is "$(freeze "$ROOT/venvs/$KG")" "$(freeze "$T/freshG")" \
+    "pip freeze of the pinned derive with markers is a fresh build's"
+is "$(freeze "$T/freshG")" "$(printf 'appdep==2.0\nbar==1.0\nextradep==1.0\nwithx==1.0')" \
+    "which holds the lines whose markers are true, and withx's extra"
+run "$ROOT/venvs/$KG/bin/python" -m pip check
+rc_is 0 "pip check passes"
 
 done_testing

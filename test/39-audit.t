@@ -177,4 +177,83 @@ run_deploy prune
 run_deploy audit --verify
 rc_is 0 "appending after a check keeps the chain"
 grep_ok "seven lines now" "$T/out" "audit: 7 lines"
+
+# ---- a line appended by hand, its prev copied from audit-head (no hashing)
+cp "$AUDIT" "$T/audit.orig"
+printf '{"prev": "%s", "time": "2026-01-01T00:00:00Z", "event": "deploy", "status": 0}\n' \
+    "$(head -c 64 "$ROOT/.deploy/audit-head")" >>"$AUDIT"
+run_deploy audit --verify
+rc_is 1 "a line appended by hand with audit-head as its prev: exit 1"
+grep_ok "the forged line is named" "$T/err" \
+    "audit line 8 \(the last\): does not match audit-head: it was changed or appended by hand"
+
+# ---- a crash between the two writes: audit-head written for a line that
+# never made it to the trail (the head is written first)
+cp "$T/audit.orig" "$AUDIT"
+cat >"$T/ahead.py" <<'EOF'
+import hashlib, sys
+trail, head = sys.argv[1:]
+last = open(trail, "rb").read().split(b"\n")[-2]
+p = hashlib.sha256(last).hexdigest()
+line = b'{"prev": "%s", "event": "prune", "status": 0}' % p.encode()
+open(head, "w").write("%s\n%s\n" % (hashlib.sha256(line).hexdigest(), p))
+EOF
+"$PY" "$T/ahead.py" "$AUDIT" "$ROOT/.deploy/audit-head" || bail "ahead.py"
+run_deploy audit --verify
+rc_is 1 "a head one line ahead (a crash between the writes): exit 1"
+grep_ok "it says the last append did not finish" "$T/err" \
+    "audit-head is one line ahead of the trail: the last append did not finish"
+run_deploy prune
+run_deploy audit --verify
+rc_is 0 "the next line written puts head and trail together again"
+grep_ok "eight lines" "$T/out" "audit: 8 lines"
+is "$(sed -n 2p "$ROOT/.deploy/audit-head")" \
+    "$(sed -n 7p "$AUDIT" | tr -d '\n' | sha256sum | cut -c1-64)" \
+    "audit-head's second line: the hash the last line chains off"
+
+# ---- a trail whose head an older deploy wrote (one hash, after the line)
+tail -n 1 "$AUDIT" | tr -d '\n' | sha256sum | cut -c1-64 >"$ROOT/.deploy/audit-head"
+run_deploy audit --verify
+rc_is 0 "a head of the older form (one hash) that matches: exit 0"
+sed -n 7p "$AUDIT" | tr -d '\n' | sha256sum | cut -c1-64 >"$ROOT/.deploy/audit-head"
+run_deploy audit --verify
+rc_is 1 "an older head naming the line before the last is no longer enough"
+grep_ok "and it says why" "$T/err" "as an older deploy wrote it, stands for the line before"
+# ---- each line goes to syslog too (LOG_AUTHPRIV, LOG_NOTICE: <85>): in a
+# mount namespace of its own, /dev/log is a socket this test reads
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
+	mkdir -p "$T/dev"
+	cat >"$T/listen.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2] + ".ready", "w").close()
+s.settimeout(30)
+with open(sys.argv[2], "ab") as f:
+    d = s.recv(65536)
+    f.write(d)
+EOF
+	cat >"$T/ns.sh" <<EOF
+set -e
+for n in null zero urandom random; do
+	touch "$T/dev/\$n"
+	mount --bind "/dev/\$n" "$T/dev/\$n"
+done
+ln -s /proc/self/fd "$T/dev/fd"
+mount --bind "$T/dev" /dev
+"$PY" "$T/listen.py" /dev/log "$T/syslog" &
+while [ ! -e "$T/syslog.ready" ]; do sleep 0.05; done
+"$DEPLOY" -C "$ROOT" prune
+wait
+EOF
+	run timeout -k 5 60 unshare -m --propagation private sh "$T/ns.sh"
+	rc_is 0 "prune with a /dev/log to hear it"
+	is "$(sed 's/^\(<[0-9]*>\).*deploy\[[0-9]*\]: audit: .*/\1/' "$T/syslog")" "<85>" \
+	    "syslog got a line from deploy, facility authpriv, level notice"
+	is "$(sed 's/^.*deploy\[[0-9]*\]: audit: //' "$T/syslog")" "$(tail -n 1 "$AUDIT")" \
+	    "the line syslog got is the line appended to the trail"
+else
+	for _i in 1 2 3; do pass "# SKIP needs root and unshare for a /dev/log of its own"; done
+fi
+
 done_testing

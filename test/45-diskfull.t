@@ -4,6 +4,7 @@
 # system with no byte left.  Each build fails with exit 1, current and the
 # release it points to are intact, the app keeps running, the history
 # keeps every record, and once space is freed the same deploy works.
+# An audit line the full disk cut short is said to be torn, not forged.
 . "$(dirname "$0")/lib.sh"
 . "$TESTDIR/hostile.sh"
 
@@ -114,5 +115,37 @@ git --git-dir="$ROOT/repo" fetch --quiet "$REMOTE" \
 	bail "fetch into the mirror failed"
 fill 0
 full_case "no byte left, the commit already fetched" "$E" -
+
+# ---- an audit line cut short by the full disk: the writer closes the
+# torn line and chains the next one off it; audit --verify says it is
+# torn (a warning, exit 0), and an edit of it is still an edit.  Long
+# escaped claims (about 18 KB) make the line longer than the three pages
+# left (so that a page or two written before it changes nothing).
+run_deploy prune
+rc_is 0 "prune with space: nothing left for the next one to remove"
+V=$(head -c 256 /dev/zero | tr '\0' '\001')
+fill 12
+run timeout -k 5 "$DEPLOY_TEST_LIMIT" env DEPLOY_ACTOR="$V" GITHUB_ACTOR="$V" \
+    GITHUB_RUN_ID="$V" GITHUB_REPOSITORY="$V" CIRCLE_USERNAME="$V" \
+    CIRCLE_BUILD_URL="$V" GITLAB_USER_LOGIN="$V" CI_JOB_URL="$V" \
+    SUDO_USER="$V" SSH_CONNECTION="$V $V" "$DEPLOY" -C "$ROOT" prune
+grep_ok "prune on a full disk says the audit line was not written" "$T/err" \
+    "cannot append to .*/audit: No space left on device"
+ok "the trail ends in a torn line" [ "$(tail -c 1 "$ROOT/.deploy/audit" | od -An -c | tr -d ' ')" != '\n' ]
+unfill
+run_deploy prune
+rc_is 0 "prune with space again"
+NL=$(wc -l <"$ROOT/.deploy/audit" | tr -d ' ')
+run_deploy audit --verify
+rc_is 0 "audit --verify on a trail with a torn line the next one chains off: exit 0"
+grep_ok "it warns that the line is torn" "$T/err" \
+    "audit line $((NL - 1)): torn \(a write cut short, a full disk\?\); line $NL follows it"
+grep_ok "and counts every line" "$T/out" "audit: $NL lines, each follows the one before"
+cp "$ROOT/.deploy/audit" "$T/audit.torn"
+sed -i "$((NL - 1))s/u0001/u0002/" "$ROOT/.deploy/audit"
+run_deploy audit --verify
+rc_is 1 "the torn line edited: exit 1"
+grep_ok "it is named" "$T/err" "audit line $((NL - 1)): not an audit record"
+cp "$T/audit.torn" "$ROOT/.deploy/audit"
 
 done_testing

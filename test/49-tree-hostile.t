@@ -1,11 +1,13 @@
 #!/bin/sh
 # Hostile .gitmodules, each refused (exit 1) with a clear error, nothing
-# switched, nothing run: a path ../x, a path .deploy, a name with '..', a
+# switched, nothing run: a path ../x, a path .deploy, a path through .git
+# (lib/.git, .GIT/x), a name with '..', a
 # URL starting with '-' (--upload-pack=...), ext:: and fd:: URLs. A
 # gitlink .gitmodules does not name, a cycle;
 # submodules = no and lfs = no refuse a commit that has them; a relative
 # URL that climbs above the repo; a file that is still an LFS pointer (no
-# filter routes it) fails the build naming it.
+# filter routes it) fails the build naming it; a file deploy cannot open
+# (a lease held on it) is not taken for one.
 . "$(dirname "$0")/lib.sh"
 
 make_app
@@ -53,6 +55,14 @@ hostile 2 "a path .deploy" "[submodule \"d\"]
 	path = .deploy
 	url = ../lib.git
 " .deploy "'d' has a path through .git, .deploy or .venv; refused"
+hostile 2g "a path through .git (lib/.git)" "$ok_sub[submodule \"g\"]
+	path = lib/.git
+	url = ../lib.git
+" "" "'g' has a path through .git, .deploy or .venv; refused"
+hostile 2G "a path through .GIT (.GIT/x)" "$ok_sub[submodule \"G\"]
+	path = .GIT/x
+	url = ../lib.git
+" "" "'G' has a path through .git, .deploy or .venv; refused"
 hostile 3 "a name with .." "[submodule \"../../evil\"]
 	path = vendor/lib
 	url = ../lib.git
@@ -112,5 +122,57 @@ like "$(err)" "*weights.dat is an LFS pointer, not its content*" \
 is "$(current_sha)" "$A" "pointer: nothing switched"
 ok "pointer: no release left" absent "$ROOT/releases/$P"
 ok "no index is left in .deploy" absent "$ROOT/.deploy/index"
+
+# a file deploy cannot open while it looks for LFS pointers is not a
+# pointer: the build goes on. Here another process holds a write lease on
+# it (taken by a smudge filter of a later file, in the mirror's config),
+# so deploy's open, which never waits, fails; the holder lets go then.
+git -C "$APP" rm -q --cached weights.dat
+rm -f "$APP/weights.dat"
+cat >"$T/lease.py" <<'EOF'
+import fcntl, os, signal, sys, time
+path, mark = sys.argv[1:]
+data = sys.stdin.buffer.read()
+if os.fork() == 0:
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for i in 0, 1, 2:
+        os.dup2(null, i)        # git waits for the filter's output to end
+    try:
+        fd = os.open(path, os.O_RDWR)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETLEASE", 1024), fcntl.F_WRLCK)
+    except OSError:
+        open(mark + ".none", "w").close()   # no leases on this file system
+        os._exit(1)
+    def let_go(*_):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETLEASE", 1024), fcntl.F_UNLCK)
+        open(mark + ".broken", "w").close()
+        os._exit(0)
+    signal.signal(signal.SIGIO, let_go)
+    open(mark, "w").close()
+    time.sleep(60)
+    os._exit(1)
+while not os.path.exists(mark) and not os.path.exists(mark + ".none"):
+    time.sleep(0.01)
+sys.stdout.buffer.write(data)
+EOF
+head -c 300 /dev/zero | tr '\0' 'x' >"$APP/leased.txt"
+echo slow >"$APP/zzz.slow"
+echo 'zzz.slow filter=slow' >"$APP/.gitattributes"
+L=$(new_commit leased)
+git --git-dir="$ROOT/repo" config filter.slow.smudge \
+    "$PY $T/lease.py $ROOT/releases/$L/leased.txt $T/leased"
+run_deploy deploy
+if [ -e "$T/leased.none" ]; then
+	for _i in 1 2 3 4; do
+		pass "# SKIP no file leases on this file system"
+	done
+else
+	ok "the smudge filter took the lease" test -e "$T/leased"
+	ok "deploy's open broke it" test -e "$T/leased.broken"
+	rc_is 0 "a file deploy cannot open is not taken for a pointer: exit 0"
+	is "$(current_sha)" "$L" "and the release is switched to"
+fi
+git --git-dir="$ROOT/repo" config --unset filter.slow.smudge
 
 done_testing

@@ -4,8 +4,9 @@
 # taken out of the YAML (python3-yaml) and run by sh with only the server
 # swapped for the test's (host, port, user, root; see ci_script).  The
 # remote exit status and output come back; a connection dropped in the
-# middle of the test step leaves a consistent root and the next deploy
-# over ssh succeeds.
+# middle of the test step (no terminal: ssh without -t) stops the deploy
+# before the switch, current unchanged and nothing half-built, and the
+# next deploy over ssh succeeds.
 . "$(dirname "$0")/lib.sh"
 
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
@@ -166,14 +167,17 @@ ok "found the ssh client" test -n "$sshpid"
 [ -n "$sshpid" ] && kill -9 "$sshpid"
 wait "$cipid"
 isnt "$?" 0 "the CI step fails when its connection drops"
-l=$(current_link)
-case $l in
-"releases/$B" | "releases/$C") pass "current is B or C: $l" ;;
-*) fail "current is B or C, not '$l'" ;;
-esac
+# no terminal, so no SIGHUP: the deploy sees its output's reader go away
+# and stops as for SIGHUP, before the switch
+remote_done() { ! pgrep -f "^$ROOT/shared/deploy -w 600 deploy $C" >/dev/null; }
+ok "the deploy on the server stops" wait_for 30 remote_done
+is "$(current_link)" "releases/$B" "current is unchanged: B"
+ok "nothing half-built: no releases/$C" absent "$ROOT/releases/$C"
+grep_ok "the log says why" "$ROOT/.deploy/logs/$C.log" \
+    "test interrupted .*SIGHUP \\(the reader of deploy's output went away\\)"
 run "$ROOT/shared/deploy" list
 grep_ok "and points to a complete release" "$T/out" \
-    "^${l#releases/} +complete .*current"
+    "^$B +complete .*current"
 
 # the next deploy over ssh (waits with -w 600 if the dropped one still runs)
 ci_run "$GH" deploy GITHUB_SHA "$C"

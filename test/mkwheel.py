@@ -2,12 +2,14 @@
 """Write a minimal, valid pure-Python wheel without setuptools or network.
 
 usage: mkwheel.py OUTDIR NAME VERSION [--script CMD] [--requires REQ]...
+                  [--extra EXTRA]...
 
 The wheel holds one module, NAME.py, defining VERSION (and main(), which
 prints "NAME VERSION"); its dist-info has METADATA, WHEEL and a RECORD with
 sha256 hashes, so pip installs it like any wheel from PyPI.  --script CMD
 adds a console_scripts entry point CMD = NAME:main; --requires REQ a
-Requires-Dist line.  Prints the wheel's path.
+Requires-Dist line; --extra EXTRA a Provides-Extra line (pip ignores an
+extra a wheel does not provide).  Prints the wheel's path.
 """
 import base64
 import hashlib
@@ -24,17 +26,19 @@ def record_line(path, data):
 
 def main():
 	usage = ("usage: mkwheel.py OUTDIR NAME VERSION [--script CMD] "
-		 "[--requires REQ]...")
+		 "[--requires REQ]... [--extra EXTRA]...")
 	args = sys.argv[1:]
 	if len(args) < 3 or len(args) % 2 == 0:
 		sys.exit(usage)
 	outdir, name, version = args[:3]
-	scripts, requires = [], []
+	scripts, requires, extras = [], [], []
 	for opt, val in zip(args[3::2], args[4::2]):
 		if opt == "--script":
 			scripts.append(val)
 		elif opt == "--requires":
 			requires.append(val)
+		elif opt == "--extra":
+			extras.append(val)
 		else:
 			sys.exit(usage)
 	dist = name.replace("-", "_")
@@ -46,6 +50,7 @@ def main():
 			   "    print(\"%s \" + VERSION)\n" % name)
 	meta = ("Metadata-Version: 2.1\nName: %s\nVersion: %s\n"
 		"Summary: test wheel for deploy\n" % (name, version))
+	meta += "".join("Provides-Extra: %s\n" % x for x in extras)
 	meta += "".join("Requires-Dist: %s\n" % r for r in requires)
 	files = [
 		("%s.py" % dist, module.encode()),
