@@ -14,7 +14,6 @@
 #include "msg.h"
 #include "output.h"
 #include "releases.h"
-#include "report.h"
 #include "rmtree.h"
 #include "root.h"
 
@@ -42,10 +41,7 @@ fail_build(const char *sha, int status)
 		    "partial release; current is unchanged", sha);
 	if (logfd != -1 && status == EXIT_FAILED)
 		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
-	/* current stays: it runs, as a run with nothing to build makes sure;
-	 * a broken head must not keep a rebooted site down (the runner
-	 * converges on the way out) */
-	if (status == EXIT_FAILED && report->event != NULL)
-		report_converge();
+	/* current stays, and the runner's way out makes sure it runs: a
+	 * broken head must not keep a rebooted site down */
 	leave(status);
 }
