@@ -343,6 +343,8 @@ finish_pending(void)
 	open_log(p.sha, 0);
 	report_due();
 	st = finish_switch(&p);
+	if (st == EXIT_OK && strcmp(cursha, p.sha) == 0)
+		previous_was(p.prev);	/* 0098c49's record named none */
 	if (st != EXIT_OK) {
 		/* the run ends here: notify names the release that failed,
 		 * its log, and the one switched back to (now current) */

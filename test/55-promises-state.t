@@ -6,7 +6,8 @@
 #     folder, even when the rebuild fails;
 # 11. resume removes only the pause it read: a pause written meanwhile stays;
 # 12. the pause audit line names current; status --json tells "no program
-#     configured" (null) from "unknown".
+#     configured" (null) from "unknown"; 0098c49's pending record,
+#     finished, names previous.
 # Without a program (a check that fails on demand), so it runs quickly.
 . "$(dirname "$0")/lib.sh"
 
@@ -80,6 +81,15 @@ rm -f "$T/badtest"
 run_deploy deploy
 rc_is 0 "B rebuilt and deployed"
 is "$(prev)" "releases/$A" "previous is A"
+
+# ---- 12. a pending record of 0098c49 ("SHA PREV", and no previous link),
+# finished by this binary, names previous
+rm "$ROOT/previous"
+printf '%s %s\n' "$B" "$A" >"$ROOT/.deploy/pending"
+run_deploy deploy
+rc_is 0 "a cron deploy finishes 0098c49's pending switch: exit 0"
+grep_ok "it says it finished it" "$T/out" "stopped after switching to ${B%????????????????????????????}"
+is "$(prev)" "releases/$A" "previous is the release that record left"
 
 # ---- 12. status --json: no program (null) is not an unknown one
 run_deploy status --json
