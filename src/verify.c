@@ -466,7 +466,7 @@ verify_release(const char *sha)
 	if (cfg.verify == VERIFY_OFF)
 		return 0;
 	if (cfg.verify == VERIFY_COMMIT)
-		return check_signature(NULL, sha) == 0 ? 0 : -1;
+		return check_signature(sha, sha) == 0 ? 0 : -1;
 	argv = words_plus("git", gitdir(), "for-each-ref", "--format="
 	    "%(refname)", "--points-at", sha, "refs/tags/", (char *)NULL);
 	o.out = out;
