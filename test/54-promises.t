@@ -108,10 +108,14 @@ rc_is 1 "migrate of an unverified release: exit 1"
 grep_ok "migrate says why" "$T/err" "refused ${M%????????????????????????????}: commit unsigned; nothing was migrated"
 is "$(wc -l <"$T/migrated" | tr -d ' ')" 1 "migrate did not run (once only, in 1c)"
 write_conf "$NOTIFY" "verify = commit" "allowed_signers = bob_signers"
+run_deploy pause "rollback is by hand"
+stopped "a refused rollback, paused"
 run_deploy rollback
 rc_is 1 "rollback to a release signed by a key no longer allowed: exit 1"
 grep_ok "rollback says why" "$T/err" "refused ${S1%????????????????????????????}: commit signed by a key not allowed"
 is "$(current_sha)" "$S2" "current is unchanged"
+ok "by hand, paused or not, the program runs current after it" app_runs_from "$S2"
+run_deploy resume
 write_conf "$NOTIFY" "verify = commit" "$VERIFY"
 run_deploy rollback
 rc_is 0 "rollback to a release signed by a key allowed today: exit 0"
