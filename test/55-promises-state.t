@@ -74,6 +74,10 @@ write_conf -program "check = test ! -e $T/badcheck" "check_timeout = 5" \
     "test = test ! -e $T/badtest"
 run_deploy deploy
 rc_is 1 "the rebuild of B fails its tests: exit 1"
+grep_ok "it said it rebuilds the failed release" "$T/out" \
+    "release ${B%????????????????????????????} failed after an earlier switch: rebuilding it"
+grep_ok "the rebuild got to its tests, and failed there" "$T/err" \
+    "deploy of ${B%????????????????????????????} failed before the switch"
 is "$(current_sha)" "$A" "current is still A"
 ok "previous does not name a missing folder" \
     sh -c '[ ! -L "$1" ] || [ -d "$1" ]' sh "$ROOT/previous"
