@@ -43,9 +43,16 @@ grep_ok "resume ended the old pause" "$T/resume.out" "resumed \(was paused by "
 grep_ok "the new pause is still there" "$ROOT/.deploy/pause" "^reason the new pause\$"
 run_deploy status
 grep_ok "status says deploy is paused by the new pause" "$T/out" "^paused: by .*: the new pause\$"
+ok "the resume's audit line names the pause it ended" "$PY" -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if "\"resume\"" in l]
+assert r and r[0]["detail"] == "the old pause", r' "$ROOT/.deploy/audit"
 run_deploy resume
 rc_is 0 "resume again: exit 0"
 ok "and now no pause is left" absent "$ROOT/.deploy/pause"
+run_deploy resume
+rc_is 0 "resume when not paused: exit 0"
+grep_ok "it says so" "$T/out" "not paused"
 
 # ---- 10. a switch back: the removal of pending is fsynced
 B=$(new_commit vB)
