@@ -141,9 +141,13 @@ rc_is 1 "branch = v9: refused too"
 grep_ok "and says why" "$T/err" "tag 'v9' is a copy of the tag object 'v1'"
 is "$(current_sha)" "$S1" "current is still unchanged"
 write_conf "$NOTIFY" "verify = tag" "$VERIFY"
+git -C "$APP" $SSH_ALICE tag -s -m "release v2" v2 "$S2" || bail "tag -s"
 run_deploy deploy v1
 rc_is 0 "deploy v1 under its own name: exit 0"
 is "$(current_sha)" "$M" "current is v1's commit"
+run_deploy activate "$S2"
+rc_is 0 "verify = tag: activate of a release a signed tag (v2) names: exit 0"
+is "$(current_sha)" "$S2" "current is v2's commit"
 
 # ---- 12. -n on a tag the remote moved since the mirror's fetch
 git -C "$APP" $SSH_ALICE tag -f -s -m "release v1 again" v1 "$S2" >/dev/null ||
