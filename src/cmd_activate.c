@@ -25,6 +25,7 @@
 #include "report.h"
 #include "root.h"
 #include "switch.h"
+#include "verify.h"
 
 /* The subject line of each commit, from the mirror: "" where unknown. */
 static void
@@ -92,13 +93,33 @@ find_rev(const char *rev)
 	return i;
 }
 
-/* Before the lock (activate, rollback): preflight. */
+/*
+ * With verify on, a release is switched to or migrated only when the
+ * mirror verifies it afresh under today's keys (verify_release): it may
+ * have been built while verify was off, or signed by a key since removed.
+ * A refusal changes nothing: exit 1 (-n: says it would refuse).
+ */
+static int
+refuse_unverified(const char *sha, const char *what)
+{
+	if (verify_release(sha) == 0)
+		return EXIT_OK;
+	if (options->dry_run) {
+		warnx("would refuse %.12s: %s", sha, refusal);
+		return EXIT_FAILED;
+	}
+	die(EXIT_FAILED, "refused %.12s: %s; nothing was %s", sha, refusal,
+	    what);
+}
+
+/* Before the lock (activate, rollback): preflight, the keys. */
 int
 cmd_activate_check(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
 	preflight(0, 1);
+	load_keys();
 	return GO_ON;
 }
 
@@ -130,6 +151,8 @@ cmd_activate(int argc, char **argv)
 		return st;
 	}
 	need_restart_command(sha);
+	if ((st = refuse_unverified(sha, "switched")) != EXIT_OK)
+		return st;
 	if (options->dry_run) {
 		say("would %sswitch current from %s to %s, restart and check",
 		    !rollback && cfg.migrate && !options->no_migrate ?
@@ -157,6 +180,7 @@ cmd_migrate_check(int argc, char **argv)
 	(void)argv;
 	if (cfg.migrate == NULL)
 		die(EXIT_USAGE, "no migrate command in deploy.conf: nothing to run");
+	load_keys();
 	return GO_ON;
 }
 
@@ -166,13 +190,18 @@ cmd_migrate(int argc, char **argv)
 {
 	char sha[65];
 
+	int st;
+
 	(void)argc;
+	copy_sha(sha, rel[find_rev(argv[1])].name);
+	if (!options->dry_run)
+		report_rev(sha);
+	if ((st = refuse_unverified(sha, "migrated")) != EXIT_OK)
+		return st;
 	if (options->dry_run) {
-		say("would run migrate for %s", rel[find_rev(argv[1])].name);
+		say("would run migrate for %s", sha);
 		return EXIT_OK;
 	}
-	copy_sha(sha, rel[find_rev(argv[1])].name);
-	report_rev(sha);
 	open_log(sha, 0);
 	return step_migrate(sha, 0);
 }

@@ -20,32 +20,14 @@
 #include "history.h"
 #include "msg.h"
 #include "order.h"
+#include "partial.h"
 #include "preflight.h"
 #include "releases.h"
 #include "report.h"
-#include "rmtree.h"
 #include "root.h"
 #include "sig.h"
 #include "switch.h"
 #include "verify.h"
-
-/* A release that failed after its switch is built again from nothing. */
-static void
-drop_failed_release(const char *sha)
-{
-	int fd;
-
-	say("release %.12s failed after an earlier switch: rebuilding it", sha);
-	if (history_add(EV_REMOVE, sha) == -1)
-		leave(EXIT_FAILED);
-	fd = releases_fd(0);
-	if (remove_in(fd, "releases", sha) == -1)
-		die(EXIT_FAILED, "cannot remove %s/releases/%s; the next run "
-		    "will try again", root, sha);
-	close(fd);
-	history_forget(sha);
-	history_save();
-}
 
 /* Before the lock: preflight, the keys, and -n's whole answer. */
 int

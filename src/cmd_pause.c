@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,7 @@ cmd_pause(int argc, char **argv)
 {
 	struct pauserec p, old;
 	char buf[1024];
+	char why[PATH_MAX + 300];
 	const char *r;
 	size_t rl = 0;
 	int i, n;
@@ -63,6 +65,7 @@ cmd_pause(int argc, char **argv)
 		return EXIT_OK;
 	}
 	need_state();
+	read_current(why, sizeof(why));	/* the audit line's revision */
 	memset(&p, 0, sizeof(p));
 	for (i = 1; i < argc && rl < sizeof(p.reason) - 1; i++)
 		rl += (size_t)snprintf(p.reason + rl, sizeof(p.reason) - rl,
@@ -100,20 +103,28 @@ cmd_resume_check(int argc, char **argv)
 	return GO_ON;
 }
 
-/* resume: the pause ends first under the lock, then the runner cleans
- * up and converges, by hand. */
+/*
+ * resume: the pause ends first under the lock, then the runner cleans up
+ * and converges, by hand. pause takes no lock, so a pause written while
+ * resume runs must survive it: the record is first moved aside (one
+ * rename), and only what was moved is read and removed (issue 29).
+ */
 void
 cmd_resume(void)
 {
 	static struct pauserec p;	/* its reason outlives us: the audit */
 
-	if (!pause_read(&p)) {
-		say("not paused");
-	} else {
-		if (unlinkat(statefd, "pause", 0) == -1 || fsync(statefd) == -1)
+	if (renameat(statefd, "pause", statefd, "pause.ended") == -1) {
+		if (errno != ENOENT)
 			die(FAIL_STATUS, "%s/%s/pause: %s", root, STATE,
 			    strerror(errno));
-		pause_event("resume", &p);
-		report_detail(p.reason[0] ? p.reason : NULL);
+		say("not paused");
+		return;
 	}
+	pause_read_at("pause.ended", &p);
+	if (unlinkat(statefd, "pause.ended", 0) == -1 || fsync(statefd) == -1)
+		die(FAIL_STATUS, "%s/%s/pause.ended: %s", root, STATE,
+		    strerror(errno));
+	pause_event("resume", &p);
+	report_detail(p.reason[0] ? p.reason : NULL);
 }

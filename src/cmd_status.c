@@ -43,8 +43,16 @@ status_program(void)
 	    (n = program_members(m, rs, MAXMEMBERS)) < 0)
 		why = members_why;	/* never a part of the group */
 	if (options->json) {
-		if (why != NULL || cfg.program == NULL) {
-			printf(", \"program\": null");
+		if (why == NULL && cfg.program == NULL) {
+			printf(", \"program\": null");	/* none configured */
+			return;
+		}
+		if (why != NULL) {	/* configured, or perhaps: not seen */
+			printf(", \"program\": {");
+			json_field("name", cfg.program, 0);
+			printf(", \"processes\": null");
+			json_field("unknown", why, 1);
+			printf("}");
 			return;
 		}
 		printf(", \"program\": {");

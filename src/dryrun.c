@@ -280,12 +280,16 @@ dry_run_verify(const char *ref, const char *sha)
 	int st;
 
 	st = rev_parse_commit(sha, out, &r) == 0 ? check_signature(ref, sha) :
-	    -2;
+	    -3;
 	if (st == 0)
 		say("signature: good, by %s", signer);
-	else if (st == -2)
+	else if (st == -3)
 		say("signature: not checked: %s is not in the mirror yet (a "
 		    "deploy fetches it, then checks)", sha);
+	else if (st == -2)	/* the remote moved the tag since the fetch */
+		say("signature: not checked: the mirror's %s (the remote "
+		    "moved it since the last fetch: a deploy fetches it, then "
+		    "checks)", refusal);
 	else {
 		warnx("would refuse %.12s: %s", sha, refusal);
 		return EXIT_FAILED;

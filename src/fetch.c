@@ -231,7 +231,7 @@ int
 ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 {
 	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
-	char *out, *line, *save, *tab, *want[4];
+	char *out, *line, *save, *tab, *want[4], *peeled;
 	size_t outlen = 1 << 20;
 	struct result r;
 	char **argv;
@@ -241,8 +241,12 @@ ls_remote(const char *ref, char *sha, char *gerr, size_t gl)
 	want[1] = fmtpath("refs/tags/%s", ref);
 	want[2] = fmtpath("refs/heads/%s", ref);
 	want[3] = xstrdup(ref);
+	/* an annotated tag's commit is listed only when asked by its "^{}"
+	 * name: without it, -n would name the tag object, not the commit */
+	peeled = fmtpath("%s^{}", ref);
 	argv = words_plus("git", "ls-remote", "--end-of-options", cfg.repo, ref,
-	    (char *)NULL);
+	    peeled, (char *)NULL);
+	free(peeled);
 	out = xrealloc(NULL, outlen);
 	out[0] = '\0';
 	o.out = out;

@@ -48,20 +48,39 @@
 #include "root.h"
 #include "sig.h"
 
-/* Every exit of the program: the audit line first, when a command that
- * changes something took the lock, then notify for deploy, activate and
- * rollback. */
+/*
+ * Whether the way out still converges after a run that ended with status.
+ * Not after a run that went well (the job converged, or switched and
+ * restarted and checked), nor after a switch back (4: the restart of the
+ * release switched back to was checked) or exit 5 (a person must look),
+ * nor after a signal (the run was asked to stop). After everything else
+ * (a fetch, a verify, a build, a migrate that failed, a die() anywhere
+ * under the lock) current must run: issue 29.
+ */
+static int
+converge_due(int status)
+{
+	return status != EXIT_OK && status != EXIT_SWITCHED_BACK &&
+	    status != EXIT_STUCK && status < 128 && !gotsig;
+}
+
+/* Every exit of the program: a command that CONVERGES and took the lock
+ * makes sure the program runs current, whatever ended the run; then the
+ * audit line, when a command that changes something took the lock, then
+ * notify. */
 static void
 finish(int status)
 {
 	static int leaving = -1;
+	int how;
 
 	if (leaving != -1)	/* a die() inside notify: the first status holds */
 		exit(leaving);
-	if (report_take_converge()) {	/* fail_build's: current must run */
-		if (converge(0, NULL) == EXIT_STUCK)
-			status = EXIT_STUCK;
-	}
+	/* asked once, so a die() inside converge ends here next time */
+	how = report_take_converge();
+	if (how != 0 && converge_due(status) &&
+	    converge(how == 2, NULL) == EXIT_STUCK)
+		status = EXIT_STUCK;
 	leaving = status;
 	if (report->command != NULL && !(report->skip && status == EXIT_OK))
 		audit_event(report->command, status, report->rev, report->prev,
@@ -90,9 +109,16 @@ enum { A_NONE, A_REF, A_REV };
  *                 the root to a known state (a killed run's leftovers
  *                 removed, a pending switch finished)
  *   run()         the job
- *   CONVERGES     the program made to run current, if the job went well
+ *   CONVERGES     the program made to run current, whatever the outcome
+ *                 (armed once the lock is ours): right after a job that
+ *                 went well when it is AFTER_JOB (prune, resume: their job
+ *                 looks at no program), else on the way out (finish)
+ *                 after a run that failed (see converge_due)
  *
  * BY_HAND: a person asked, so a pause does not hold cleanup or converge.
+ * NOTIFIES: notify hears of the run when it attempted something (a build,
+ * a migrate, a switch, a switch back), and a restart by convergence is
+ * news whoever ran: every command that CONVERGES NOTIFIES.
  * The way out of every run (finish, above) writes the audit line and
  * runs notify, from what the run reported.
  */
@@ -108,6 +134,7 @@ enum { A_NONE, A_REF, A_REV };
 #define BY_HAND		0x200
 #define READS_ONLY	0x400	/* no lock, no audit: list, status, log, audit */
 #define NO_ROOT		0x800	/* help */
+#define AFTER_JOB	0x1000	/* CONVERGES right after a job that went well */
 
 /* deploy, prepare, activate, rollback, migrate, prune and resume */
 #define CHANGES	(TAKES_LOCK | READS_CONF | AUDITED | CLEANS_UP)
@@ -136,16 +163,16 @@ static const struct command {
 	{ "init", "init URL [BRANCH]", 2, 1, A_NONE,
 	    CREATES_ROOT | TAKES_LOCK, cmd_init_check, NULL, cmd_init },
 	{ "deploy", "deploy [REF]", 1, 0, A_REF,
-	    CHANGES | PAUSE_REFUSES | NOTIFIES | NAMES_PREVIOUS,
+	    CHANGES | PAUSE_REFUSES | NOTIFIES | NAMES_PREVIOUS | CONVERGES,
 	    cmd_deploy_check, NULL, cmd_deploy },
 	{ "prepare", "prepare [REF]", 1, 0, A_REF,
 	    CHANGES | PAUSE_REFUSES | NAMES_PREVIOUS,
 	    cmd_deploy_check, NULL, cmd_deploy },
 	{ "activate", "activate REV", 1, 1, A_REV,
-	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS,
+	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS | CONVERGES,
 	    cmd_activate_check, NULL, cmd_activate },
 	{ "rollback", "rollback [REV]", 1, 0, A_REV,
-	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS,
+	    CHANGES | BY_HAND | NOTIFIES | NAMES_PREVIOUS | CONVERGES,
 	    cmd_activate_check, NULL, cmd_activate },
 	{ "migrate", "migrate REV", 1, 1, A_REV,
 	    CHANGES, cmd_migrate_check, NULL, cmd_migrate },
@@ -153,14 +180,15 @@ static const struct command {
 	{ "status", "status", 0, 0, A_NONE, READS_ONLY, NULL, NULL,
 	    cmd_status },
 	{ "log", "log [REV]", 1, 0, A_REV, READS_ONLY, NULL, NULL, cmd_log },
-	{ "prune", "prune", 0, 0, A_NONE, CHANGES | CONVERGES, NULL, NULL,
-	    cmd_prune },
+	{ "prune", "prune", 0, 0, A_NONE,
+	    CHANGES | NOTIFIES | CONVERGES | AFTER_JOB, NULL, NULL, cmd_prune },
 	{ "audit", "audit [--json] [-n N] | audit --verify", 1, 0, A_NONE,
 	    READS_ONLY, NULL, NULL, cmd_audit },
 	/* pause writes its file and its audit line itself, without the
 	 * lock: a deploy that holds it must not keep a pause waiting */
 	{ "pause", "pause [REASON]", 64, 0, A_NONE, 0, NULL, NULL, cmd_pause },
-	{ "resume", "resume", 0, 0, A_NONE, CHANGES | BY_HAND | CONVERGES,
+	{ "resume", "resume", 0, 0, A_NONE,
+	    CHANGES | BY_HAND | NOTIFIES | CONVERGES | AFTER_JOB,
 	    cmd_resume_check, cmd_resume, NULL },
 	{ "run", "run [--] COMMAND [ARG...]", INT_MAX, 1, A_NONE, READS_CONF,
 	    NULL, NULL, cmd_run },
@@ -218,6 +246,8 @@ take_lock(const struct command *c, int by_hand)
 	    c->flags & NOTIFIES ? c->name : NULL);
 	if (c->flags & NAMES_PREVIOUS)
 		report_prev(cursha);
+	if (c->flags & CONVERGES)
+		report_converge(by_hand);
 	if (c->locked != NULL)
 		c->locked();
 	if ((c->flags & CLEANS_UP) && (st = cleanup(by_hand)) != EXIT_OK)
@@ -248,7 +278,7 @@ run_command(const struct command *c, int argc, char **argv)
 	    (st = take_lock(c, by_hand)) != GO_ON)
 		return st;
 	st = c->run != NULL ? c->run(argc, argv) : EXIT_OK;
-	if ((c->flags & CONVERGES) && st == EXIT_OK)
+	if ((c->flags & AFTER_JOB) && st == EXIT_OK && report_take_converge())
 		st = converge(by_hand, NULL);
 	return st;
 }

@@ -1,6 +1,6 @@
 /*
  * partial.h: a release being built: removed, and the run ended, when its
- * build fails.
+ * build fails; a failed release removed before it is built again.
  */
 #ifndef DEPLOY_PARTIAL_H
 #define DEPLOY_PARTIAL_H
@@ -8,4 +8,5 @@
 #include <stddef.h>
 
 void fail_build(const char *sha, int status) __attribute__((noreturn));
+void drop_failed_release(const char *sha);
 #endif

@@ -22,13 +22,20 @@
 int
 pause_read(struct pauserec *p)
 {
+	return pause_read_at("pause", p);
+}
+
+/* The same, from the pause record name in .deploy/ (resume's, moved) */
+int
+pause_read_at(const char *name, struct pauserec *p)
+{
 	char *buf, *line, *save, *sp;
 	size_t len;
 	int version = 0;
 
 	memset(p, 0, sizeof(*p));
 	p->uid = -1;
-	if (statefd == -1 || (buf = read_file_at(statefd, "pause", 4096, &len,
+	if (statefd == -1 || (buf = read_file_at(statefd, name, 4096, &len,
 	    NULL)) == NULL)
 		return statefd != -1 && errno != ENOENT;
 	for (line = strtok_r(buf, "\n", &save); line != NULL;

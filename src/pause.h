@@ -26,6 +26,7 @@ struct pauserec {
 };
 
 int pause_read(struct pauserec *p);
+int pause_read_at(const char *name, struct pauserec *p);
 #define PAUSE_SINCE	1	/* pause_who: " since TIME" */
 #define PAUSE_ASK	2	/* pause_who: what the record lacks as "?" */
 #define PAUSE_WHO	600	/* pause_who's text fits in this */

@@ -245,6 +245,28 @@ set_previous(const char *sha)
 	return ret;
 }
 
+/*
+ * A switch from sha to current has been finished by this run for a run
+ * that did not name previous itself (0098c49's pending record, which
+ * knew no previous): previous -> sha, as its switch would have left it.
+ */
+void
+previous_was(const char *sha)
+{
+	char prev[65], *target;
+
+	read_previous(prev);
+	if (sha[0] == '\0' || strcmp(prev, sha) == 0 ||
+	    strcmp(sha, cursha) == 0)
+		return;
+	target = fmtpath("releases/%s", sha);
+	if (place_link(target, PREVLINK, "previous") != 0)
+		warnx("%s/previous: %s", root, strerror(errno));
+	else if (fsync(rootfd) == -1)
+		warnx("fsync %s: %s", root, strerror(errno));
+	free(target);
+}
+
 /* Prune keeps the release previous names: its pages' assets are there. */
 size_t
 keep_previous(void)

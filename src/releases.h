@@ -17,6 +17,7 @@ int releases_fd(int absent_ok);
 void scan_releases(void);
 long cur_index(void);
 size_t keep_previous(void);
+void previous_was(const char *sha);
 int switch_current(const char *sha);
 void need_current_sane(void);
 #endif

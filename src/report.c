@@ -54,9 +54,9 @@ report_nothing_done(void)
 }
 
 void
-report_converge(void)
+report_converge(int by_hand)
 {
-	r.converge = 1;
+	r.converge = by_hand ? 2 : 1;
 }
 
 int

@@ -17,7 +17,7 @@ struct report {
 	char		 prev[65];	/* current's release when it began */
 	int		 due;		/* something was attempted: notify */
 	int		 skip;		/* it found nothing to do */
-	int		 converge;	/* a build failed: make sure current runs */
+	int		 converge;	/* 1, 2 by hand: the way out converges */
 	double		 t0;		/* when the run began */
 };
 
@@ -34,9 +34,10 @@ void	report_detail(const char *detail);
 void	report_due(void);
 /* Nothing to do: no audit line, unless something was attempted. */
 void	report_nothing_done(void);
-/* fail_build's way out: current stays, and must run. */
-void	report_converge(void);
-/* Whether the way out must converge; asked once. */
+/* The lock is ours and the command converges (by_hand: a pause does not
+ * hold it): whatever ends the run, current must run. */
+void	report_converge(int by_hand);
+/* 0 when the way out need not converge, 1, or 2 by hand; asked once. */
 int	report_take_converge(void);
 
 #endif

@@ -43,12 +43,16 @@ static int
 pending_set(struct pending *p, int state)
 {
 	char buf[200];
-	int n;
+	int n, was = p->state;
 
 	p->state = state;
 	if (state == P_NONE) {
 		if (unlinkat(statefd, "pending", 0) == -1 && errno != ENOENT)
 			warnx("%s/%s/pending: %s", root, STATE, strerror(errno));
+		/* done after back, durable: lost to a power cut, the next run
+		 * would switch back again (restart, exit 4, notify again) */
+		else if (was == P_BACK && fsync(statefd) == -1)
+			warnx("%s/%s: fsync: %s", root, STATE, strerror(errno));
 		return 0;
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s %s %s\n", pnames[state], p->sha,
@@ -268,7 +272,8 @@ switch_back(struct pending *p, int *retry)
  * the switch back runs, and 4 or 5 wins over 128+N.
  *
  * switched and back are written durably (file and .deploy/ fsynced)
- * before current moves; the other states are not (a lost one only makes
+ * before current moves, and done after back is (else the next run would
+ * switch back again); the other states are not (a lost one only makes
  * the next run restart and check again). 0098c49's "SHA PREV" enters the
  * machine as switched. While paused, only a command run by hand
  * (activate, rollback, resume) drives it; others stop with exit 3. After
@@ -343,6 +348,8 @@ finish_pending(void)
 	open_log(p.sha, 0);
 	report_due();
 	st = finish_switch(&p);
+	if (st == EXIT_OK && strcmp(cursha, p.sha) == 0)
+		previous_was(p.prev);	/* 0098c49's record named none */
 	if (st != EXIT_OK) {
 		/* the run ends here: notify names the release that failed,
 		 * its log, and the one switched back to (now current) */

@@ -297,8 +297,52 @@ read_verdict(char *out, int ok, const char *what)
 }
 
 /*
- * verify = tag: REF must name an annotated tag whose commit is sha. Its
- * object id into tag; 0 when it does, -1 refused, -2 the mirror's tag
+ * The tag object's own header: its "tag" must be the name deployed and its
+ * "object" the commit built, or v1's signed tag copied under another name
+ * (git update-ref refs/tags/v9 <v1's tag>) would deploy v1's commit as
+ * v9, "signed by alice". 0 when it fits, -1 refused (refusal set).
+ */
+static int
+tag_header(const char *ref, const char *tag, const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	const char *want = strncmp(ref, "refs/tags/", 10) == 0 ? ref + 10 : ref;
+	char out[4096], *line, *save, **argv;
+	const char *name = NULL, *obj = NULL;
+	struct result r;
+
+	argv = words_plus("git", gitdir(), "cat-file", "tag", tag,
+	    (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 60;
+	out[0] = '\0';
+	if (run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL &&
+		    *line != '\0'; line = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(line, "object ", 7) == 0 && obj == NULL)
+				obj = line + 7;
+			else if (strncmp(line, "tag ", 4) == 0 && name == NULL)
+				name = line + 4;
+		}
+	free_words(argv);
+	if (name != NULL && obj != NULL && strcmp(name, want) == 0 &&
+	    strcmp(obj, sha) == 0)
+		return 0;
+	if (name != NULL && strcmp(name, want) != 0)
+		snprintf(refusal, sizeof(refusal), "tag '%s' is a copy of the "
+		    "tag object '%s' (its signed name): a tag is deployed only "
+		    "under the name it was signed with", printable(ref),
+		    printable(name));
+	else
+		snprintf(refusal, sizeof(refusal), "tag '%s': its tag object "
+		    "does not name commit %.12s itself", printable(ref), sha);
+	return -1;
+}
+
+/*
+ * verify = tag: REF must name an annotated tag whose commit is sha, and
+ * whose own header says so (tag_header). Its object id into tag; 0 when it does, -1 refused, -2 the mirror's tag
  * names another commit (for -n: the remote moved it since the fetch).
  */
 static int
@@ -328,7 +372,7 @@ tag_object(const char *ref, const char *sha, char *tag)
 		snprintf(refusal, sizeof(refusal), "tag '%s' names %.12s, not "
 		    "%.12s", printable(ref), f[1], sha);
 		st = -2;
-	} else
+	} else if ((st = tag_header(ref, f[0], sha)) == 0)
 		copy_sha(tag, f[0]);
 	free_words(argv);
 	free(s2);
@@ -401,4 +445,47 @@ step_verify(const char *ref, const char *sha)
 	live_clear();
 	die(EXIT_FAILED, "refused %.12s: %s; nothing was built or switched",
 	    sha, refusal);
+}
+
+/*
+ * Before rollback, activate or migrate switch to or migrate a release
+ * built earlier (perhaps while verify was off, or under keys since
+ * removed): a fresh verdict from the mirror, under today's keys. verify =
+ * commit asks for sha's own signature; verify = tag for a signed tag in
+ * the mirror that names sha, under its signed name. 0 good (signer says
+ * whose, and verify off is good), -1 refused (refusal says why).
+ */
+int
+verify_release(const char *sha)
+{
+	struct runopts o = opts(root, ENV_NONE, NULL, NULL);
+	char out[8192], *line, *save, **argv, why[640] = "";
+	struct result r;
+	int st = -1;
+
+	if (cfg.verify == VERIFY_OFF)
+		return 0;
+	if (cfg.verify == VERIFY_COMMIT)
+		return check_signature(sha, sha) == 0 ? 0 : -1;
+	argv = words_plus("git", gitdir(), "for-each-ref", "--format="
+	    "%(refname)", "--points-at", sha, "refs/tags/", (char *)NULL);
+	o.out = out;
+	o.outlen = sizeof(out);
+	o.timeout = 60;
+	out[0] = '\0';
+	if (run(argv, &o, &r) == 0)
+		for (line = strtok_r(out, "\n", &save); line != NULL && st != 0;
+		    line = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(line, "refs/tags/", 10) == 0 &&
+			    (st = check_signature(line + 10, sha)) == 0)
+				break;
+			if (why[0] == '\0')	/* the first tag's, to say */
+				snprintf(why, sizeof(why), "%s", refusal);
+		}
+	free_words(argv);
+	if (st == 0)
+		return 0;
+	snprintf(refusal, sizeof(refusal), "no tag in the mirror that names "
+	    "it is signed by an allowed key%s%s", why[0] ? ": " : "", why);
+	return -1;
 }

@@ -191,9 +191,13 @@ grep_ok "the line says the key expired" "$T/err" \
     "commit signed by an expired key: ssh key SHA256:"
 write_conf -program "verify = tag" "allowed_signers = allowed_signers"
 
-# ---- rollback goes back to a release verified when it was built
+# ---- rollback: verified afresh, under today's keys (issue 29)
 run_deploy rollback
-rc_is 0 "rollback to a verified release, verify = tag still on"
+rc_is 1 "rollback under verify = tag to a release no signed tag names: exit 1"
+is "$(current_sha)" "$G" "current is unchanged"
+write_conf -program "verify = commit" "gpg_keyring = keys"
+run_deploy rollback
+rc_is 0 "rollback to a commit carol signed, her key allowed: exit 0"
 is "$(current_sha)" "$E" "current is carol's commit again"
 
 is "$(ls -A "$TMPDIR")" "" "the private key folders are gone"
