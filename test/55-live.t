@@ -23,7 +23,7 @@ setup_root "$CHECK" "check_timeout = 5" "keep = 3" \
     "migrate = python migrate.py $T/migrations"
 migrations() { grep -c "^$1\$" "$T/migrations"; }
 
-A=$(sha_of HEAD)
+A=$(new_commit a-first)
 run_deploy deploy
 rc_is 0 "A deploys"
 
@@ -40,20 +40,31 @@ is "$(cat "$T/out" "$T/err")" "" "and prints nothing"
 is "$(migrations "$B")" 1 "and does not migrate B again"
 is "$(app_pid)" "$pid" "nor restarts the app"
 
+run_deploy list
+grep_ok "list: B is unmigrated" "$T/out" "^$B +complete +[-0-9: ]+ +- +unmigrated +b-bad"
+run_deploy rollback "$B"
+rc_is 2 "rollback B (its migrate failed) is refused"
+grep_ok "and says why, naming activate" "$T/err" "migrate failed.*activate"
+is "$(current_link)" "releases/$A" "A still current"
+
 rm "$APP/BAD_MIGRATE"
 C=$(new_commit c-good)
 run_deploy deploy
 rc_is 0 "a new commit C deploys"
 run_deploy list
-grep_ok "list: B is unmigrated" "$T/out" "^$B +complete +[-0-9: ]+ +- +unmigrated +b-bad"
 grep_ok "list: C is live" "$T/out" "^$C +complete +[-0-9: ]+ +current +live +c-good"
 grep_ok "list: A was live and is the rollback target" "$T/out" \
-    "^$A +complete +[-0-9: ]+ +rollback +was-live +v1"
+    "^$A +complete +[-0-9: ]+ +rollback +was-live +a-first"
+run_deploy list --json
+ok "list --json: life and live time per release" "$PY" -c '
+import json, sys
+r = {x["sha"]: x for x in json.load(open(sys.argv[1]))["releases"]}
+a, c = r[sys.argv[2]], r[sys.argv[3]]
+assert a["life"] == "was-live" and a["live_epoch"] > 0 and a["rollback"], a
+assert c["life"] == "live" and c["current"], c
+' "$T/out" "$A" "$C"
 run_deploy status
 grep_ok "status names A as the rollback target, not B" "$T/out" "^rollback: $A\$"
-run_deploy rollback "$B"
-rc_is 2 "rollback B (its migrate failed) is refused"
-grep_ok "and says why, naming activate" "$T/err" "migrate failed.*activate"
 run_deploy rollback
 rc_is 0 "rollback exits 0"
 is "$(current_link)" "releases/$A" "rollback lands on A, live before C"
@@ -69,7 +80,7 @@ run_deploy deploy
 rc_is 4 "D cannot start: exit 4"
 grep_ok "exit 4 prints the log's path" "$T/err" "full output: .*/\.deploy/logs/$D\.log"
 run_deploy log
-like "$(head -n 1 "$T/out")" "^== .* deploy $D\$" "deploy log shows D's log, not C's"
+like "$(head -n 1 "$T/out")" "== * deploy $D" "deploy log shows D's log, not C's"
 is "$(current_link)" "releases/$C" "C current again"
 pid=$(app_pid)
 tests=$(testruns_of "$D")
