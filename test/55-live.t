@@ -14,8 +14,17 @@ import sys
 
 with open(sys.argv[1], "a") as f:
     f.write("%s\n" % os.environ.get("DEPLOY_REVISION"))
+class IntegrityError(Exception):
+    pass
+
 if os.path.exists("BAD_MIGRATE"):
-    sys.stderr.write("IntegrityError: duplicate key value\n")
+    try:
+        raise IntegrityError("duplicate key value violates unique constraint")
+    except IntegrityError:
+        import traceback
+        traceback.print_exc()
+    for i in range(12):    # what scrolls the cause out of the tail
+        sys.stderr.write("rolling back step %d\n" % i)
     sys.exit(1)
 EOF
 CHECK="check = python health.py $APPSTATE"
@@ -32,6 +41,9 @@ touch "$APP/BAD_MIGRATE"
 B=$(new_commit b-bad-migration)
 run_deploy deploy
 rc_is 1 "B's migrate fails: exit 1"
+grep_ok "the tail shows the exception line that scrolled out of it" \
+    "$T/err" "^  \| \.\.\. __main__\.IntegrityError: duplicate key value violates"
+grep_ok "and the log's path" "$T/err" "full output: .*/\.deploy/logs/$B\.log"
 is "$(current_link)" "releases/$A" "A still current"
 pid=$(app_pid)
 run_deploy -q deploy
