@@ -48,16 +48,6 @@ drop_failed_release(const char *sha)
 	history_save();
 }
 
-/* Whether REF names sha itself (a sha or a prefix of one), not a branch
- * or tag that resolves to it: that retries a head that failed. */
-static int
-names_commit(const char *ref, const char *sha)
-{
-	size_t n = ref ? strlen(ref) : 0;
-
-	return n >= 7 && strncmp(ref, sha, n) == 0;
-}
-
 /*
  * The head failed after its build on an earlier run: the cron run builds,
  * migrates, switches and restarts nothing, converges, and with -q is
@@ -120,8 +110,8 @@ cmd_deploy(int argc, char **argv)
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
 	resolve(ref, sha);
-	if (!prepare_only && badhead_read(&bad) && strcmp(bad.sha, sha) == 0 &&
-	    !names_commit(argc == 2 ? argv[1] : NULL, sha))
+	if (!prepare_only && badhead_skips(argc == 2 ? argv[1] : NULL, sha,
+	    &bad))
 		return skip_failed_head(&bad);
 	report_rev(sha);
 	if (!prepare_only)

@@ -247,6 +247,19 @@ badhead_read(struct badhead *b)
 	return ok;
 }
 
+/* Whether a deploy of ref, resolved to sha, skips it: sha is the failed
+ * head, and ref (NULL: the branch) does not name the commit itself (a
+ * sha, or a prefix of 7 or more), as a retry does. */
+int
+badhead_skips(const char *ref, const char *sha, struct badhead *b)
+{
+	size_t n = ref != NULL ? strlen(ref) : 0;
+
+	if (!badhead_read(b) || strcmp(b->sha, sha) != 0)
+		return 0;
+	return n < 7 || strncmp(ref, sha, n) != 0;
+}
+
 void
 badhead_record(const char *sha, int st)
 {

@@ -23,6 +23,7 @@ struct badhead {
 	int		exit;
 };
 int badhead_read(struct badhead *b);
+int badhead_skips(const char *ref, const char *sha, struct badhead *b);
 void badhead_record(const char *sha, int st);
 void badhead_clear(void);
 void lastlog_record(const char *sha);
