@@ -208,6 +208,9 @@ test_history(void)
 	    "rollback from rebuilt C picks B");
 	ok(rollback_target(r, nr, release_find(r, nr, A)) == -1,
 	    "nothing before the oldest");
+	ok(r[release_find(r, nr, C)].lived == 0 &&
+	    r[release_find(r, nr, C)].activated == 0,
+	    "a removed and rebuilt release forgets when it was live");
 	ok(rev_match(r, nr, "ccccccc") == -2, "ambiguous prefix");
 	ok(rev_match(r, nr, "cccccc") == -3, "prefix under 7 refused");
 	ok(rev_match(r, nr, "bbbbbbb0") == 2, "unique prefix found");
@@ -535,6 +538,21 @@ test_traceback(void)
 	    "tail_exception: 'Name:' needs a space or the end after it");
 	ok(tail_exception(l + 5, 8, 8) == 3,
 	    "tail_exception: a name after a traceback has ended is not one");
+	l[0].p = "Traceback (most recent call last):";
+	l[0].n = strlen(l[0].p);
+	l[1].p = "  File \"w.py\", line 9";
+	l[1].n = strlen(l[1].p);
+	l[2].p = "[ERROR] Worker (pid:9) exited";
+	l[2].n = strlen(l[2].p);
+	ok(tail_exception(l, 3, 3) == -1,
+	    "tail_exception: a line not starting with a name is not one");
+	l[2].p = "Py9Error: 9";
+	l[2].n = strlen(l[2].p);
+	ok(tail_exception(l, 3, 3) == 2, "tail_exception: digits in a name");
+	l[2].p = "X";
+	l[2].n = 0;
+	ok(tail_exception(l, 3, 3) == -1,
+	    "tail_exception: an empty line ends it with no exception");
 }
 
 #define E "eeeeeee000000000000000000000000000000000"
@@ -583,6 +601,16 @@ test_life(void)
 	    "prune: never-live and failed go; E, prepared after C, stays");
 	ok(prune_select(r, nr, 2, e, -1) == 2 && r[b].mark && r[d].mark,
 	    "prune with E current: keep 2 live (A, C) and E");
+	free(ev);
+	free(r);
+	/* B completed before A but went live first: from C, A ran last */
+	h = "1 complete " A "\n" "2 complete " B "\n" "3 activate " B "\n"
+	    "4 live " B "\n" "5 activate " A "\n" "6 live " A "\n"
+	    "7 complete " C "\n" "8 activate " C "\n" "9 live " C "\n";
+	history_parse(h, strlen(h), &ev, &nev);
+	releases_build(ev, nev, names, isdir, 3, &r, &nr);
+	ok(strcmp(r[rollback_target(r, nr, release_find(r, nr, C))].name,
+	    A) == 0, "rollback follows going live, not completion");
 	free(ev);
 	free(r);
 }
