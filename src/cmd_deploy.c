@@ -110,8 +110,10 @@ cmd_deploy(int argc, char **argv)
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
 	resolve(ref, sha);
-	if (!prepare_only && badhead_skips(argc == 2 ? argv[1] : NULL, sha,
-	    &bad))
+	/* a failed current release (nothing to go back to) is restarted
+	 * and checked again, as below */
+	if (!prepare_only && strcmp(sha, cursha) != 0 &&
+	    badhead_skips(argc == 2 ? argv[1] : NULL, sha, &bad))
 		return skip_failed_head(&bad);
 	report_rev(sha);
 	if (!prepare_only)

@@ -326,7 +326,8 @@ dry_run_deploy(const char *ref, int prepare_only)
 	if (cfg.verify != VERIFY_OFF && (st = dry_run_verify(ref, sha)) != 0)
 		return st;
 	i = release_find(rel, nrel, sha);
-	if (!prepare_only && badhead_skips(arg, sha, &b))
+	if (!prepare_only && strcmp(sha, cursha) != 0 &&
+	    badhead_skips(arg, sha, &b))
 		say("%s failed at %s (exit %d): would skip it (build, migrate "
 		    "and switch nothing); retry: deploy %s, or push a new "
 		    "commit", sha, fmttime(b.t), b.exit, sha);
