@@ -71,13 +71,13 @@ skip_failed_head(const struct badhead *b)
 static int
 mark_head(const char *sha, int st)
 {
-	if (st == EXIT_FAILED || st == EXIT_SWITCHED_BACK || st == EXIT_STUCK)
-		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
 	if (st == EXIT_OK)
 		badhead_clear();
 	else if (st == EXIT_FAILED || st == EXIT_SWITCHED_BACK ||
-	    st == EXIT_STUCK)
+	    st == EXIT_STUCK) {
+		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
 		badhead_record(sha, st);
+	}
 	return st;
 }
 
