@@ -23,7 +23,7 @@ if os.path.exists("BAD_MIGRATE"):
     except IntegrityError:
         import traceback
         traceback.print_exc()
-    for i in range(12):    # what scrolls the cause out of the tail
+    for i in range(25):    # what scrolls the cause out of the tail
         sys.stderr.write("rolling back step %d\n" % i)
     sys.exit(1)
 EOF
@@ -42,7 +42,7 @@ B=$(new_commit b-bad-migration)
 run_deploy deploy
 rc_is 1 "B's migrate fails: exit 1"
 grep_ok "the tail shows the exception line that scrolled out of it" \
-    "$T/err" "^  \| \.\.\. __main__\.IntegrityError: duplicate key value violates"
+    "$T/err" "^  \| \.\.\. IntegrityError: duplicate key value violates"
 grep_ok "and the log's path" "$T/err" "full output: .*/\.deploy/logs/$B\.log"
 is "$(current_link)" "releases/$A" "A still current"
 pid=$(app_pid)
