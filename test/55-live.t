@@ -114,8 +114,8 @@ assert f["sha"] == sys.argv[2] and f["exit"] == 4 and f["at_epoch"] > 0, f
 ' "$T/out" "$D"
 run_deploy -n deploy
 grep_ok "-n says it would skip the failed head" "$T/out" "$D.*failed.*exit 4"
-run_deploy deploy "$D"
-rc_is 4 "deploy SHA retries it (and it fails again)"
+run_deploy deploy "$(printf %.7s "$D")"
+rc_is 4 "deploy SHA (7 digits) retries it (and it fails again)"
 is "$(migrations "$D")" 2 "the retry migrated D again"
 
 # ---- five failed migrations between live releases, then prune
