@@ -17,6 +17,7 @@
 #include "core.h"
 #include "fetch.h"
 #include "files.h"
+#include "history.h"
 #include "msg.h"
 #include "order.h"
 #include "output.h"
@@ -138,8 +139,12 @@ cmd_activate(int argc, char **argv)
 	if (rev != NULL)
 		i = find_rev(rev);
 	else if ((i = rollback_target(rel, nrel, cur)) < 0)
-		die(EXIT_USAGE, "nothing to roll back to: no complete release "
-		    "was completed before the current one ('deploy list')");
+		die(EXIT_USAGE, "nothing to roll back to: no release was live "
+		    "before the current one ('deploy list')");
+	if (rollback && rel[i].life == L_UNMIGRATED)
+		die(EXIT_USAGE, "release %s never went live: its migrate "
+		    "failed; rollback does not run migrate: 'deploy activate "
+		    "%s' migrates and switches to it", rel[i].name, rel[i].name);
 	copy_sha(sha, rel[i].name);
 	report_rev(sha);
 	if (strcmp(sha, cursha) == 0 && !options->dry_run) {
@@ -162,6 +167,7 @@ cmd_activate(int argc, char **argv)
 	}
 	say_from_to(rollback ? "rolling back" : "activating", cursha, sha);
 	copy_sha(from, cursha);
+	lastlog_record(sha);
 	st = activate_release(sha, cursha, 0, !rollback);
 	if (st == EXIT_OK && from[0] && resolve_local(cfg.branch ? cfg.branch :
 	    "HEAD", next) == 0 && strcmp(next, from) == 0)

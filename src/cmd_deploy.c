@@ -16,6 +16,7 @@
 #include "converge.h"
 #include "core.h"
 #include "dryrun.h"
+#include "files.h"
 #include "fetch.h"
 #include "history.h"
 #include "msg.h"
@@ -28,6 +29,39 @@
 #include "sig.h"
 #include "switch.h"
 #include "verify.h"
+
+/*
+ * The head failed after its build on an earlier run: the cron run builds,
+ * migrates, switches and restarts nothing, converges, and with -q is
+ * silent; notify and the audit had the first failure.
+ */
+static int
+skip_failed_head(const struct badhead *b)
+{
+	int st, acted;
+
+	say("%.12s failed at %s (exit %d) and is still the head: not deploying "
+	    "it again; 'deploy %s' retries it, as does a new commit", b->sha,
+	    fmttime(b->t), b->exit, b->sha);
+	if ((st = converge(0, &acted)) == EXIT_OK && !acted)
+		report_nothing_done();
+	return st;
+}
+
+/* A deploy that failed after its build marks its head; one that ends
+ * well clears the mark. */
+static int
+mark_head(const char *sha, int st)
+{
+	if (st == EXIT_OK)
+		badhead_clear();
+	else if (st == EXIT_FAILED || st == EXIT_SWITCHED_BACK ||
+	    st == EXIT_STUCK) {
+		warnx("full output: %s/%s/logs/%s.log", root, STATE, sha);
+		badhead_record(sha, st);
+	}
+	return st;
+}
 
 /* Before the lock: preflight, the keys, and -n's whole answer. */
 int
@@ -49,6 +83,7 @@ cmd_deploy(int argc, char **argv)
 {
 	const char *ref = argc == 2 ? argv[1] : NULL;
 	int prepare_only = strcmp(argv[0], "prepare") == 0;
+	struct badhead bad;
 	char sha[65];
 	long i;
 	int st, acted;
@@ -57,7 +92,14 @@ cmd_deploy(int argc, char **argv)
 	if (ref == NULL)
 		ref = cfg.branch ? cfg.branch : "HEAD";
 	resolve(ref, sha);
+	/* a failed current release (nothing to go back to) is restarted
+	 * and checked again, as below */
+	if (!prepare_only && strcmp(sha, cursha) != 0 &&
+	    badhead_skips(argc == 2 ? argv[1] : NULL, sha, &bad))
+		return skip_failed_head(&bad);
 	report_rev(sha);
+	if (!prepare_only)
+		lastlog_record(sha);
 	if (cfg.verify != VERIFY_OFF)
 		step_verify(ref, sha);
 	say_commits(sha);
@@ -74,7 +116,7 @@ cmd_deploy(int argc, char **argv)
 		}
 		say("%.12s is current but failed its last restart or check: "
 		    "restarting and checking it again", sha);
-		return activate_release(sha, "", 1, 0);
+		return mark_head(sha, activate_release(sha, "", 1, 0));
 	}
 	if (i >= 0 && rel[i].state == R_FAILED) {
 		drop_failed_release(sha);
@@ -100,5 +142,5 @@ cmd_deploy(int argc, char **argv)
 		return st;
 	}
 	need_restart_command(sha);
-	return activate_release(sha, cursha, 1, 1);
+	return mark_head(sha, activate_release(sha, cursha, 1, 1));
 }

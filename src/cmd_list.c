@@ -106,6 +106,10 @@ cmd_list(int argc, char **argv)
 			json_field("state", state_name(rel[i].state), 1);
 			json_time("completed", rel[i].completed);
 			json_time("activated", rel[i].activated);
+			json_field("life", rel[i].life == L_NONE ? NULL :
+			    life_name(rel[i].life, (long)i == cur), 1);
+			json_time("live", rel[i].life == L_WASLIVE ||
+			    (long)i == cur ? rel[i].lived : 0);
 			printf(", \"current\": %s, \"rollback\": %s",
 			    (long)i == cur ? "true" : "false",
 			    (long)i == rb ? "true" : "false");
@@ -116,9 +120,12 @@ cmd_list(int argc, char **argv)
 			continue;
 		}
 		/* padded columns, but no trailing spaces */
-		n = snprintf(row, sizeof(row), "%-40s  %-10s  %-19s  %-8s  %s%s%s",
+		n = snprintf(row, sizeof(row),
+		    "%-40s  %-10s  %-19s  %-8s  %-10s  %s%s%s",
 		    rel[i].name, state_name(rel[i].state),
-		    fmttime(rel[i].completed), mark, printable(subj[i]),
+		    fmttime(rel[i].completed), mark, rel[i].state == R_FOREIGN ?
+		    "" : life_name(rel[i].life, (long)i == cur),
+		    printable(subj[i]),
 		    *signer_of(rel[i].name, who, sizeof(who)) ? "  signed by " : "",
 		    who);
 		if (n < 0)

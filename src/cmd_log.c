@@ -15,12 +15,29 @@
 #include "cmd_log.h"
 #include "core.h"
 #include "files.h"
+#include "history.h"
 #include "msg.h"
 #include "output.h"
 #include "readroot.h"
 #include "root.h"
 
-/* log [REV]: a release's log (the newest log without REV); no lock */
+/* The log the last deploy, activate or rollback that ran wrote first,
+ * failed or not, into best: after a switch back the newest log is the
+ * release switched back to, not the one that failed. */
+static void
+last_deploy_log(int dfd, char *best, size_t len)
+{
+	char sha[65], name[80];
+	struct stat st;
+
+	lastlog_read(sha);
+	snprintf(name, sizeof(name), "%s.log", sha);
+	if (sha[0] != '\0' && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		snprintf(best, len, "%s", name);
+}
+
+/* log [REV]: a release's log (without REV, the last deploy's); no lock */
 int
 cmd_log(int argc, char **argv)
 {
@@ -53,6 +70,8 @@ cmd_log(int argc, char **argv)
 			memcpy(best, d->d_name, l + 1);	/* l < sizeof(best) */
 		}
 	}
+	if (rev == NULL)
+		last_deploy_log(dirfd(dp), best, sizeof(best));
 	if (rev && hits > 1)
 		die(EXIT_USAGE, "REV '%s' is ambiguous: give more digits",
 		    printable(rev));

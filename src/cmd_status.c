@@ -95,6 +95,31 @@ status_program(void)
 	}
 }
 
+/* a head whose last deploy failed after its build: skipped by a plain
+ * deploy until retried */
+static void
+status_failed_head(void)
+{
+	struct badhead b;
+	int bad = badhead_read(&b);
+
+	if (options->json) {
+		if (!bad) {
+			printf(", \"failed_head\": null");
+			return;
+		}
+		printf(", \"failed_head\": {");
+		json_field("sha", b.sha, 0);
+		json_time("at", b.t);
+		printf(", \"exit\": %d}", b.exit);
+		return;
+	}
+	if (bad)
+		printf("failed head: %s at %s (exit %d): a plain deploy skips "
+		    "it; retry: deploy %s, or push a new commit\n", b.sha,
+		    fmttime(b.t), b.exit, b.sha);
+}
+
 /* a switch a run left unfinished, and a pause */
 static void
 status_pending_pause(void)
@@ -184,6 +209,7 @@ cmd_status(int argc, char **argv)
 			printf(", \"running\": null");
 		status_program();
 		status_pending_pause();
+		status_failed_head();
 		printf("}\n");
 	} else {
 		if (c == CUR_OK)
@@ -201,6 +227,7 @@ cmd_status(int argc, char **argv)
 			printf("running: no\n");
 		status_program();
 		status_pending_pause();
+		status_failed_head();
 	}
 	return c == CUR_OK || c == CUR_NONE ? EXIT_OK : EXIT_STUCK;
 }

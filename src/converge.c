@@ -5,6 +5,9 @@
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
 
+#include <stdio.h>
+#include <string.h>
+
 #include "converge.h"
 #include "cmdline.h"
 #include "config.h"
@@ -21,6 +24,40 @@
 #include "switch.h"
 
 /*
+ * Every process of a group that is not running current, into what (left
+ * as program_wrong() said when none is found): the restart starts each of
+ * them, and the message names each.
+ */
+static void
+wrong_members(char *what, size_t wl)
+{
+	static struct member m[MAXMEMBERS];
+	static char rs[MAXMEMBERS][65];
+	char buf[2048];
+	size_t len = 0;
+	int n, i, r;
+
+	if (!is_group() || (n = program_members(m, rs, MAXMEMBERS)) <= 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < n && len < sizeof(buf); i++, len += (size_t)r) {
+		r = 0;
+		if (strcmp(m[i].state, "RUNNING") != 0)
+			r = snprintf(buf + len, sizeof(buf) - len, "%sprocess "
+			    "%.255s was %s", len ? ", " : "", m[i].name,
+			    m[i].state);
+		else if (rs[i][0] && strcmp(rs[i], cursha) != 0)
+			r = snprintf(buf + len, sizeof(buf) - len, "%sprocess "
+			    "%.255s ran %.12s, not current", len ? ", " : "",
+			    m[i].name, rs[i]);
+		if (r < 0)
+			break;
+	}
+	if (buf[0] != '\0')
+		snprintf(what, wl, "%s", buf);
+}
+
+/*
  * by_hand: a person asked for this run (activate, resume), so a pause
  * does not hold it. *acted (may be NULL): 1 when it restarted the program.
  * EXIT_OK, EXIT_STUCK, or 128+N.
@@ -28,7 +65,7 @@
 int
 converge(int by_hand, int *acted)
 {
-	char what[400], again[400], who[600];
+	char what[2048], again[400], who[600];
 	int st;
 
 	if (acted != NULL)
@@ -37,6 +74,8 @@ converge(int by_hand, int *acted)
 		return EXIT_OK;
 	if ((st = program_wrong(what, sizeof(what))) == 0)
 		return EXIT_OK;
+	if (st == 1)
+		wrong_members(what, sizeof(what));
 	if (st == 2) {
 		/* nothing to start: supervisord is down or lost the program */
 		warnx("cannot see program %s (%s): is supervisord running, and "

@@ -307,6 +307,8 @@ int
 dry_run_deploy(const char *ref, int prepare_only)
 {
 	char sha[65], gerr[512];
+	const char *arg = ref;
+	struct badhead b;
 	long i;
 	int st, lr, unreachable = 0;
 
@@ -341,7 +343,12 @@ dry_run_deploy(const char *ref, int prepare_only)
 	if (cfg.verify != VERIFY_OFF && (st = dry_run_verify(ref, sha)) != 0)
 		return st;
 	i = release_find(rel, nrel, sha);
-	if (strcmp(sha, cursha) == 0 && i >= 0 && rel[i].state == R_FAILED)
+	if (!prepare_only && strcmp(sha, cursha) != 0 &&
+	    badhead_skips(arg, sha, &b))
+		say("%s failed at %s (exit %d): would skip it (build, migrate "
+		    "and switch nothing); retry: deploy %s, or push a new "
+		    "commit", sha, fmttime(b.t), b.exit, sha);
+	else if (strcmp(sha, cursha) == 0 && i >= 0 && rel[i].state == R_FAILED)
 		say("%s is current but failed its last restart or check: "
 		    "would %s", sha, prepare_only ? "do nothing (it is built)" :
 		    "restart and check it again (a live release is never "

@@ -102,12 +102,27 @@ history_add(int type, const char *sha)
 	return close(fd);
 }
 
-/* Keeps what decides a release's state: one activate per release, and
- * nothing of releases that are gone. */
+/* Whether hist[from..to) holds another event of hist[i]'s type for its
+ * release. */
+static int
+repeated(size_t i, size_t from, size_t to)
+{
+	size_t k;
+
+	for (k = from; k < to; k++)
+		if (hist[k].type == hist[i].type &&
+		    strcmp(hist[k].sha, hist[i].sha) == 0)
+			return 1;
+	return 0;
+}
+
+/* Keeps what decides a release's state and life: its last activate and
+ * unmigrated, its first and last live, and nothing of releases that are
+ * gone. */
 void
 history_compact(void)
 {
-	size_t i, j, k;
+	size_t i, j;
 	struct stat st;
 	char path[80];
 
@@ -115,14 +130,13 @@ history_compact(void)
 		snprintf(path, sizeof(path), "releases/%s", hist[i].sha);
 		if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			continue;
-		if (hist[i].type == EV_ACTIVATE) {
-			for (k = i + 1; k < nhist; k++)
-				if (hist[k].type == EV_ACTIVATE &&
-				    strcmp(hist[k].sha, hist[i].sha) == 0)
-					break;
-			if (k < nhist)
-				continue;
-		}
+		if ((hist[i].type == EV_ACTIVATE ||
+		    hist[i].type == EV_UNMIGRATED) && repeated(i, i + 1, nhist))
+			continue;
+		/* hist[0..j) is what is kept so far, the first live among it */
+		if (hist[i].type == EV_LIVE && repeated(i, i + 1, nhist) &&
+		    repeated(i, 0, j))
+			continue;
 		hist[j++] = hist[i];
 	}
 	if (j != nhist) {
@@ -200,4 +214,99 @@ history_drop_last(void)
 {
 	if (nhist > 0)
 		nhist--;
+}
+
+/*
+ * .deploy/failed-head: "SHA TIME EXIT", the commit whose last deploy
+ * failed after its build (migrate, check, switch back), so that a plain
+ * deploy of the same head (cron) does not rebuild, migrate and restart it
+ * again every few minutes. Words a later version adds at the end are
+ * ignored. Cleared by the next deploy that ends well.
+ */
+int
+badhead_read(struct badhead *b)
+{
+	char *buf, *f[3], *end;
+	size_t len;
+	int ok;
+
+	memset(b, 0, sizeof(*b));
+	if (statefd == -1 || (buf = read_file_at(statefd, "failed-head", 300,
+	    &len, NULL)) == NULL)
+		return 0;
+	ok = fields(buf, f, 3) == 3 && is_sha(f[0]);
+	if (ok) {
+		copy_sha(b->sha, f[0]);
+		errno = 0;
+		b->t = strtoll(f[1], &end, 10);
+		ok = errno == 0 && *end == '\0';
+		b->exit = (int)strtol(f[2], &end, 10);
+		ok = ok && *end == '\0' && b->exit > 0 && b->exit < 256;
+	}
+	free(buf);
+	return ok;
+}
+
+/* Whether a deploy of ref, resolved to sha, skips it: sha is the failed
+ * head, and ref (NULL: the branch) does not name the commit itself (a
+ * sha, or a prefix of 7 or more), as a retry does. */
+int
+badhead_skips(const char *ref, const char *sha, struct badhead *b)
+{
+	size_t n = ref != NULL ? strlen(ref) : 0;
+
+	if (!badhead_read(b) || strcmp(b->sha, sha) != 0)
+		return 0;
+	return n < 7 || strncmp(ref, sha, n) != 0;
+}
+
+void
+badhead_record(const char *sha, int st)
+{
+	char buf[128];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%s %lld %d\n", sha,
+	    (long long)time(NULL), st);
+	if (replace_file_at(statefd, "failed-head", buf, (size_t)n, 1) == -1)
+		warnx("cannot write %s/%s/failed-head: %s", root, STATE,
+		    strerror(errno));
+}
+
+void
+badhead_clear(void)
+{
+	if (statefd != -1 && unlinkat(statefd, "failed-head", 0) == -1 &&
+	    errno != ENOENT)
+		warnx("%s/%s/failed-head: %s", root, STATE, strerror(errno));
+}
+
+/* .deploy/last-log: "SHA", whose log the last deploy, activate or
+ * rollback that ran wrote first; 'deploy log' without REV shows it. */
+void
+lastlog_record(const char *sha)
+{
+	char buf[80];
+	int n = snprintf(buf, sizeof(buf), "%s\n", sha);
+
+	if (replace_file_at(statefd, "last-log", buf, (size_t)n, 0) == -1)
+		warnx("cannot write %s/%s/last-log: %s", root, STATE,
+		    strerror(errno));
+}
+
+/* The sha last-log names into sha; "" when none. */
+void
+lastlog_read(char sha[65])
+{
+	char *buf;
+	size_t len;
+
+	sha[0] = '\0';
+	if (statefd == -1 || (buf = read_file_at(statefd, "last-log", 100,
+	    &len, NULL)) == NULL)
+		return;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (is_sha(buf))
+		copy_sha(sha, buf);
+	free(buf);
 }

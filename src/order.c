@@ -16,14 +16,15 @@
 #include "core.h"
 
 static const char *evnames[] = { "build", "complete", "activate", "failed",
-    "remove" };
+    "remove", "live", "unmigrated" };
+#define NEVENTS	(sizeof(evnames) / sizeof(evnames[0]))
 
 int
 event_type(const char *s)
 {
 	int i;
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < (int)NEVENTS; i++)
 		if (strcmp(s, evnames[i]) == 0)
 			return i;
 	return -1;
@@ -32,7 +33,7 @@ event_type(const char *s)
 const char *
 event_name(int t)
 {
-	return t >= 0 && t < 5 ? evnames[t] : "?";
+	return t >= 0 && t < (int)NEVENTS ? evnames[t] : "?";
 }
 
 int
@@ -76,6 +77,17 @@ state_name(int s)
 	return s >= 0 && s < 4 ? statenames[s] : "?";
 }
 
+static const char *lifenames[] = { "-", "was-live", "prepared",
+    "unmigrated", "failed" };
+
+const char *
+life_name(int life, int current)
+{
+	if (current && life != L_NONE)
+		return "live";
+	return life >= 0 && life <= L_FAILED ? lifenames[life] : "?";
+}
+
 long
 release_find(const struct release *r, size_t n, const char *sha)
 {
@@ -104,55 +116,99 @@ release_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* What the release's history says of it so far, one event at a time. */
+struct life {
+	int	built;		/* its build began here: never live is provable */
+	int	unmig;		/* its last migrate failed */
+	long	first;		/* index of its first going live, or -1 */
+};
+
+static void
+apply_event(struct release *r, struct life *l, const struct event *e, long j)
+{
+	switch (e->type) {
+	case EV_BUILD:
+		l->built = 1;
+		if (r->state == R_FOREIGN)
+			r->state = R_INCOMPLETE;
+		break;
+	case EV_COMPLETE:
+		/* a failed one that ran again is complete again, in its
+		 * first place */
+		if (r->state == R_FAILED)
+			r->state = R_COMPLETE;
+		if (r->state == R_INCOMPLETE || r->state == R_FOREIGN) {
+			r->state = R_COMPLETE;
+			r->seq = j;
+			r->completed = e->t;
+		}
+		break;
+	case EV_FAILED:
+		if (r->state == R_COMPLETE)
+			r->state = R_FAILED;
+		break;
+	case EV_ACTIVATE:
+	case EV_LIVE:
+		if (e->type == EV_ACTIVATE)
+			r->activated = e->t;
+		if (l->first == -1)
+			l->first = j;
+		r->lived = e->t;
+		l->unmig = 0;
+		break;
+	case EV_UNMIGRATED:
+		l->unmig = 1;
+		break;
+	case EV_REMOVE:	/* ours, being removed */
+		r->state = R_INCOMPLETE;
+		r->seq = -1;
+		r->completed = r->activated = r->lived = 0;
+		l->built = l->unmig = 0;
+		l->first = -1;
+		break;
+	}
+}
+
+/* The life the history proves; without proof, live (as before issue 30)
+ * in the order of its completion. */
+static void
+set_life(struct release *r, const struct life *l)
+{
+	r->order = l->first != -1 ? l->first : r->seq;
+	if (r->state == R_FAILED)
+		r->life = L_FAILED;
+	else if (r->state != R_COMPLETE)
+		r->life = L_NONE;
+	else if (l->unmig)
+		r->life = L_UNMIGRATED;
+	else if (l->first == -1 && l->built)
+		r->life = L_PREPARED;
+	else
+		r->life = L_WASLIVE;
+}
+
 int
 releases_build(const struct event *ev, size_t nev, char *const *names,
     const int *isdir, size_t n, struct release **out, size_t *nout)
 {
 	struct release *r;
+	struct life l;
 	size_t i, j;
 
 	r = xrealloc(NULL, (n + 1) * sizeof(*r));
 	for (i = 0; i < n; i++) {
 		memset(&r[i], 0, sizeof(r[i]));
 		snprintf(r[i].name, sizeof(r[i].name), "%s", names[i]);
-		r[i].seq = -1;
+		r[i].seq = r[i].order = -1;
 		r[i].state = R_FOREIGN;
 		if (!isdir[i] || !is_sha(names[i]))
 			continue;
-		for (j = 0; j < nev; j++) {
-			if (strcmp(ev[j].sha, names[i]) != 0)
-				continue;
-			switch (ev[j].type) {
-			case EV_BUILD:
-				if (r[i].state == R_FOREIGN)
-					r[i].state = R_INCOMPLETE;
-				break;
-			case EV_COMPLETE:
-				/* a failed one that ran again is complete
-				 * again, in its first place */
-				if (r[i].state == R_FAILED)
-					r[i].state = R_COMPLETE;
-				if (r[i].state == R_INCOMPLETE ||
-				    r[i].state == R_FOREIGN) {
-					r[i].state = R_COMPLETE;
-					r[i].seq = (long)j;
-					r[i].completed = ev[j].t;
-				}
-				break;
-			case EV_FAILED:
-				if (r[i].state == R_COMPLETE)
-					r[i].state = R_FAILED;
-				break;
-			case EV_ACTIVATE:
-				r[i].activated = ev[j].t;
-				break;
-			case EV_REMOVE:	/* ours, being removed */
-				r[i].state = R_INCOMPLETE;
-				r[i].seq = -1;
-				r[i].completed = r[i].activated = 0;
-				break;
-			}
-		}
+		memset(&l, 0, sizeof(l));
+		l.first = -1;
+		for (j = 0; j < nev; j++)
+			if (strcmp(ev[j].sha, names[i]) == 0)
+				apply_event(&r[i], &l, &ev[j], (long)j);
+		set_life(&r[i], &l);
 	}
 	qsort(r, n, sizeof(*r), release_cmp);
 	*out = r;
@@ -190,11 +246,12 @@ rollback_target(const struct release *r, size_t n, long cur)
 	long best = -1;
 	size_t i;
 
-	if (cur < 0 || r[cur].seq < 0)
+	if (cur < 0 || r[cur].order < 0)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (r[i].state == R_COMPLETE && r[i].seq < r[cur].seq &&
-		    (best == -1 || r[i].seq > r[best].seq))
+		if (r[i].state == R_COMPLETE && r[i].life == L_WASLIVE &&
+		    r[i].order < r[cur].order &&
+		    (best == -1 || r[i].order > r[best].order))
 			best = (long)i;
 	return best;
 }
@@ -205,14 +262,17 @@ prune_select(struct release *r, size_t n, long keep, long cur, long rb)
 	size_t i, nrm = 0;
 	long kept = 0;
 
-	/* r is sorted newest first, so the first keep complete ones stay */
+	/* r is sorted newest first, so the first keep live ones stay */
 	for (i = 0; i < n; i++) {
 		r[i].mark = 0;
 		if ((long)i == cur || (long)i == rb || r[i].state == R_FOREIGN) {
-			kept += r[i].state == R_COMPLETE;
+			kept += r[i].life == L_WASLIVE;
 			continue;
 		}
-		if (r[i].state == R_COMPLETE && kept < keep) {
+		if (r[i].life == L_PREPARED && (cur < 0 ||
+		    r[i].seq > r[cur].seq))
+			continue;	/* prepared to go live next */
+		if (r[i].life == L_WASLIVE && kept < keep) {
 			kept++;
 			continue;
 		}

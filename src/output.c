@@ -100,6 +100,7 @@ tail_show(int lines)
 	size_t *item = xrealloc(NULL, (taillen + 1) * 2 * sizeof(*item));
 	size_t i = taillen, n = 0, ni = 0, k, r, shown = 0;
 	const char *p, *nl;
+	long e;
 
 	while (i > 0 && tail[i - 1] == '\n')
 		i--;
@@ -121,6 +122,11 @@ tail_show(int lines)
 		k--;	/* one item at least, however long */
 	for (i = 0, r = 0; r < k; r++)
 		i += item[2 * r] * (item[2 * r + 1] + 1);
+	if ((e = tail_exception(l, n, i)) >= 0) {	/* the cause, scrolled out */
+		fputs("  | ... ", stderr);
+		put_output(stderr, l[e].p, l[e].n);
+		fputc('\n', stderr);
+	}
 	for (; k < ni; k++) {
 		tail_item(l + i, item[2 * k], item[2 * k + 1]);
 		i += item[2 * k] * (item[2 * k + 1] + 1);

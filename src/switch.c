@@ -315,6 +315,7 @@ finish_switch(struct pending *p)
 			/* a failed release that passes again is complete again */
 			if (release_state(p->sha) == R_FAILED)
 				history_add(EV_COMPLETE, p->sha);
+			history_add(EV_LIVE, p->sha);	/* it ran: rollback's */
 			if (p->prune && !gotsig)
 				do_prune(1);	/* else the next prune does it */
 			pending_set(p, P_NONE);
@@ -376,8 +377,11 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 	copy_sha(p.prev, prev);
 	p.prune = prune;
 	open_log(sha, 0);
-	if (migrate && (st = step_migrate(sha, options->no_migrate)) != EXIT_OK)
+	if (migrate && (st = step_migrate(sha, options->no_migrate)) != EXIT_OK) {
+		if (st == EXIT_FAILED)	/* never live: rollback skips it */
+			history_add(EV_UNMIGRATED, sha);
 		return st;
+	}
 	if (gotsig)
 		return 128 + gotsig;	/* current unchanged */
 	if (strcmp(cursha, sha) != 0) {

@@ -36,3 +36,52 @@ tail_block(const struct tline *l, size_t n, size_t i, size_t *reps)
 	*reps = bestr;
 	return best;
 }
+
+static int
+starts(const struct tline *l, const char *s)
+{
+	size_t n = strlen(s);
+
+	return l->n >= n && memcmp(l->p, s, n) == 0;
+}
+
+/* "Name: message" or "Name", Name a dotted Python identifier: how a
+ * traceback ends. */
+static int
+exception_line(const struct tline *l)
+{
+	size_t i;
+	char c;
+
+	if (l->n == 0 || !(l->p[0] == '_' || (l->p[0] >= 'A' &&
+	    l->p[0] <= 'Z') || (l->p[0] >= 'a' && l->p[0] <= 'z')))
+		return 0;
+	for (i = 1; i < l->n; i++) {
+		c = l->p[i];
+		if (c == ':')
+			return i + 1 == l->n || l->p[i + 1] == ' ';
+		if (!(c == '_' || c == '.' || (c >= '0' && c <= '9') ||
+		    (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+			return 0;
+	}
+	return 1;
+}
+
+long
+tail_exception(const struct tline *l, size_t n, size_t before)
+{
+	size_t i;
+	long last = -1;
+	int in_tb = 0;
+
+	for (i = 0; i < n && i < before; i++) {
+		if (starts(&l[i], "Traceback (most recent call last):"))
+			in_tb = 1;
+		else if (in_tb && !starts(&l[i], " ")) {
+			if (exception_line(&l[i]))
+				last = (long)i;
+			in_tb = 0;
+		}
+	}
+	return last;
+}

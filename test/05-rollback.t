@@ -18,14 +18,14 @@ rc_is 0 "deploy C"
 # ---- list
 run_deploy list
 rc_is 0 "list exits 0"
-# INTERFACE.md: SHA  STATE  YYYY-MM-DD HH:MM:SS  MARK  SUBJECT (columns
-# may be padded; MARK is "-" when none)
-LINE_RE='^[0-9a-f]{40}  +(complete|failed|incomplete|foreign)  +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}  +(current|rollback|-)  +v[0-9]$'
+# INTERFACE.md: SHA  STATE  YYYY-MM-DD HH:MM:SS  MARK  LIFE  SUBJECT
+# (columns may be padded; MARK is "-" when none)
+LINE_RE='^[0-9a-f]{40}  +(complete|failed|incomplete|foreign)  +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}  +(current|rollback|-)  +(live|was-live|prepared|unmigrated|failed|-)  +v[0-9]$'
 if grep -Evq -- "$LINE_RE" "$T/out"; then
-	fail "list lines are SHA  STATE  DATE TIME  MARK  SUBJECT"
+	fail "list lines are SHA  STATE  DATE TIME  MARK  LIFE  SUBJECT"
 	grep -Ev -- "$LINE_RE" "$T/out" | sed 's/^/# bad line: /' >&2
 else
-	pass "list lines are SHA  STATE  DATE TIME  MARK  SUBJECT"
+	pass "list lines are SHA  STATE  DATE TIME  MARK  LIFE  SUBJECT"
 fi
 is "$(awk '{ print $1 }' "$T/out" | tr '\n' ' ')" "$C $B $A " "list is newest first"
 is "$(awk '{ print $2 }' "$T/out" | tr '\n' ' ')" "complete complete complete " "all complete"

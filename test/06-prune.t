@@ -1,7 +1,8 @@
 #!/bin/sh
-# Prune keeps the `keep` newest complete releases, never current nor the
-# rollback target, never anything in releases/ it did not create, and never
-# follows a symlink out of a release it deletes.
+# Prune keeps the `keep` newest releases that were live, never current nor
+# the rollback target nor a prepared release newer than current, never
+# anything in releases/ it did not create, and never follows a symlink out
+# of a release it deletes.
 . "$(dirname "$0")/lib.sh"
 
 # sorted NAME...: the names sorted and space-separated, like releases()
@@ -33,9 +34,9 @@ is "$(cat "$ROOT/shared/config.ini")" "db=prod" "a linked shared file survives p
 ok "the log of a pruned release goes with it" absent "$ROOT/.deploy/logs/$A.log"
 ok "the log of a kept release stays" [ -f "$ROOT/.deploy/logs/$D.log" ]
 
-# ---- current and rollback target are protected
-# three newer releases, prepared (complete) but not activated: current
-# stays D, the rollback target C
+# ---- current, rollback target and prepared releases newer than current
+# are protected: E, F, G prepared, then F activated (activate prunes
+# nothing): E never live and older than current, G prepared after it
 write_conf "keep = 10" "link = config.ini"
 for v in v5 v6 v7; do
 	new_commit $v >/dev/null
@@ -45,8 +46,10 @@ done
 E=$(sha_of HEAD~2)
 F=$(sha_of HEAD~1)
 G=$(sha_of HEAD)
-is "$(current_link)" "releases/$D" "current is still D"
-is "$(list_mark "$C")" rollback "C is the rollback target"
+run_deploy activate "$F"
+rc_is 0 "activate F"
+is "$(current_link)" "releases/$F" "current is F"
+is "$(list_mark "$D")" rollback "D is the rollback target"
 
 # things deploy did not create
 echo "do not delete" >"$ROOT/releases/notes.txt"
@@ -70,9 +73,9 @@ pid=$(app_pid)
 run_deploy -k 2 prune
 rc_is 0 "prune -k 2 exits 0"
 is "$(releases)" \
-	"$(sorted "$C" "$D" "$F" "$G" notes.txt old-site rootlink shared-link)" \
-	"prune removed only E: kept the 2 newest, current, rollback target and foreign entries"
-is "$(current_link)" "releases/$D" "current unchanged"
+	"$(sorted "$D" "$F" "$G" notes.txt old-site rootlink shared-link)" \
+	"prune removed E (never live, older than current) and C (beyond keep 2): kept current, rollback target, G (prepared after current) and foreign entries"
+is "$(current_link)" "releases/$F" "current unchanged"
 is "$(app_pid)" "$pid" "prune does not restart the app"
 is "$(cat "$T/canary/keep.txt" 2>/dev/null)" keep "a symlink inside the pruned release was not followed"
 is "$(cat "$ROOT/releases/notes.txt")" "do not delete" "a foreign file is kept"
@@ -92,7 +95,7 @@ is "$(tree_listing "$ROOT/releases")" "$before" "and removes nothing"
 
 run_deploy rollback
 rc_is 0 "rollback after prune still finds its target"
-is "$(current_link)" "releases/$C" "current is C"
-ok "the app runs from C" app_runs_from "$C"
+is "$(current_link)" "releases/$D" "current is D"
+ok "the app runs from D" app_runs_from "$D"
 
 done_testing

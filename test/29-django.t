@@ -133,7 +133,8 @@ rc_is 0 "migrate REV: exit 0"
 like "$(out)" "*migrate ok*" "it runs the migrate step"
 is "$(current_link)" "releases/$A" "and switches nothing"
 
-# ---- a failing migration: exit 1, current unchanged, run again next time
+# ---- a failing migration: exit 1, current unchanged; a plain deploy
+# skips it, deploy SHA runs it again
 mkdir -p "$APP/polls/migrations"
 cat >"$APP/polls/migrations/0003_fail.py" <<'EOF2'
 import os
@@ -161,7 +162,10 @@ like "$(err)" "*migrate FAILED*" "the migrate step is named"
 is "$(list_state "$D")" complete "the release stays built (complete, not migrated)"
 touch "$ROOT/shared/let-it-pass"
 run_deploy deploy
-rc_is 0 "the next deploy runs migrate again, which passes: exit 0"
+rc_is 0 "the next plain deploy skips the head whose migrate failed: exit 0"
+is "$(current_link)" "releases/$A" "and switches nothing"
+run_deploy deploy "$D"
+rc_is 0 "deploy SHA runs migrate again, which passes: exit 0"
 is "$(applied)" "0001_first 0002_votes 0003_fail" "the migration is recorded once it passed"
 is "$(current_link)" "releases/$D" "and it switched"
 

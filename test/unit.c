@@ -210,6 +210,9 @@ test_history(void)
 	    "rollback from rebuilt C picks B");
 	ok(rollback_target(r, nr, release_find(r, nr, A)) == -1,
 	    "nothing before the oldest");
+	ok(r[release_find(r, nr, C)].lived == 0 &&
+	    r[release_find(r, nr, C)].activated == 0,
+	    "a removed and rebuilt release forgets when it was live");
 	ok(rev_match(r, nr, "ccccccc") == -2, "ambiguous prefix");
 	ok(rev_match(r, nr, "cccccc") == -3, "prefix under 7 refused");
 	ok(rev_match(r, nr, "bbbbbbb0") == 2, "unique prefix found");
@@ -498,6 +501,122 @@ test_output(void)
 	ok(tail_block(l, 3, 1, &r) == 1 && r == 0, "tail_block: stays in n");
 }
 
+static void
+test_traceback(void)
+{
+	static const char *b[] = {
+	    "[INFO] Booting worker",
+	    "Traceback (most recent call last):",
+	    "  File \"app.py\", line 1, in <module>",
+	    "    import nosuchmod",
+	    "ModuleNotFoundError: No module named 'nosuchmod'",
+	    "[INFO] Worker exiting",
+	    "Traceback (most recent call last):",
+	    "  File \"arbiter.py\", line 2, in run",
+	    "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>",
+	    "Traceback (most recent call last):",
+	    "  File \"x.py\", line 3",
+	    "not an exception line here",
+	    "KeyboardInterrupt",
+	    "Traceback (most recent call last):",
+	    "SystemExit:x" };
+	struct tline l[sizeof(b) / sizeof(b[0])];
+	size_t i, n = sizeof(b) / sizeof(b[0]);
+
+	for (i = 0; i < n; i++) {
+		l[i].p = b[i];
+		l[i].n = strlen(b[i]);
+	}
+	ok(tail_exception(l, n, 8) == 4,
+	    "tail_exception: the cause above the lines shown");
+	ok(tail_exception(l, n, n) == 8,
+	    "tail_exception: the last one, dotted name");
+	ok(tail_exception(l, n, 4) == -1 && tail_exception(l, 1, n) == -1,
+	    "tail_exception: none before, none without a traceback");
+	ok(tail_exception(l + 9, 4, 4) == -1,
+	    "tail_exception: the first unindented line ends it, an exception "
+	    "or not");
+	ok(tail_exception(l + 13, 2, 2) == -1,
+	    "tail_exception: 'Name:' needs a space or the end after it");
+	ok(tail_exception(l + 5, 8, 8) == 3,
+	    "tail_exception: a name after a traceback has ended is not one");
+	l[0].p = "Traceback (most recent call last):";
+	l[0].n = strlen(l[0].p);
+	l[1].p = "  File \"w.py\", line 9";
+	l[1].n = strlen(l[1].p);
+	l[2].p = "[ERROR] Worker (pid:9) exited";
+	l[2].n = strlen(l[2].p);
+	ok(tail_exception(l, 3, 3) == -1,
+	    "tail_exception: a line not starting with a name is not one");
+	l[2].p = "Py9Error: 9";
+	l[2].n = strlen(l[2].p);
+	ok(tail_exception(l, 3, 3) == 2, "tail_exception: digits in a name");
+	l[2].p = "X";
+	l[2].n = 0;
+	ok(tail_exception(l, 3, 3) == -1,
+	    "tail_exception: an empty line ends it with no exception");
+}
+
+#define E "eeeeeee000000000000000000000000000000000"
+
+/* issue 30: live, prepared, unmigrated, failed; rollback and prune */
+static void
+test_life(void)
+{
+	const char *h =
+	    "1 build " A "\n" "2 complete " A "\n" "3 activate " A "\n"
+	    "4 live " A "\n"
+	    "5 build " B "\n" "6 complete " B "\n" "7 unmigrated " B "\n"
+	    "8 build " C "\n" "9 complete " C "\n" "10 activate " C "\n"
+	    "11 live " C "\n"
+	    "12 build " D "\n" "13 complete " D "\n" "14 activate " D "\n"
+	    "15 failed " D "\n" "16 activate " C "\n"
+	    "17 build " E "\n" "18 complete " E "\n";
+	char *names[] = { A, B, C, D, E };
+	int isdir[] = { 1, 1, 1, 1, 1 };
+	struct event *ev;
+	struct release *r;
+	size_t nev, nr;
+	long a, b, c, d, e;
+
+	history_parse(h, strlen(h), &ev, &nev);
+	releases_build(ev, nev, names, isdir, 5, &r, &nr);
+	a = release_find(r, nr, A);
+	b = release_find(r, nr, B);
+	c = release_find(r, nr, C);
+	d = release_find(r, nr, D);
+	e = release_find(r, nr, E);
+	ok(r[a].life == L_WASLIVE && r[b].life == L_UNMIGRATED &&
+	    r[c].life == L_WASLIVE && r[d].life == L_FAILED &&
+	    r[e].life == L_PREPARED, "life: was live, unmigrated, failed, "
+	    "prepared");
+	ok(r[a].lived == 4 && r[c].lived == 16 && r[b].lived == 0,
+	    "life: when it last went live");
+	ok(strcmp(life_name(r[c].life, 1), "live") == 0 &&
+	    strcmp(life_name(r[b].life, 0), "unmigrated") == 0 &&
+	    strcmp(life_name(L_NONE, 1), "-") == 0, "life_name");
+	ok(rollback_target(r, nr, c) == a,
+	    "rollback from C skips unmigrated B and failed D: A");
+	ok(rollback_target(r, nr, a) == -1, "nothing went live before A");
+	ok(prune_select(r, nr, 2, c, a) == 2 && r[b].mark && r[d].mark &&
+	    !r[e].mark && !r[a].mark && !r[c].mark,
+	    "prune: never-live and failed go; E, prepared after C, stays");
+	ok(prune_select(r, nr, 2, e, -1) == 2 && r[b].mark && r[d].mark,
+	    "prune with E current: keep 2 live (A, C) and E");
+	free(ev);
+	free(r);
+	/* B completed before A but went live first: from C, A ran last */
+	h = "1 complete " A "\n" "2 complete " B "\n" "3 activate " B "\n"
+	    "4 live " B "\n" "5 activate " A "\n" "6 live " A "\n"
+	    "7 complete " C "\n" "8 activate " C "\n" "9 live " C "\n";
+	history_parse(h, strlen(h), &ev, &nev);
+	releases_build(ev, nev, names, isdir, 3, &r, &nr);
+	ok(strcmp(r[rollback_target(r, nr, release_find(r, nr, C))].name,
+	    A) == 0, "rollback follows going live, not completion");
+	free(ev);
+	free(r);
+}
+
 static int
 lasting(const char *out, const char *want)
 {
@@ -637,6 +756,8 @@ main(void)
 	test_verify_keys();
 	test_utf8();
 	test_output();
+	test_traceback();
+	test_life();
 	test_pip();
 	test_rpc();
 	printf("1..%d\n", n);
