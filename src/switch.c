@@ -167,9 +167,9 @@ show_program_output(void)
 	if (cfg.program == NULL)
 		return;
 	snprintf(name, sizeof(name), "%s", cfg.program);
-	if (strchr(cfg.program, ':') != NULL && failed_member[0] != '\0')
+	if (failed_member[0] != '\0')
 		snprintf(name, sizeof(name), "%s", failed_member);
-	else if (strchr(cfg.program, ':') != NULL) {
+	else if (strpbrk(cfg.program, ": \t") != NULL) {
 		n = group_members(cfg.program, m, MAXMEMBERS);
 		for (k = 0; k < n && strcmp(m[k].state, "RUNNING") == 0; k++)
 			;
