@@ -14,7 +14,7 @@ PYSYS=/usr/bin/python3
 "$PYSYS" -c 'import uvicorn' 2>/dev/null ||
 	{ echo "1..0 # SKIP no uvicorn for $PYSYS (Debian: python3-uvicorn)"; exit 0; }
 
-plan 40
+plan 38
 
 # recipe NAME: the block NAME of docs/zero-downtime.md, with this test's
 # root and port
