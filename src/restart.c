@@ -23,7 +23,8 @@
 
 #define SETTLE	1			/* seconds a restarted program must stay up */
 
-char failed_member[256];	/* the group member whose restart failed */
+char failed_member[256];	/* the process or program whose restart failed */
+char restart_why[SV_WHYLEN];	/* why the last restart step failed */
 
 /* what the restart confirmed: each process (name, pid, start time), or
  * a program's fingerprint (whole[i]: pid is that of program_state); read
@@ -224,6 +225,7 @@ step_restart(const char *sha)
 		bad = restart_programs(sha, why, sizeof(why)) == -1;
 	free(rdir);
 	if (bad) {
+		snprintf(restart_why, sizeof(restart_why), "%s", why);
 		step_fail("restart", why, 1);
 		return -1;
 	}

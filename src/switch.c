@@ -207,6 +207,19 @@ show_program_output(void)
 		    "is empty", name, name);
 }
 
+/* for the audit and notify: which program failed its restart, and why */
+static void
+failed_detail(void)
+{
+	static char d[sizeof(failed_member) + 600];
+
+	if (cfg.program == NULL)
+		return;
+	snprintf(d, sizeof(d), "program %s failed: %.500s", failed_member[0] ?
+	    failed_member : cfg.program, restart_why);
+	report_detail(d);
+}
+
 /*
  * back: the release failed; put the previous one back and restart it.
  * *retry: the switch itself failed, so the next run must try again.
@@ -293,6 +306,7 @@ finish_switch(struct pending *p)
 			if (step_restart(p->sha) == 0)
 				pending_set(p, P_RESTARTED);
 			else {
+				failed_detail();
 				pending_set(p, P_BACK);
 				show_program_output();
 			}
