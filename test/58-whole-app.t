@@ -14,7 +14,7 @@ PYSYS=/usr/bin/python3
 "$PYSYS" -c 'import uvicorn' 2>/dev/null ||
 	{ echo "1..0 # SKIP no uvicorn for $PYSYS (Debian: python3-uvicorn)"; exit 0; }
 
-plan 38
+plan 40
 
 # recipe NAME: the block NAME of docs/zero-downtime.md, with this test's
 # root and port
@@ -120,8 +120,11 @@ conf() {
 	write_conf -test \
 	    "virtualenv = virtualenv --system-site-packages -p $PYSYS" \
 	    "${1:-$(recipe whole | grep '^program')}" \
-	    "$(recipe whole | grep '^check')"
+	    "$(recipe whole | grep '^check')" "notify = $T/notify.sh"
 }
+printf '#!/bin/sh\necho "$DEPLOY_STATUS $DEPLOY_DETAIL" >>"%s"\n' "$T/notified" \
+    >"$T/notify.sh"
+chmod +x "$T/notify.sh"
 conf
 grep_ok "the recipe's program line is a list" "$ROOT/shared/deploy.conf" \
     '^program = web:\* worker$'
@@ -219,6 +222,10 @@ like "$(err)" "*ImportError: tasks: the broker settings are missing*" \
     "the worker's traceback is shown"
 like "$(err)" "*Traceback*" "... as a traceback"
 is "$(list_state "$V5")" failed "v5 is listed failed"
+like "$(tail -n 1 "$T/notified")" "4 program worker failed: worker is *, not RUNNING*" \
+    "notify is told the worker failed"
+like "$(tail -n 1 "$ROOT/.deploy/audit")" '*"detail": "program worker failed: *' \
+    "so is the audit"
 git -C "$APP" reset -q --hard "$V4"	# the remote back at current
 
 # 4. status lists every process of every program
