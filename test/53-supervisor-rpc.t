@@ -70,6 +70,14 @@ run_deploy deploy
 rc_is 0 "supervisor = the real socket, no supervisorctl key: deploy C"
 ok "C runs" app_runs_from "$C"
 
+# supervisorctl's other spellings of -c FILE name the same server
+for _c in "-c$SVCONF" "--configuration=$SVCONF"; do
+	write_conf "supervisorctl = supervisorctl $_c"
+	run_deploy status
+	like "$(out)" "*program: app RUNNING pid * (releases/$C, current)*" \
+	    "supervisorctl = supervisorctl $_c: status reads the program"
+done
+
 # ---- the program dies after its restart confirmed it, and supervisord
 # starts it again while the check runs (issue 29 item 9): the check passes
 # on the new process, but the release is switched back
