@@ -48,7 +48,8 @@ async def app(scope, receive, send):
 EOF
 cat >"$APP/worker.py" <<'EOF'
 """The test's worker: takes jobs from shared/jobs/in by renaming them
-into claimed/, works 50 ms, writes done/JOB ("SHA PID"; dup/JOB if
+into claimed/, works 150 ms (busy more than half the time, so a
+stop often finds it in a job), writes done/JOB ("SHA PID"; dup/JOB if
 done/JOB exists), and on SIGTERM finishes the job it holds, then exits."""
 import os
 import signal
@@ -76,7 +77,7 @@ while not stop:
             os.rename(os.path.join(jobs, "in", n), c)
         except FileNotFoundError:
             continue
-        time.sleep(0.05)
+        time.sleep(0.15)
         try:
             fd = os.open(os.path.join(jobs, "done", n),
                          os.O_WRONLY | os.O_CREAT | os.O_EXCL)
