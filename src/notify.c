@@ -23,7 +23,7 @@ void
 run_notify(int status)
 {
 	struct runopts o = opts(root, ENV_APP, NULL, NULL);
-	char *env[7], **argv;
+	char *env[8], **argv;
 	struct result r;
 	size_t i;
 
@@ -34,7 +34,9 @@ run_notify(int status)
 	env[4] = report->rev[0] ? fmtpath("DEPLOY_LOG=%s/%s/logs/%s.log", root,
 	    STATE, report->rev) : xstrdup("DEPLOY_LOG=");
 	env[5] = fmtpath("DEPLOY_ACTOR=%s", audit_actor());
-	env[6] = NULL;
+	env[6] = fmtpath("DEPLOY_DETAIL=%s", report->detail ? report->detail :
+	    "");
+	env[7] = NULL;
 	o.extra = env;
 	if (o.timeout == 0 || o.timeout > 60)
 		o.timeout = 60;
@@ -44,6 +46,6 @@ run_notify(int status)
 		warnx("notify failed (%s); the exit status stays %d",
 		    why_failed(&r, argv[0], o.timeout), status);
 	free_words(argv);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 7; i++)
 		free(env[i]);
 }

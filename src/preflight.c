@@ -110,24 +110,29 @@ static void
 preflight_program(void)
 {
 	static struct member m[MAXMEMBERS];
-	char why[SV_WHYLEN + 300], what[300], near[600];
-	int n;
+	char why[SV_WHYLEN + 300], what[300], near[600], entry[256];
+	int n, i;
 
-	snprintf(what, sizeof(what), "program %s", cfg.program);
-	n = group_members(cfg.program, m, MAXMEMBERS);
-	if (n == -1 && sv_denied())
-		sv_denied_why(why, sizeof(why));
-	else if (n == -1)
-		snprintf(why, sizeof(why), "%s", members_why);
-	else if (n == 0 && (close_programs(near, sizeof(near)), near[0]))
-		snprintf(why, sizeof(why), "supervisord does not know it; it "
-		    "knows %s", near);
-	else if (n == 0)
-		snprintf(why, sizeof(why), "supervisord does not know it (add a "
-		    "[program:%.*s] section with autostart=false, then "
-		    "'supervisorctl update'; see deploy(1))", (int)strcspn(cfg.program,
-		    ":"), cfg.program);
-	preflight_result(what, n > 0 ? NULL : why);
+	for (i = 0; program_entry(i, entry, sizeof(entry)) == 0; i++) {
+		snprintf(what, sizeof(what), "program %s", entry);
+		n = group_members(entry, m, MAXMEMBERS);
+		if (n == -1 && sv_denied())
+			sv_denied_why(why, sizeof(why));
+		else if (n == -1)
+			snprintf(why, sizeof(why), "%s", members_why);
+		else if (n == 0 && (close_programs(entry, near, sizeof(near)),
+		    near[0]))
+			snprintf(why, sizeof(why), "supervisord does not know "
+			    "it; it knows %s", near);
+		else if (n == 0)
+			snprintf(why, sizeof(why), "supervisord does not know "
+			    "it (add a [program:%.*s] section with "
+			    "autostart=false, then 'supervisorctl update'; see "
+			    "deploy(1))", (int)strcspn(entry, ":"), entry);
+		preflight_result(what, n > 0 ? NULL : why);
+		if (n == -1)
+			break;	/* the same for every entry */
+	}
 }
 
 /*

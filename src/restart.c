@@ -23,22 +23,26 @@
 
 #define SETTLE	1			/* seconds a restarted program must stay up */
 
-char failed_member[256];	/* the group member whose restart failed */
+char failed_member[256];	/* the process or program whose restart failed */
+char restart_why[SV_WHYLEN];	/* why the last restart step failed */
 
-/* what the restart confirmed: each process of a group (name, pid, start
- * time), or the program's fingerprint (name ""); read again after the
- * check, so that one that died meanwhile is not reported deployed */
+/* what the restart confirmed: each process (name, pid, start time), or
+ * a program's fingerprint (whole[i]: pid is that of program_state); read
+ * again after the check, so that one that died meanwhile is not
+ * reported deployed */
 static struct member confirmed[MAXMEMBERS];
+static char whole[MAXMEMBERS];
 static int nconfirmed;
 
 static void
-confirm(const char *member, const struct member *m)
+confirm(const char *name, int fingerprint, const struct member *m)
 {
 	if (nconfirmed == MAXMEMBERS)
 		return;
 	confirmed[nconfirmed] = *m;
+	whole[nconfirmed] = (char)fingerprint;
 	snprintf(confirmed[nconfirmed].name, sizeof(confirmed[0].name), "%s",
-	    member ? member : "");
+	    name);
 	nconfirmed++;
 }
 
@@ -55,36 +59,36 @@ wait_next_look(const char *state, double settled)
 		poll(NULL, 0, 200);
 }
 
-/* one look at the restarted program, or at the member of its group named
- * member: its state, pid and start time as supervisord has them (for the
- * program, a fingerprint of its pids and start times) into m, and a line
- * in the log */
+/* one look at the restarted program name (fingerprint: all its
+ * processes, as program_state) or process name: its state, pid and start
+ * time as supervisord has them (for a program, a fingerprint of its pids
+ * and start times) into m, and a line in the log */
 static void
-look(const char *member, struct member *m)
+look(const char *name, int fingerprint, struct member *m)
 {
 	char pids[512];
 
 	m->start = 0;
-	if (member == NULL)
-		program_state(m->state, sizeof(m->state), &m->pid, pids,
+	if (fingerprint)
+		program_state(name, m->state, sizeof(m->state), &m->pid, pids,
 		    sizeof(pids));
 	else {
-		if (group_members(member, m, 1) != 1) {
+		if (group_members(name, m, 1) != 1) {
 			snprintf(m->state, sizeof(m->state), "UNKNOWN");
 			m->pid = 0;
 		}
 		snprintf(pids, sizeof(pids), "pid %ld", m->pid);
 	}
-	logf_("%s is %s (%s)\n", member ? member : cfg.program, m->state, pids);
+	logf_("%s is %s (%s)\n", name, m->state, pids);
 }
 
-/* waits until the program (or one member) is RUNNING with the same pid
+/* waits until the program or process name is RUNNING with the same pid
  * and the same start time (supervisord's) SETTLE seconds later; why says
  * what went wrong, its time counted from from */
 static int
-wait_running(const char *member, double from, char *why, size_t wl)
+wait_running(const char *name, int fingerprint, double from, char *why,
+    size_t wl)
 {
-	const char *name = member ? member : cfg.program;
 	struct member m;
 	double end, settled = 0;
 	long firstpid = -1, firststart = -1;
@@ -93,14 +97,14 @@ wait_running(const char *member, double from, char *why, size_t wl)
 	memset(&m, 0, sizeof(m));
 	end = now() + (cfg.check_timeout > 10 ? cfg.check_timeout : 10);
 	for (;;) {
-		look(member, &m);
+		look(name, fingerprint, &m);
 		if (strcmp(m.state, "RUNNING") == 0) {
 			if (m.pid != firstpid || m.start != firststart) {
 				firstpid = m.pid;
 				firststart = m.start;
 				settled = now() + SETTLE;
 			} else if (now() >= settled) {
-				confirm(member, &m);
+				confirm(name, fingerprint, &m);
 				return 0;
 			}
 		} else if (strcmp(m.state, "STARTING") != 0) {
@@ -129,50 +133,65 @@ wait_running(const char *member, double from, char *why, size_t wl)
 	}
 }
 
-/* restarts one process of the group and waits until it stays up; why
- * says what went wrong */
+/* restarts one process (or program: fingerprint) into sha and waits
+ * until it stays up; why says what went wrong */
 static int
-restart_one(const char *name, char *why, size_t wl)
+restart_one(const char *name, int fingerprint, const char *sha, char *why,
+    size_t wl)
 {
 	logf_("restarting %s\n", name);
 	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
 		failed_member[0] = '\0';
-	if (sv_restart(name, why, wl) == -1)
+	if (sv_restart(name, sha, why, wl) == -1)
 		return -1;
 	/* this process's own time, not the step's */
-	if (wait_running(name, now(), why, wl) == -1)
+	if (wait_running(name, fingerprint, now(), why, wl) == -1)
 		return -1;
 	failed_member[0] = '\0';
 	return 0;
 }
 
-/* the restart step for a group: the processes that are down first (on a
- * switch back, the one that failed comes up on the old release before
- * the one still serving is touched), then the running ones; the first
- * failure ends the roll */
+/* a group: the processes that are down first (on a switch back, the one
+ * that failed comes up on the old release before the one still serving
+ * is touched), then the running ones; the first failure ends the roll */
 static int
-restart_rolling(void)
+restart_rolling(const char *entry, const char *sha, char *why, size_t wl)
 {
 	static struct member m[MAXMEMBERS];
-	char why[SV_WHYLEN];
 	int n, i, pass;
 
-	if ((n = group_members(cfg.program, m, MAXMEMBERS)) <= 0) {
-		snprintf(why, sizeof(why), "supervisord names %s", n == 0 ?
-		    "no process of it" : members_why);
-		step_fail("restart", why, 1);
+	if ((n = group_members(entry, m, MAXMEMBERS)) <= 0) {
+		if (n == 0)
+			snprintf(why, wl, "supervisord names no process of %s",
+			    entry);
+		else
+			snprintf(why, wl, "supervisord names %s", members_why);
 		return -1;
 	}
 	for (pass = 0; pass < 2; pass++)
 		for (i = 0; i < n; i++) {
 			if ((strcmp(m[i].state, "RUNNING") == 0) != pass)
 				continue;
-			if (restart_one(m[i].name, why, sizeof(why)) == -1) {
-				step_fail("restart", why, 1);
+			if (restart_one(m[i].name, 0, sha, why, wl) == -1)
 				return -1;
-			}
 		}
-	step_ok("restart");
+	return 0;
+}
+
+/* every entry of program, in its order: a group rolled, a program
+ * stopped (as its stopwaitsecs allows) and started; the first failure
+ * ends the restart, failed_member naming it */
+static int
+restart_programs(const char *sha, char *why, size_t wl)
+{
+	char entry[256];
+	int i;
+
+	for (i = 0; program_entry(i, entry, sizeof(entry)) == 0; i++) {
+		if (is_group(entry) ? restart_rolling(entry, sha, why, wl) :
+		    restart_one(entry, 1, sha, why, wl))
+			return -1;
+	}
 	return 0;
 }
 
@@ -202,16 +221,11 @@ step_restart(const char *sha)
 			snprintf(why, sizeof(why), "%s", why_failed(&r, argv[0],
 			    o.timeout));
 		free_words(argv);
-	} else if (!is_group()) {
-		logf_("restarting %s\n", cfg.program);
-		bad = sv_restart(cfg.program, why, sizeof(why)) == -1;
-	}
+	} else
+		bad = restart_programs(sha, why, sizeof(why)) == -1;
 	free(rdir);
-	if (!bad && is_group())
-		return restart_rolling();
-	if (!bad && cfg.program != NULL)
-		bad = wait_running(NULL, stepstart, why, sizeof(why)) == -1;
 	if (bad) {
+		snprintf(restart_why, sizeof(restart_why), "%s", why);
 		step_fail("restart", why, 1);
 		return -1;
 	}
@@ -225,36 +239,36 @@ static int
 still_confirmed(char *why, size_t wl)
 {
 	static struct member m[MAXMEMBERS];
+	struct member p;
 	char pids[512];
 	int i, k, n = 0;
 
-	if (nconfirmed > 0 && confirmed[0].name[0] == '\0') {
-		program_state(m[0].state, sizeof(m[0].state), &m[0].pid, pids,
-		    sizeof(pids));
-		if (strcmp(m[0].state, "RUNNING") == 0 &&
-		    m[0].pid == confirmed[0].pid)
-			return 0;
-		snprintf(why, wl, "program %s restarted or stopped after it was "
-		    "confirmed RUNNING (now %s, %s)", cfg.program, m[0].state,
-		    pids);
-		return -1;
-	}
 	if (nconfirmed > 0 && (n = group_members(cfg.program, m,
 	    MAXMEMBERS)) < 0) {
 		snprintf(why, wl, "%s", members_why);
 		return -1;
 	}
 	for (i = 0; i < nconfirmed; i++) {
-		for (k = 0; k < n && strcmp(m[k].name, confirmed[i].name); k++)
+		const struct member *c = &confirmed[i];
+
+		if (whole[i]) {
+			program_state(c->name, p.state, sizeof(p.state), &p.pid,
+			    pids, sizeof(pids));
+			if (strcmp(p.state, "RUNNING") == 0 && p.pid == c->pid)
+				continue;
+			snprintf(why, wl, "program %.255s restarted or stopped "
+			    "after it was confirmed RUNNING (now %s, %s)",
+			    c->name, p.state, pids);
+			return -1;
+		}
+		for (k = 0; k < n && strcmp(m[k].name, c->name); k++)
 			;
 		if (k < n && strcmp(m[k].state, "RUNNING") == 0 &&
-		    m[k].pid == confirmed[i].pid && m[k].start ==
-		    confirmed[i].start)
+		    m[k].pid == c->pid && m[k].start == c->start)
 			continue;
 		snprintf(why, wl, "process %.255s died after it was confirmed "
-		    "RUNNING with pid %ld (now %s, pid %ld)", confirmed[i].name,
-		    confirmed[i].pid, k < n ? m[k].state : "gone", k < n ?
-		    m[k].pid : 0L);
+		    "RUNNING with pid %ld (now %s, pid %ld)", c->name, c->pid,
+		    k < n ? m[k].state : "gone", k < n ? m[k].pid : 0L);
 		return -1;
 	}
 	return 0;

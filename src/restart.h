@@ -7,4 +7,5 @@
 int step_restart(const char *sha);
 int step_check(const char *sha);
 extern char failed_member[256];
+extern char restart_why[];
 #endif

@@ -79,16 +79,54 @@ spec(const struct rpcval *v, int at)
 	return buf;
 }
 
-/* name is want, or a process of it: want "web:*" or "web" for "web:x" */
+/* name is want (one entry, l bytes), or a process of it: want "web:*" or
+ * "web" for "web:x" */
+static int
+named_one(const char *name, const char *want, size_t l)
+{
+	if (l > 2 && strncmp(want + l - 2, ":*", 2) == 0)
+		return strncmp(name, want, l - 1) == 0 && name[l - 1] != '\0';
+	return strncmp(name, want, l) == 0 && (name[l] == '\0' ||
+	    name[l] == ':');
+}
+
+/* name is one of the entries of want ("web:* worker"), or a process of
+ * one */
 static int
 named(const char *name, const char *want)
 {
-	size_t l = strlen(want);
+	size_t l;
 
-	if (l > 2 && strcmp(want + l - 2, ":*") == 0)
-		return strncmp(name, want, l - 1) == 0 && name[l - 1] != '\0';
-	return strcmp(name, want) == 0 || (strncmp(name, want, l) == 0 &&
-	    name[l] == ':');
+	for (; *want; want += l) {
+		want += strspn(want, " \t");
+		if ((l = strcspn(want, " \t")) > 0 && named_one(name, want, l))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The entries of program, in restart order ("web:* worker": "web:*",
+ * then "worker"): entry i into buf, 0; -1 past the last one.
+ */
+int
+program_entry(int i, char *buf, size_t bl)
+{
+	const char *p = cfg.program;
+	size_t l = 0;
+
+	if (p == NULL)
+		return -1;
+	for (;; i--) {
+		p += l;
+		p += strspn(p, " \t");
+		if ((l = strcspn(p, " \t")) == 0)
+			return -1;
+		if (i == 0)
+			break;
+	}
+	snprintf(buf, bl, "%.*s", (int)l, p);
+	return 0;
 }
 
 /* Levenshtein distance, for names up to 63 bytes; 99 for longer ones */
@@ -123,7 +161,7 @@ distance(const char *a, const char *b)
  * instead ("web:*" for the processes of group web). "" when none is.
  */
 void
-close_programs(char *buf, size_t bl)
+close_programs(const char *entry, char *buf, size_t bl)
 {
 	char name[600], want[256], mean[600] = "", *colon;
 	size_t n = 0, shown = 0;
@@ -131,7 +169,7 @@ close_programs(char *buf, size_t bl)
 	int far, at;
 
 	buf[0] = '\0';
-	snprintf(want, sizeof(want), "%s", cfg.program);
+	snprintf(want, sizeof(want), "%s", entry);
 	want[strcspn(want, ":")] = '\0';	/* "web:*", "web:x": web */
 	far = strlen(want) < 5 ? 1 : 2;
 	if (all_info(&a) == -1)
@@ -146,7 +184,7 @@ close_programs(char *buf, size_t bl)
 			*colon = '\0';
 		/* a typo: two edits away, one for a short name */
 		if (strcmp(grp, want) != 0 && distance(grp, want) > far &&
-		    distance(name, cfg.program) > far)
+		    distance(name, entry) > far)
 			continue;
 		if (shown++ < 6 && n < bl) {
 			k = snprintf(buf + n, bl - n, "%s%s", n ? ", " : "",
@@ -157,7 +195,7 @@ close_programs(char *buf, size_t bl)
 			snprintf(sug, sizeof(sug), "%s:*", grp);
 		else
 			snprintf(sug, sizeof(sug), "%s", name);
-		if (strcmp(sug, cfg.program) != 0 && strstr(mean, sug) == NULL &&
+		if (strcmp(sug, entry) != 0 && strstr(mean, sug) == NULL &&
 		    strlen(mean) + strlen(sug) + 5 < sizeof(mean))
 			snprintf(mean + strlen(mean), sizeof(mean) - strlen(mean),
 			    "%s%s", mean[0] ? " or " : "", printable(sug));
@@ -179,7 +217,8 @@ close_programs(char *buf, size_t bl)
  * group.  -1 when supervisord names none, or cannot be asked.
  */
 int
-program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl)
+program_state(const char *prog, char *state, size_t sl, long *pid,
+    char *pids, size_t pidl)
 {
 	unsigned long long fp = 1469598103934665603ULL;
 	size_t pn = 0;
@@ -200,7 +239,7 @@ program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl)
 		long long st = rpc_int(a.v, at, "start");
 		int k;
 
-		if (!named(name, cfg.program))
+		if (!named(name, prog))
 			continue;
 		if (++matched == 1 || (strcmp(state, "RUNNING") == 0 &&
 		    strcmp(word, "RUNNING") != 0))
@@ -209,7 +248,7 @@ program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl)
 		fp = fnv(fp, &st, sizeof(st));
 		if (lp <= 0 || pn >= pidl)
 			continue;
-		if (strcmp(name, cfg.program) == 0)
+		if (strcmp(name, prog) == 0)
 			k = snprintf(pids + pn, pidl - pn, "%spid %ld", pn ?
 			    ", " : "", lp);
 		else
@@ -225,9 +264,10 @@ program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl)
 /*
  * A restart whose start supervisord refused for want of a file to run
  * (NO_FILE, NOT_EXECUTABLE, SPAWN_ERROR): the program never ran and has
- * no output to show.
+ * no output to show. spawn_name: the process or program it was.
  */
 int spawnerr;
+static char spawn_name[256];
 
 const char *
 spawn_why(void)
@@ -237,24 +277,58 @@ spawn_why(void)
 	snprintf(buf, sizeof(buf), "supervisord found no file to run: the "
 	    "command= of [program:%.*s] names a file that is not in the "
 	    "release, or not executable (for .venv/bin/NAME: is the package "
-	    "that provides NAME in %s?)", (int)strcspn(cfg.program, ":"),
-	    cfg.program, cfg.requirements);
+	    "that provides NAME in %s?)", (int)strcspn(spawn_name, ":"),
+	    spawn_name, cfg.requirements);
 	return buf;
+}
+
+static void proc_release(long pid, char sha[65]);
+
+/*
+ * A process supervisord is itself starting again (autorestart, after a
+ * crash) from the release sha, the one it is to run: nothing to stop, it
+ * is only to be watched until it is RUNNING. Stopping it instead would
+ * cost up to its stopwaitsecs, or be lost in its next respawn.
+ */
+static int
+respawning_into(const char *name, const char *sha)
+{
+	struct svans a;
+	char rs[65] = "";
+	int r, starting = 0;
+
+	if (sha == NULL || strchr(name, '*') != NULL)
+		return 0;
+	r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
+	if (r == 0 && a.v[0].type == RPC_STRUCT) {
+		starting = strcmp(rpc_str(a.v, 0, "statename"), "STARTING") == 0;
+		if (starting)
+			proc_release((long)rpc_int(a.v, 0, "pid"), rs);
+	}
+	sv_free(&a);
+	if (!starting || strcmp(rs, sha) != 0)
+		return 0;
+	logf_("%s is STARTING in %.12s already (supervisord's own restart): "
+	    "not stopping it\n", name, sha);
+	return 1;
 }
 
 /*
  * Restarts one process (or program NAME), as supervisorctl restart does:
  * stopProcess, waiting until it is down (within timeout), then
  * startProcess without waiting: whether it comes up and stays up is the
- * caller's to watch. 0, or -1 and why.
+ * caller's to watch. A process already starting in sha (when not NULL)
+ * is left to start. A BACKOFF one stops at once. 0, or -1 and why.
  */
 int
-sv_restart(const char *name, char *why, size_t wl)
+sv_restart(const char *name, const char *sha, char *why, size_t wl)
 {
 	long t = cfg.timeout > 0 ? cfg.timeout : 3600;
 	struct svans a;
 	int r;
 
+	if (respawning_into(name, sha))
+		return 0;
 	r = sv_call(t, &a, "supervisor.stopProcess", "sb", name, 1);
 	if (r == 1 && a.fault != SV_NOT_RUNNING) {
 		snprintf(why, wl, "supervisord could not stop %.255s: %s", name,
@@ -271,8 +345,10 @@ sv_restart(const char *name, char *why, size_t wl)
 		return -1;
 	}
 	if (r == 1 && (a.fault == SV_NO_FILE || a.fault == SV_NOT_EXECUTABLE ||
-	    a.fault == SV_SPAWN_ERROR))
+	    a.fault == SV_SPAWN_ERROR)) {
 		spawnerr = 1;
+		snprintf(spawn_name, sizeof(spawn_name), "%s", name);
+	}
 	else if (r == 1 && a.fault != SV_ALREADY_STARTED) {
 		snprintf(why, wl, "supervisord could not start %.255s: %s", name,
 		    printable(a.faultstr));
@@ -285,15 +361,13 @@ sv_restart(const char *name, char *why, size_t wl)
 	return 0;
 }
 
+/* entry is a group rolled one process at a time: "web:*" */
 int
-is_group(void)
+is_group(const char *entry)
 {
-	size_t n;
+	size_t n = strlen(entry);
 
-	if (cfg.program == NULL || cfg.restart != NULL)
-		return 0;
-	n = strlen(cfg.program);
-	return n > 2 && strcmp(cfg.program + n - 2, ":*") == 0;
+	return n > 2 && strcmp(entry + n - 2, ":*") == 0;
 }
 
 /* The processes named NAME (the exact name, or a process of the group
@@ -412,12 +486,12 @@ program_wrong(char *what, size_t wl)
 	}
 	for (i = 0; i < n; i++) {
 		if (strcmp(m[i].state, "RUNNING") != 0)
-			snprintf(what, wl, "%s %.255s was %s", strcmp(m[i].name,
-			    cfg.program) == 0 ? "program" : "process", m[i].name,
+			snprintf(what, wl, "%s %.255s was %s", strchr(m[i].name,
+			    ':') == NULL ? "program" : "process", m[i].name,
 			    m[i].state);
 		else if (rs[i][0] && strcmp(rs[i], cursha) != 0)
 			snprintf(what, wl, "%s %.255s ran %.12s, not current",
-			    strcmp(m[i].name, cfg.program) == 0 ? "program" :
+			    strchr(m[i].name, ':') == NULL ? "program" :
 			    "process", m[i].name, rs[i]);
 		else
 			continue;

@@ -26,11 +26,13 @@ extern int spawnerr;
 extern char members_why[];
 int sv_denied(void);
 void sv_denied_why(char *why, size_t wl);
-void close_programs(char *buf, size_t bl);
-int program_state(char *state, size_t sl, long *pid, char *pids, size_t pidl);
-int sv_restart(const char *name, char *why, size_t wl);
+void close_programs(const char *entry, char *buf, size_t bl);
+int program_entry(int i, char *buf, size_t bl);
+int program_state(const char *prog, char *state, size_t sl, long *pid,
+    char *pids, size_t pidl);
+int sv_restart(const char *name, const char *sha, char *why, size_t wl);
 const char *spawn_why(void);
-int is_group(void);
+int is_group(const char *entry);
 int group_members(const char *name, struct member *m, int max);
 int program_members(struct member *m, char (*rs)[65], int max);
 int program_wrong(char *what, size_t wl);

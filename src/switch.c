@@ -171,9 +171,9 @@ show_program_output(void)
 	if (cfg.program == NULL)
 		return;
 	snprintf(name, sizeof(name), "%s", cfg.program);
-	if (strchr(cfg.program, ':') != NULL && failed_member[0] != '\0')
+	if (failed_member[0] != '\0')
 		snprintf(name, sizeof(name), "%s", failed_member);
-	else if (strchr(cfg.program, ':') != NULL) {
+	else if (strpbrk(cfg.program, ": \t") != NULL) {
 		n = group_members(cfg.program, m, MAXMEMBERS);
 		for (k = 0; k < n && strcmp(m[k].state, "RUNNING") == 0; k++)
 			;
@@ -209,6 +209,19 @@ show_program_output(void)
 	else
 		warnx("program %s's own output (supervisorctl tail %s stderr) "
 		    "is empty", name, name);
+}
+
+/* for the audit and notify: which program failed its restart, and why */
+static void
+failed_detail(void)
+{
+	static char d[sizeof(failed_member) + 600];
+
+	if (cfg.program == NULL)
+		return;
+	snprintf(d, sizeof(d), "program %s failed: %.500s", failed_member[0] ?
+	    failed_member : cfg.program, restart_why);
+	report_detail(d);
 }
 
 /*
@@ -298,6 +311,7 @@ finish_switch(struct pending *p)
 			if (step_restart(p->sha) == 0)
 				pending_set(p, P_RESTARTED);
 			else {
+				failed_detail();
 				pending_set(p, P_BACK);
 				show_program_output();
 			}
