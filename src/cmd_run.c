@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +23,6 @@
 #include "files.h"
 #include "msg.h"
 #include "root.h"
-#include "sig.h"
 
 /* The release current names: its real path in rreal, its sha in sha. */
 static void
@@ -77,9 +75,6 @@ cmd_run(int argc, char **argv)
 	unsetenv("PYTHONHOME");
 	for (e = envvars; e != NULL && *e != NULL; e++)
 		putenv(*e);	/* trusted as for the steps: it may set PATH */
-	if (gotsig)
-		leave(128 + gotsig);
-	signal(SIGPIPE, SIG_DFL);	/* deploy ignores it; the app must not */
 	fflush(NULL);
 	execvp(argv[1], argv + 1);
 	err = errno;

@@ -37,7 +37,7 @@ wrong_members(char *what, size_t wl)
 	size_t len = 0;
 	int n, i, r;
 
-	if (!is_group() || (n = program_members(m, rs, MAXMEMBERS)) <= 0)
+	if ((n = program_members(m, rs, MAXMEMBERS)) <= 1)	/* one: as said */
 		return;
 	buf[0] = '\0';
 	for (i = 0; i < n && len < sizeof(buf); i++, len += (size_t)r) {

@@ -60,7 +60,8 @@ list_top(const char *gd, const char *sha, struct tree_has *t)
 	o.outlen = sizeof(out);
 	o.quiet = 1;
 	o.timeout = 60;
-	argv = words_plus("git", gd, "ls-tree", "--full-tree", sha, "--",
+	argv = words_plus("git", "-c", "core.quotePath=false", gd, "ls-tree",
+	    "--full-tree", sha, "--",
 	    "poetry.lock", "uv.lock", "Pipfile.lock", "pylock.toml",
 	    "pyproject.toml", "setup.py", cfg.requirements, (char *)NULL);
 	out[0] = '\0';
@@ -244,7 +245,10 @@ auto_way(const char *gd, const char *sha, const struct tree_has *t,
 		    cfg.requirements, cfg.requirements);
 		return -1;
 	}
-	return DEPS_NONE;
+	/* nothing declared where ls-tree looks: a requirements file it
+	 * cannot see (behind a folder that is a link) is still read from
+	 * the release, or pip is skipped, as before deps was checked */
+	return DEPS_REQUIREMENTS;
 }
 
 /* -n: which file is used, and what beside it is not */
@@ -256,6 +260,8 @@ say_way(int way, const struct tree_has *t)
 	if (way == DEPS_POETRY)
 		say("deps: poetry.lock, by poetry install --sync into the "
 		    "release's venv");
+	else if (way == DEPS_REQUIREMENTS && !t->has[F_REQS])
+		say("deps: none: the commit declares no dependencies");
 	else if (way == DEPS_REQUIREMENTS)
 		say("deps: %s, by pip install -r%s%s%s", cfg.requirements,
 		    n ? " (" : "", n ? declared[one].name : "", n ?

@@ -60,8 +60,12 @@
 static int
 converge_due(int status)
 {
+	/* a pending record on disk: a switch is half-way, and the next
+	 * run's cleanup finishes it (switching back if it must); converging
+	 * now would restart a release that was never checked */
 	return status != EXIT_OK && status != EXIT_SWITCHED_BACK &&
-	    status != EXIT_STUCK && status < 128 && !gotsig;
+	    status != EXIT_STUCK && status < 128 && !gotsig &&
+	    (statefd == -1 || faccessat(statefd, "pending", F_OK, 0) == -1);
 }
 
 /* Every exit of the program: a command that CONVERGES and took the lock
@@ -135,6 +139,7 @@ enum { A_NONE, A_REF, A_REV };
 #define READS_ONLY	0x400	/* no lock, no audit: list, status, log, audit */
 #define NO_ROOT		0x800	/* help */
 #define AFTER_JOB	0x1000	/* CONVERGES right after a job that went well */
+#define EXECS		0x2000	/* becomes the app (run): its signals untouched */
 
 /* deploy, prepare, activate, rollback, migrate, prune and resume */
 #define CHANGES	(TAKES_LOCK | READS_CONF | AUDITED | CLEANS_UP)
@@ -190,8 +195,8 @@ static const struct command {
 	{ "resume", "resume", 0, 0, A_NONE,
 	    CHANGES | BY_HAND | NOTIFIES | CONVERGES | AFTER_JOB,
 	    cmd_resume_check, cmd_resume, NULL },
-	{ "run", "run [--] COMMAND [ARG...]", INT_MAX, 1, A_NONE, READS_CONF,
-	    NULL, NULL, cmd_run },
+	{ "run", "run [--] COMMAND [ARG...]", INT_MAX, 1, A_NONE,
+	    READS_CONF | EXECS, NULL, NULL, cmd_run },
 	{ "help", "help", 0, 0, A_NONE, NO_ROOT, NULL, NULL, help },
 };
 
@@ -296,7 +301,8 @@ main(int argc, char *argv[])
 	c = check_args(argc, argv);
 	if (c->flags & NO_ROOT)
 		return c->run(argc, argv);
-	signals();
+	if (!(c->flags & EXECS))	/* the app gets the dispositions we got */
+		signals();
 	root_find(options->root, prog);
 	if (c->flags & CREATES_ROOT)	/* it makes the root: no way out */
 		return run_command(c, argc, argv);

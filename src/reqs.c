@@ -201,6 +201,37 @@ reqs_shareable(const char *buf, size_t len)
 	return 1;
 }
 
+/*
+ * A poetry.lock pins versions and hashes, except for a package from a
+ * folder, a file or a URL of the app's own (its [package.source] type)
+ * and one installed for development (develop = true, a .pth pointing
+ * into the release that built it): a venv shared between releases would
+ * keep the first release's copy, or point into a folder prune removes.
+ */
+int
+lock_shareable(const char *buf, size_t len)
+{
+	static const char *const local[] = { "type = \"directory\"",
+	    "type = \"file\"", "type = \"url\"", "develop = true" };
+	const char *l, *p, *e, *end = buf + len;
+	size_t i, n;
+
+	if (memchr(buf, '\0', len) != NULL)
+		return 0;
+	for (l = buf; l < end; l = p + 1) {
+		if ((p = memchr(l, '\n', (size_t)(end - l))) == NULL)
+			p = end;
+		e = p;
+		reqs_trim(&l, &e);
+		for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+			n = strlen(local[i]);
+			if ((size_t)(e - l) >= n && memcmp(l, local[i], n) == 0)
+				return 0;
+		}
+	}
+	return 1;
+}
+
 static int
 has_text(const char *buf, size_t len, const char *w)
 {

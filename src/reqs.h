@@ -13,6 +13,9 @@ void	reqs_trim(const char **l, const char **e);
  * line blank, a comment, a plain requirement or an option naming no
  * local path. */
 int	reqs_shareable(const char *buf, size_t len);
+/* Whether a poetry.lock (buf, len) names only packages an index gives:
+ * no folder, file or URL source and nothing installed for development. */
+int	lock_shareable(const char *buf, size_t len);
 
 /* Whether pip's output (buf, len) says it failed for a reason a venv
  * built from nothing would meet too: what it is, or NULL. */

@@ -75,7 +75,8 @@ sig_watch(int err)
 	struct pollfd p[2];
 	int i;
 
-	if (gotsig)
+	if (gotsig || late)	/* after the switch a failed check still
+				 * switches back: only a signal stops that */
 		return;
 	for (i = 0; i < 2; i++) {
 		p[i].fd = watched[i] ? i + 1 : -1;

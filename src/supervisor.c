@@ -79,15 +79,15 @@ spec(const struct rpcval *v, int at)
 	return buf;
 }
 
-/* name is want (one entry, l bytes), or a process of it: want "web:*" or
- * "web" for "web:x" */
+/* name is want (one entry, l bytes), or a process of it when want is a
+ * group ("web:*" for "web:x"); a bare "web" is not its group's processes,
+ * as for supervisorctl: preflight's did-you-mean says "web:*" */
 static int
 named_one(const char *name, const char *want, size_t l)
 {
 	if (l > 2 && strncmp(want + l - 2, ":*", 2) == 0)
 		return strncmp(name, want, l - 1) == 0 && name[l - 1] != '\0';
-	return strncmp(name, want, l) == 0 && (name[l] == '\0' ||
-	    name[l] == ':');
+	return strncmp(name, want, l) == 0 && name[l] == '\0';
 }
 
 /* name is one of the entries of want ("web:* worker"), or a process of

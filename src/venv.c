@@ -375,8 +375,9 @@ step_venv_pip(const char *sha, const char *rdir, int way)
 
 	buf = read_deps(sha, rdir, way, &reqpath, &len, &h, &base, extra, &ne);
 	/* past REQS_MAX the key would not see all of it: never shared */
-	shared = cfg.reuse_venv && (buf == NULL || way == DEPS_POETRY ||
-	    (len <= REQS_MAX && reqs_shareable(buf, len)));
+	shared = cfg.reuse_venv && (buf == NULL || (len <= REQS_MAX &&
+	    (way == DEPS_POETRY ? lock_shareable(buf, len) :
+	    reqs_shareable(buf, len))));
 	h = fnv(h, cfg.virtualenv, strlen(cfg.virtualenv) + 1);
 	python_id(&h);
 	snprintf(key, sizeof(key), "%016llx", h);

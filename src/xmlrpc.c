@@ -297,8 +297,8 @@ find_server(void)
 		else if ((x = opt(w, &i, "-p", "--password")) != NULL)
 			p = x;
 	}
-	if (c != NULL)
-		snprintf(conf, sizeof(conf), "%s", c);
+	if (c != NULL)	/* supervisorctl ran in "/": a relative path is from there */
+		snprintf(conf, sizeof(conf), "%s%s", c[0] == '/' ? "" : "/", c);
 	else if ((x = default_conf(w[0], buf, sizeof(buf))) != NULL)
 		snprintf(conf, sizeof(conf), "%s", x);
 	if (conf[0] != '\0')

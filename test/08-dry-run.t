@@ -7,11 +7,12 @@
 
 setup_root
 A=$(sha_of HEAD)
-run_deploy prepare
-rc_is 0 "prepare A"
+# A and B go live in turn (rollback and prune count releases that ran)
+run_deploy deploy
+rc_is 0 "deploy A"
 B=$(new_commit v2)
-run_deploy prepare
-rc_is 0 "prepare B"
+run_deploy deploy
+rc_is 0 "deploy B"
 C=$(new_commit v3)
 run_deploy deploy
 rc_is 0 "deploy C"

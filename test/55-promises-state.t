@@ -79,7 +79,7 @@ rm -f "$T/badcheck"
 : >"$T/badtest"
 write_conf -program "check = test ! -e $T/badcheck" "check_timeout = 5" \
     "test = test ! -e $T/badtest"
-run_deploy deploy
+run_deploy deploy "$B"	# a failed head is retried by name
 rc_is 1 "the rebuild of B fails its tests: exit 1"
 grep_ok "it said it rebuilds the failed release" "$T/out" \
     "release ${B%????????????????????????????} failed after an earlier switch: rebuilding it"
@@ -89,7 +89,7 @@ is "$(current_sha)" "$A" "current is still A"
 ok "previous does not name a missing folder" \
     sh -c '[ ! -L "$1" ] || [ -d "$1" ]' sh "$ROOT/previous"
 rm -f "$T/badtest"
-run_deploy deploy
+run_deploy deploy "$B"
 rc_is 0 "B rebuilt and deployed"
 is "$(prev)" "releases/$A" "previous is A"
 

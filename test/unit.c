@@ -344,6 +344,14 @@ test_reqs(void)
 		ok(!shareable(*p), msg);
 	}
 	ok(!reqs_shareable("appdep\0/x\n", 10), "a NUL byte: not shareable");
+	ok(lock_shareable("[[package]]\nname = \"a\"\nversion = \"1.0\"\n", 39),
+	    "a poetry.lock of index packages: shareable");
+	ok(!lock_shareable("[[package]]\n[package.source]\ntype = \"directory\"\n"
+	    "url = \"lib\"\n", 60), "a folder source: not shareable");
+	ok(!lock_shareable("x\n  type = \"file\"\n", 18),
+	    "a file source: not shareable");
+	ok(!lock_shareable("develop = true", 14), "develop = true: not shareable");
+	ok(lock_shareable("develop = false\n", 16), "develop = false: shareable");
 	ok(reqs_shareable("appdep==1.0\n/x", 12),
 	    "only len bytes are read");
 }
