@@ -486,6 +486,6 @@ verify_release(const char *sha)
 	if (st == 0)
 		return 0;
 	snprintf(refusal, sizeof(refusal), "no tag in the mirror that names "
-	    "it is signed by an allowed key%s%s", why[0] ? ": " : "", why);
+	    "it is signed by an allowed key%s%.500s", why[0] ? ": " : "", why);
 	return -1;
 }

@@ -240,10 +240,10 @@ default_conf(const char *exe, char *buf, size_t bl)
 			*s = '\0';
 		else
 			snprintf(found, sizeof(found), ".");
-		snprintf(buf, bl, "%s/etc/supervisord.conf", found);
+		snprintf(buf, bl, "%.4000s/etc/supervisord.conf", found);
 		if (access(buf, R_OK) == 0)
 			return buf;
-		snprintf(buf, bl, "%s/supervisord.conf", found);
+		snprintf(buf, bl, "%.4000s/supervisord.conf", found);
 		if (access(buf, R_OK) == 0)
 			return buf;
 	}
