@@ -158,4 +158,15 @@ run_deploy -n deploy v1
 grep_ok "-n says the remote moved the tag" "$T/out" \
     "signature: not checked: the mirror's tag 'v1' names ${M%????????????????????????????}, not ${S2%????????????????????????????} \(the remote moved it"
 grep_nok "-n does not call it absent from the mirror" "$T/out" "not in the mirror yet"
+# ---- 13 after the switch: a reader of the output that goes away once the
+# switch is made does not stop the switch back of a release whose check
+# fails (only a signal would); the run goes on, exit 4, current as before
+write_conf "check = false" "check_timeout = 5"
+V=$(new_commit vV)
+( timeout -k 5 120 env DEPLOY_TEST_MARK="$MARK" "$DEPLOY" -C "$ROOT" deploy \
+    2>"$T/err"; echo $? >"$T/rc" ) |
+	while IFS= read -r l; do case $l in *"switch ok"*) exit 0 ;; esac; done
+is "$(cat "$T/rc")" 4 "its reader gone after the switch, the check fails: exit 4"
+is "$(current_sha)" "$S2" "current is back on S2"
+ok "no pending switch is left" absent "$ROOT/.deploy/pending"
 done_testing
