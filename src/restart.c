@@ -261,7 +261,7 @@ still_confirmed(char *why, size_t wl)
 			    c->name, p.state, pids);
 			return -1;
 		}
-		for (k = 0; k < n && strcmp(m[k].name, c->name); k++)
+		for (k = 0; k < n && strcmp(m[k].name, c->name) != 0; k++)
 			;
 		if (k < n && strcmp(m[k].state, "RUNNING") == 0 &&
 		    m[k].pid == c->pid && m[k].start == c->start)
