@@ -98,6 +98,7 @@ ONLY_9 = os.environ.get("BENCH_ONLY") == "9"
 ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 ONLY_TREE = os.environ.get("BENCH_ONLY") == "tree"
 ONLY_5B = os.environ.get("BENCH_ONLY") == "5b"
+ONLY_SV = os.environ.get("BENCH_ONLY") == "sv"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -1156,6 +1157,179 @@ def zd_bench(res):
 					break
 				time.sleep(0.1)
 
+SV_LOOP = '''import time
+while True:
+    time.sleep(60)
+'''
+SV_PROG = """[program:%(name)s]
+command=%(python)s %(root)s/current/loop.py
+directory=%(root)s/current
+startsecs=1
+stopwaitsecs=10
+stdout_logfile=%(dir)s/%(name)s.log
+redirect_stderr=true
+
+"""
+OLD_COMMIT = "65e49d3"	# the last binary that ran supervisorctl (issue 32)
+
+
+def spawn_cpu(argv, expect=0):
+	"""user+sys CPU seconds of argv and every child it waited for (wait4's
+	rusage), and its wall time; output to LOGS/sv.log."""
+	log = os.path.join(LOGS, "sv.log")
+	fa = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+	    (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+		0o644),
+	    (os.POSIX_SPAWN_DUP2, 1, 2)]
+	t0 = time.perf_counter()
+	pid = os.posix_spawn(argv[0], argv, ENV, file_actions=fa)
+	_, st, ru = os.wait4(pid, 0)
+	t = time.perf_counter() - t0
+	rc = os.waitstatus_to_exitcode(st)
+	if expect is not None and rc != expect:
+		raise Broken("%s exited %d, not %d (see %s)\n%s" % (" ".join(argv),
+		    rc, expect, log, tail(log, 5)))
+	return ru.ru_utime + ru.ru_stime, t
+
+
+def build_old(dst):
+	"""The binary of OLD_COMMIT, built from `git archive` into dst."""
+	os.makedirs(dst)
+	run(["bash", "-c", 'set -o pipefail; git -C "$1" archive "$2" | '
+	    'tar -x -C "$3"', "archive", TOP, OLD_COMMIT, dst], log="old.log")
+	run(["make", "-C", dst, "deploy"], log="old.log")
+	return os.path.join(dst, "deploy")
+
+
+def sv_bench(res):
+	"""Figures 3p and 4c (issue 32), one supervisord started here (in
+	W/sv) running a python sleep loop from ROOT/current for each of two
+	roots with program = NAME and supervisorctl = supervisorctl -c CONF:
+	  3p  no-op `deploy -q deploy` of root `new` (this binary, which asks
+	      supervisord over its unix socket) vs `git fetch` of its mirror,
+	      interleaved as figure 3
+	  4c  user+sys CPU (wait4: deploy and its children; the program is
+	      supervisord's) of a code-only redeploy with a restart: this
+	      binary on root `new` vs the one built from OLD_COMMIT (which ran
+	      supervisorctl) on root `old`, alternating, one commit a run"""
+	if shutil.which("supervisord", path=SYSPATH) is None or \
+	    shutil.which("supervisorctl", path=SYSPATH) is None:
+		say("  skipped: no supervisord/supervisorctl in %s" % SYSPATH)
+		return
+	sv = os.path.join(W, "sv")
+	app = os.path.join(sv, "app")
+	os.makedirs(app)
+	with open(os.path.join(app, "loop.py"), "w") as f:
+		f.write(SV_LOOP)
+	run(["git", "init", "-q", app], log="sv.log")
+	run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+	    log="sv.log")
+	commit(app, "sv-0")
+	conf = os.path.join(sv, "supervisord.conf")
+	roots = {k: os.path.join(sv, k) for k in ("new", "old")}
+	with open(conf, "w") as f:
+		f.write(ZD_SV % {"dir": sv} + "".join(SV_PROG % {"name": k,
+		    "root": r, "dir": sv, "python": ZD_PYTHON}
+		    for k, r in roots.items()))
+	ctl = ["supervisorctl", "-c", conf]
+	started = False
+	try:
+		say("  building %s's binary" % OLD_COMMIT)
+		bins = {"new": DEPLOY, "old": build_old(os.path.join(sv, "build"))}
+		cfg = "program = %%s\nsupervisorctl = supervisorctl -c %s\n" % conf
+		for k, r in roots.items():
+			run([bins[k], "-C", r, "init", "file://" + app], log="sv.log")
+			with open(os.path.join(r, "shared", "deploy.conf"), "w") as f:
+				f.write("# written by bench/bench.py\nrepo = file://%s\n%s"
+				    % (app, cfg % k))
+		run(["supervisord", "-c", conf], log="sv.log")
+		started = True
+		time.sleep(1)
+		for k, r in roots.items():
+			run([bins[k], "-C", r, "deploy"], log="sv.log")
+			expect_current(r, current_of(r), k, "sv-0")
+		# 3p: nothing new
+		new = roots["new"]
+		cur = current_of(new)
+		fetch = [shutil.which("git", path=SYSPATH), "--git-dir=%s/repo" % new,
+		    "fetch"]
+		dep = [DEPLOY, "-C", new, "-q", "deploy"]
+		for i in range(3):
+			spawn_timed(dep)
+			spawn_timed(fetch)
+		d, g = [], []
+		for i in range(FAST):
+			if i % 2:
+				g.append(spawn_timed(fetch))
+				d.append(spawn_timed(dep))
+			else:
+				d.append(spawn_timed(dep))
+				g.append(spawn_timed(fetch))
+		if current_of(new) != cur:
+			raise Broken("figure 3p: a no-op deploy changed current")
+		res["sv_noop"] = (d, g)
+		say("  3p: no-op deploy %.1f ms, git fetch %.1f ms (medians)" % (
+		    med(d) * 1e3, med(g) * 1e3))
+		# 4c: code-only redeploys with a restart
+		out = {"new": [], "old": []}
+		for i in range(RUNS):
+			ver = "sv-%d" % (i + 1)
+			sha = commit(app, ver)
+			order = ("new", "old") if i % 2 == 0 else ("old", "new")
+			for k in order:
+				_, o = run(ctl + ["pid", k], capture=True, log="sv.log")
+				out[k].append(spawn_cpu([bins[k], "-C", roots[k], "-q",
+				    "deploy"]))
+				expect_current(roots[k], sha, "figure 4c, %s" % k, ver)
+				_, o2 = run(ctl + ["pid", k], capture=True, log="sv.log")
+				if o.strip() == o2.strip() or not o2.strip().isdigit():
+					raise Broken("figure 4c, %s: the program was not "
+					    "restarted (pid %s, then %s)" % (k, o.strip(),
+					    o2.strip()))
+			say("  4c run %d: CPU new %.1f ms, old %.1f ms" % (i,
+			    out["new"][-1][0] * 1e3, out["old"][-1][0] * 1e3))
+		res["sv_cpu"] = out
+	finally:
+		if started:
+			run(ctl + ["shutdown"], log="sv.log", check=False)
+			pidf = os.path.join(sv, "sv.pid")
+			for i in range(100):
+				try:
+					with open(pidf) as f:
+						pid = int(f.read())
+					os.kill(pid, signal.SIGTERM if i % 20 == 0 else 0)
+				except (OSError, ValueError):
+					break
+				time.sleep(0.1)
+
+
+def sv_rows(res, row):
+	"""Figures 3p and 4c: their rows and details."""
+	details = []
+	if "sv_noop" in res:
+		d, g = res["sv_noop"]
+		r = med(d) / med(g)
+		row("3p", "no-op deploy with a program vs git fetch",
+		    "%.1f ms" % (med(d) * 1e3), "%.1f ms" % (med(g) * 1e3),
+		    "%.2fx" % r, "<= 1.5x", r <= 1.5)
+		details.append("  3p no-op deploy (program = new, supervisord "
+		    "running) %s ms, git fetch %s ms" % (spread(d, 1e3, "%.1f"),
+		    spread(g, 1e3, "%.1f")))
+	if "sv_cpu" in res:
+		n = [x[0] for x in res["sv_cpu"]["new"]]
+		o = [x[0] for x in res["sv_cpu"]["old"]]
+		r = med(n) / med(o)
+		row("4c", "CPU of code-only redeploy + restart vs %s" % OLD_COMMIT,
+		    "%.1f ms" % (med(n) * 1e3), "%.1f ms" % (med(o) * 1e3),
+		    "%.2fx" % r, "<= 0.3x", r <= 0.3)
+		details.append("  4c user+sys of deploy and its children, this "
+		    "binary %s ms, %s's (supervisorctl) %s ms; wall %s s vs %s s" % (
+		    spread(n, 1e3, "%.1f"), OLD_COMMIT, spread(o, 1e3, "%.1f"),
+		    spread([x[1] for x in res["sv_cpu"]["new"]]),
+		    spread([x[1] for x in res["sv_cpu"]["old"]])))
+	return details
+
+
 FD_MANAGE = """import sys
 
 import app  # noqa: F401 (configures Django)
@@ -1364,6 +1538,7 @@ def report(res, info):
 	    deploy_rows(res, row) if "code" in res else \
 	    bump_rows(res, row) if "bump" in res else [""]
 	details += tree_rows(res, row)[1:]
+	details += sv_rows(res, row)
 	zd = res.get("zd")
 	if zd:
 		for side, what in (("recipe", "fcgi-program group, rolling"),
@@ -1572,6 +1747,13 @@ def main():
 			report(res, machine())
 			ok = True
 			return 0
+		if ONLY_SV:
+			say("bench: 3p and 4c, a program under supervisord, %d quick "
+			    "runs, %d redeploys" % (FAST, RUNS))
+			sv_bench(res)
+			report(res, machine())
+			ok = True
+			return 0
 		if ONLY_8:
 			say("bench: 8 deploys under load, %d runs" % RUNS)
 			zd_bench(res)
@@ -1629,6 +1811,9 @@ def main():
 		rss_bench(url, app, pins, ours, res)
 		say("bench: 8 deploys under load, %d runs" % RUNS)
 		zd_bench(res)
+		say("bench: 3p and 4c, a program under supervisord, %d quick "
+		    "runs, %d redeploys" % (FAST, RUNS))
+		sv_bench(res)
 		say("bench: 9 deploys through nginx, %d runs" % RUNS)
 		fd_bench(res)
 		say("bench: done in %.0fs" % (time.time() - t0))
