@@ -38,12 +38,26 @@ flips every run, so drift and noise from other work fall on both sides):
     under load: docs/zero-downtime.md's fcgi-program group (rolling
     restart), a plain [program] on its own port, and the post's restart
     (see zd_bench)
+  3p no-op deploy of a root with program = NAME (a python sleep loop run
+    from ROOT/current by a supervisord the bench starts in sv/; deploy
+    asks it over its unix socket) vs `git fetch` of the same mirror,
+    interleaved as figure 3 (see sv_bench)
+  4c user+sys CPU (wait4's rusage: deploy and its children, not the
+    program, which is supervisord's) of a code-only redeploy with a
+    restart: this binary vs the one built in the run from 65e49d3 (the
+    last that ran supervisorctl), one root each, alternating
+  10 poetry.lock bump: deploy (deps = poetry) deriving the new venv with
+    `poetry install --sync` after one package's version moved in the lock,
+    vs a fresh `poetry install` of the same lock into an empty venv; a
+    local PEP 503 index (test/pep503.py); skipped without poetry (see
+    poetry_bench)
 No timing is asserted: it exits non-zero only when something breaks.
 
 Environment:
   DEPLOY              binary under test (default: ../deploy)
-  BENCH_RUNS          runs of the heavy figures: 1, 4, 5, 6 (default 5)
-  BENCH_FAST_RUNS     runs of the quick ones: 2, 3 (default 30)
+  BENCH_RUNS          runs of the heavy figures: 1, 4, 5, 6, 4c, 10
+                      (default 5)
+  BENCH_FAST_RUNS     runs of the quick ones: 2, 3, 3p (default 30)
   BENCH_SWITCHES      switches per run of figure 1 (default 500)
   BENCH_PRUNE_FILES   files in the pruned release (default 50000)
   BENCH_PRUNE_FILE_SIZE  bytes per file in it (default 0, see prune_bench)
@@ -58,6 +72,8 @@ Environment:
   BENCH_ONLY=9        run figure 9 alone (pages and assets through nginx)
   BENCH_ONLY=5        run figures 4, 5 and 5b alone
   BENCH_ONLY=tree     run figure 4t alone
+  BENCH_ONLY=sv       run figures 3p and 4c alone (supervisord)
+  BENCH_ONLY=poetry   run figure 10 alone (poetry)
   BENCH_ONLY=5b       run figure 5b alone (at least 5 runs), with where
                       the time goes on both sides and the pip starts
 """
@@ -99,6 +115,7 @@ ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 ONLY_TREE = os.environ.get("BENCH_ONLY") == "tree"
 ONLY_5B = os.environ.get("BENCH_ONLY") == "5b"
 ONLY_SV = os.environ.get("BENCH_ONLY") == "sv"
+ONLY_POETRY = os.environ.get("BENCH_ONLY") == "poetry"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -1330,6 +1347,127 @@ def sv_rows(res, row):
 	return details
 
 
+PO_PYPROJECT = """[tool.poetry]
+name = "exampleapp"
+version = "1.0"
+description = "the deploy benchmark's app"
+authors = ["bench <bench@example.invalid>"]
+
+[tool.poetry.dependencies]
+python = "^3.7"
+%(deps)s
+[[tool.poetry.source]]
+name = "local"
+url = "%(url)s"
+default = true
+"""
+
+
+def poetry_bench(res, wheels, pins):
+	"""Figure 10 (issue 31): a poetry.lock bump.  The app's pyproject.toml
+	pins the wheels of mkwheels.py (served by test/pep503.py on
+	127.0.0.1: poetry reads a PEP 503 index, not a folder); `poetry lock
+	--no-update` (untimed) after each run's bd-settings bump.  Per run,
+	alternating: `deploy -q deploy` of a root with deps = poetry (it
+	derives the new venv from the current one: a copy, then `poetry
+	install --only main --no-root --sync`), against a fresh virtualenv
+	plus the same `poetry install` of the same lock in a new folder.
+	Both share one POETRY_CACHE_DIR, warmed by the lock and the first
+	deploy."""
+	if shutil.which("poetry", path=SYSPATH) is None:
+		say("  skipped: poetry is not in %s" % SYSPATH)
+		res["poetry_skipped"] = True
+		return
+	po = os.path.join(W, "poetry")
+	app = os.path.join(po, "app")
+	os.makedirs(app)
+	penv = dict(ENV, POETRY_CACHE_DIR=os.path.join(po, "cache"),
+	    POETRY_VIRTUALENVS_PATH=os.path.join(po, "poetry-venvs"),
+	    POETRY_VIRTUALENVS_CREATE="false", POETRY_NO_INTERACTION="1")
+	portf = os.path.join(po, "port")
+	logf = open(os.path.join(LOGS, "pep503.log"), "ab")
+	index = subprocess.Popen([sys.executable, os.path.join(TOP, "test",
+	    "pep503.py"), wheels, portf], stdin=subprocess.DEVNULL,
+	    stdout=logf, stderr=logf)
+	logf.close()
+	try:
+		for i in range(100):
+			if os.path.exists(portf) or index.poll() is not None:
+				break
+			time.sleep(0.1)
+		with open(portf) as f:
+			url = "http://127.0.0.1:%d/simple/" % int(f.read())
+
+		def lock(minor):
+			deps = "".join('"%s" = "%s"\n' % tuple(p.split("==")) for p in
+			    pins_with_settings(pins, minor))
+			with open(os.path.join(app, "pyproject.toml"), "w") as f:
+				f.write(PO_PYPROJECT % {"deps": deps, "url": url})
+			run(["poetry", "lock", "--no-update"], cwd=app, env=penv,
+			    log="poetry.log")
+		with open(os.path.join(app, "README.md"), "w") as f:
+			f.write("# exampleapp\n\nFigure 10's app.\n")
+		run(["git", "init", "-q", app], log="poetry.log")
+		run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+		    log="poetry.log")
+		lock(0)
+		commit(app, "po-0")
+		root = os.path.join(po, "root")
+		run(deploy(root, "init", "file://" + app), log="poetry.log")
+		with open(os.path.join(root, "shared", "deploy.conf"), "w") as f:
+			f.write("# written by bench/bench.py\nrepo = file://%s\n"
+			    "deps = poetry\nkeep = 100\n" % app)
+		run(deploy(root, "deploy"), env=penv, log="poetry.log")
+		d, b = [], []
+		for i in range(RUNS):
+			ver = "po-%d" % (i + 1)
+			lock(i + 1)
+			sha = commit(app, ver)
+			fresh = os.path.join(po, "fresh-%d" % i)
+			os.makedirs(fresh)
+			for f in ("pyproject.toml", "poetry.lock"):
+				shutil.copy2(os.path.join(app, f), fresh)
+			base = ["bash", "-c", 'set -e; cd "$1"; virtualenv -q -p python3 '
+			    '.venv; . .venv/bin/activate; poetry install --only main '
+			    '--no-root --sync --no-interaction', "fresh", fresh]
+			for side in (("deploy", "fresh") if i % 2 == 0 else
+			    ("fresh", "deploy")):
+				if side == "deploy":
+					d.append(timed(deploy(root, "-q", "deploy"), env=penv,
+					    log="poetry.log"))
+					expect_current(root, sha, "figure 10", ver)
+				else:
+					b.append(timed(base, env=penv, log="poetry.log"))
+			_, fr = run([os.path.join(root, "current", ".venv", "bin",
+			    "python"), "-m", "pip", "freeze"], capture=True,
+			    log="poetry.log")
+			if "bd-settings==1.0.%d" % (i + 1) not in fr.split():
+				raise Broken("figure 10: the release's venv lacks "
+				    "bd-settings==1.0.%d:\n%s" % (i + 1, fr))
+			shutil.rmtree(fresh)
+			say("  10 run %d: deploy %.2f s, fresh poetry install %.2f s" % (
+			    i, d[-1], b[-1]))
+		res["poetry"] = (d, b)
+	finally:
+		index.terminate()
+		index.wait()
+
+
+def poetry_rows(res, row):
+	"""Figure 10: its row (or its skipped line) and details."""
+	if res.get("poetry_skipped"):
+		return ["  10 poetry.lock bump: skipped (poetry is not installed)"]
+	if "poetry" not in res:
+		return []
+	d, b = res["poetry"]
+	r = med(d) / med(b)
+	row("10", "poetry.lock bump vs fresh poetry install", "%.2f s" % med(d),
+	    "%.2f s" % med(b), "%.2fx" % r, "-", None)
+	return ["  10 poetry.lock bump (one pin): deploy %s s, virtualenv + "
+	    "poetry install %s s; ratio a run: %s" % (spread(d), spread(b),
+	    ", ".join("%.2f" % (x / y) for x, y in zip(d, b)))]
+
+
 FD_MANAGE = """import sys
 
 import app  # noqa: F401 (configures Django)
@@ -1539,6 +1677,7 @@ def report(res, info):
 	    bump_rows(res, row) if "bump" in res else [""]
 	details += tree_rows(res, row)[1:]
 	details += sv_rows(res, row)
+	details += poetry_rows(res, row)
 	zd = res.get("zd")
 	if zd:
 		for side, what in (("recipe", "fcgi-program group, rolling"),
@@ -1765,6 +1904,12 @@ def main():
 		    os.path.join(W, "wheels"), str(max(RUNS, 5) + 1)], capture=True,
 		    log="wheels.log")
 		pins = out.split()
+		if ONLY_POETRY:
+			say("bench: 10 poetry.lock bumps, %d runs" % RUNS)
+			poetry_bench(res, os.path.join(W, "wheels"), pins)
+			report(res, machine())
+			ok = True
+			return 0
 		app = os.path.join(W, "app")
 		url = "file://" + app
 		sha = make_app(app, pins)
@@ -1814,6 +1959,8 @@ def main():
 		say("bench: 3p and 4c, a program under supervisord, %d quick "
 		    "runs, %d redeploys" % (FAST, RUNS))
 		sv_bench(res)
+		say("bench: 10 poetry.lock bumps, %d runs" % RUNS)
+		poetry_bench(res, os.path.join(W, "wheels"), pins)
 		say("bench: 9 deploys through nginx, %d runs" % RUNS)
 		fd_bench(res)
 		say("bench: done in %.0fs" % (time.time() - t0))
