@@ -38,12 +38,26 @@ flips every run, so drift and noise from other work fall on both sides):
     under load: docs/zero-downtime.md's fcgi-program group (rolling
     restart), a plain [program] on its own port, and the post's restart
     (see zd_bench)
+  3p no-op deploy of a root with program = NAME (a python sleep loop run
+    from ROOT/current by a supervisord the bench starts in sv/; deploy
+    asks it over its unix socket) vs `git fetch` of the same mirror,
+    interleaved as figure 3 (see sv_bench)
+  4c user+sys CPU (wait4's rusage: deploy and its children, not the
+    program, which is supervisord's) of a code-only redeploy with a
+    restart: this binary vs the one built in the run from 65e49d3 (the
+    last that ran supervisorctl), one root each, alternating
+  10 poetry.lock bump: deploy (deps = poetry) deriving the new venv with
+    `poetry install --sync` after one package's version moved in the lock,
+    vs a fresh `poetry install` of the same lock into an empty venv; a
+    local PEP 503 index (test/pep503.py); skipped without poetry (see
+    poetry_bench)
 No timing is asserted: it exits non-zero only when something breaks.
 
 Environment:
   DEPLOY              binary under test (default: ../deploy)
-  BENCH_RUNS          runs of the heavy figures: 1, 4, 5, 6 (default 5)
-  BENCH_FAST_RUNS     runs of the quick ones: 2, 3 (default 30)
+  BENCH_RUNS          runs of the heavy figures: 1, 4, 5, 6, 4c, 10
+                      (default 5)
+  BENCH_FAST_RUNS     runs of the quick ones: 2, 3, 3p (default 30)
   BENCH_SWITCHES      switches per run of figure 1 (default 500)
   BENCH_PRUNE_FILES   files in the pruned release (default 50000)
   BENCH_PRUNE_FILE_SIZE  bytes per file in it (default 0, see prune_bench)
@@ -58,6 +72,8 @@ Environment:
   BENCH_ONLY=9        run figure 9 alone (pages and assets through nginx)
   BENCH_ONLY=5        run figures 4, 5 and 5b alone
   BENCH_ONLY=tree     run figure 4t alone
+  BENCH_ONLY=sv       run figures 3p and 4c alone (supervisord)
+  BENCH_ONLY=poetry   run figure 10 alone (poetry)
   BENCH_ONLY=5b       run figure 5b alone (at least 5 runs), with where
                       the time goes on both sides and the pip starts
 """
@@ -98,6 +114,8 @@ ONLY_9 = os.environ.get("BENCH_ONLY") == "9"
 ONLY_5 = os.environ.get("BENCH_ONLY") == "5"
 ONLY_TREE = os.environ.get("BENCH_ONLY") == "tree"
 ONLY_5B = os.environ.get("BENCH_ONLY") == "5b"
+ONLY_SV = os.environ.get("BENCH_ONLY") == "sv"
+ONLY_POETRY = os.environ.get("BENCH_ONLY") == "poetry"
 SYSPATH = os.environ.get("BENCH_PATH") or \
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -1156,6 +1174,318 @@ def zd_bench(res):
 					break
 				time.sleep(0.1)
 
+SV_LOOP = '''import time
+while True:
+    time.sleep(60)
+'''
+SV_PROG = """[program:%(name)s]
+command=%(python)s %(root)s/current/loop.py
+directory=%(root)s/current
+startsecs=1
+stopwaitsecs=10
+stdout_logfile=%(dir)s/%(name)s.log
+redirect_stderr=true
+
+"""
+OLD_COMMIT = "65e49d3"	# the last binary that ran supervisorctl (issue 32)
+
+
+def spawn_cpu(argv, expect=0):
+	"""user+sys CPU seconds of argv and every child it waited for (wait4's
+	rusage), and its wall time; output to LOGS/sv.log."""
+	log = os.path.join(LOGS, "sv.log")
+	fa = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+	    (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+		0o644),
+	    (os.POSIX_SPAWN_DUP2, 1, 2)]
+	t0 = time.perf_counter()
+	pid = os.posix_spawn(argv[0], argv, ENV, file_actions=fa)
+	_, st, ru = os.wait4(pid, 0)
+	t = time.perf_counter() - t0
+	rc = os.waitstatus_to_exitcode(st)
+	if expect is not None and rc != expect:
+		raise Broken("%s exited %d, not %d (see %s)\n%s" % (" ".join(argv),
+		    rc, expect, log, tail(log, 5)))
+	return ru.ru_utime + ru.ru_stime, t
+
+
+def build_old(dst):
+	"""The binary of OLD_COMMIT, built from `git archive` into dst."""
+	os.makedirs(dst)
+	run(["bash", "-c", 'set -o pipefail; git -C "$1" archive "$2" | '
+	    'tar -x -C "$3"', "archive", TOP, OLD_COMMIT, dst], log="old.log")
+	run(["make", "-C", dst, "deploy"], log="old.log")
+	return os.path.join(dst, "deploy")
+
+
+def sv_bench(res):
+	"""Figures 3p and 4c (issue 32), one supervisord started here (in
+	W/sv) running a python sleep loop from ROOT/current for each of two
+	roots with program = NAME and supervisorctl = supervisorctl -c CONF:
+	  3p  no-op `deploy -q deploy` of root `new` (this binary, which asks
+	      supervisord over its unix socket) vs `git fetch` of its mirror,
+	      interleaved as figure 3
+	  4c  user+sys CPU (wait4: deploy and its children; the program is
+	      supervisord's) of a code-only redeploy with a restart: this
+	      binary on root `new` vs the one built from OLD_COMMIT (which ran
+	      supervisorctl) on root `old`, alternating, one commit a run"""
+	if shutil.which("supervisord", path=SYSPATH) is None or \
+	    shutil.which("supervisorctl", path=SYSPATH) is None:
+		say("  skipped: no supervisord/supervisorctl in %s" % SYSPATH)
+		return
+	sv = os.path.join(W, "sv")
+	app = os.path.join(sv, "app")
+	os.makedirs(app)
+	with open(os.path.join(app, "loop.py"), "w") as f:
+		f.write(SV_LOOP)
+	run(["git", "init", "-q", app], log="sv.log")
+	run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+	    log="sv.log")
+	commit(app, "sv-0")
+	conf = os.path.join(sv, "supervisord.conf")
+	roots = {k: os.path.join(sv, k) for k in ("new", "old")}
+	with open(conf, "w") as f:
+		f.write(ZD_SV % {"dir": sv} + "".join(SV_PROG % {"name": k,
+		    "root": r, "dir": sv, "python": ZD_PYTHON}
+		    for k, r in roots.items()))
+	ctl = ["supervisorctl", "-c", conf]
+	started = False
+	try:
+		if subprocess.run(["git", "-C", TOP, "cat-file", "-e",
+		    OLD_COMMIT + "^{commit}"], env=ENV, stderr=subprocess.DEVNULL
+		    ).returncode != 0:
+			say("  4c skipped: %s is not in %s's git history" % (
+			    OLD_COMMIT, TOP))
+			res["sv_old_skipped"] = True
+			bins = {"new": DEPLOY}
+			del roots["old"]
+		else:
+			say("  building %s's binary" % OLD_COMMIT)
+			bins = {"new": DEPLOY, "old": build_old(os.path.join(sv,
+			    "build"))}
+		cfg = "program = %%s\nsupervisorctl = supervisorctl -c %s\n" % conf
+		for k, r in roots.items():
+			run([bins[k], "-C", r, "init", "file://" + app], log="sv.log")
+			with open(os.path.join(r, "shared", "deploy.conf"), "w") as f:
+				f.write("# written by bench/bench.py\nrepo = file://%s\n%s"
+				    % (app, cfg % k))
+		run(["supervisord", "-c", conf], log="sv.log")
+		started = True
+		time.sleep(1)
+		for k, r in roots.items():
+			run([bins[k], "-C", r, "deploy"], log="sv.log")
+			expect_current(r, current_of(r), k, "sv-0")
+		# 3p: nothing new
+		new = roots["new"]
+		cur = current_of(new)
+		fetch = [shutil.which("git", path=SYSPATH), "--git-dir=%s/repo" % new,
+		    "fetch"]
+		dep = [DEPLOY, "-C", new, "-q", "deploy"]
+		for i in range(3):
+			spawn_timed(dep)
+			spawn_timed(fetch)
+		d, g = [], []
+		for i in range(FAST):
+			if i % 2:
+				g.append(spawn_timed(fetch))
+				d.append(spawn_timed(dep))
+			else:
+				d.append(spawn_timed(dep))
+				g.append(spawn_timed(fetch))
+		if current_of(new) != cur:
+			raise Broken("figure 3p: a no-op deploy changed current")
+		res["sv_noop"] = (d, g)
+		say("  3p: no-op deploy %.1f ms, git fetch %.1f ms (medians)" % (
+		    med(d) * 1e3, med(g) * 1e3))
+		# 4c: code-only redeploys with a restart
+		out = {"new": [], "old": []}
+		for i in range(RUNS if "old" in roots else 0):
+			ver = "sv-%d" % (i + 1)
+			sha = commit(app, ver)
+			order = ("new", "old") if i % 2 == 0 else ("old", "new")
+			for k in order:
+				_, o = run(ctl + ["pid", k], capture=True, log="sv.log")
+				out[k].append(spawn_cpu([bins[k], "-C", roots[k], "-q",
+				    "deploy"]))
+				expect_current(roots[k], sha, "figure 4c, %s" % k, ver)
+				_, o2 = run(ctl + ["pid", k], capture=True, log="sv.log")
+				if o.strip() == o2.strip() or not o2.strip().isdigit():
+					raise Broken("figure 4c, %s: the program was not "
+					    "restarted (pid %s, then %s)" % (k, o.strip(),
+					    o2.strip()))
+			say("  4c run %d: CPU new %.1f ms, old %.1f ms" % (i,
+			    out["new"][-1][0] * 1e3, out["old"][-1][0] * 1e3))
+		if "old" in roots:
+			res["sv_cpu"] = out
+	finally:
+		if started:
+			run(ctl + ["shutdown"], log="sv.log", check=False)
+			pidf = os.path.join(sv, "sv.pid")
+			for i in range(100):
+				try:
+					with open(pidf) as f:
+						pid = int(f.read())
+					os.kill(pid, signal.SIGTERM if i % 20 == 0 else 0)
+				except (OSError, ValueError):
+					break
+				time.sleep(0.1)
+
+
+def sv_rows(res, row):
+	"""Figures 3p and 4c: their rows and details."""
+	details = []
+	if "sv_noop" in res:
+		d, g = res["sv_noop"]
+		r = med(d) / med(g)
+		row("3p", "no-op deploy with a program vs git fetch",
+		    "%.1f ms" % (med(d) * 1e3), "%.1f ms" % (med(g) * 1e3),
+		    "%.2fx" % r, "<= 1.5x", r <= 1.5)
+		details.append("  3p no-op deploy (program = new, supervisord "
+		    "running) %s ms, git fetch %s ms" % (spread(d, 1e3, "%.1f"),
+		    spread(g, 1e3, "%.1f")))
+	if res.get("sv_old_skipped"):
+		details.append("  4c skipped: %s (the binary to compare with) is "
+		    "not in this checkout's history" % OLD_COMMIT)
+	if "sv_cpu" in res:
+		n = [x[0] for x in res["sv_cpu"]["new"]]
+		o = [x[0] for x in res["sv_cpu"]["old"]]
+		r = med(n) / med(o)
+		row("4c", "CPU of code-only redeploy + restart vs %s" % OLD_COMMIT,
+		    "%.1f ms" % (med(n) * 1e3), "%.1f ms" % (med(o) * 1e3),
+		    "%.2fx" % r, "<= 0.3x", r <= 0.3)
+		details.append("  4c user+sys of deploy and its children, this "
+		    "binary %s ms, %s's (supervisorctl) %s ms; wall %s s vs %s s" % (
+		    spread(n, 1e3, "%.1f"), OLD_COMMIT, spread(o, 1e3, "%.1f"),
+		    spread([x[1] for x in res["sv_cpu"]["new"]]),
+		    spread([x[1] for x in res["sv_cpu"]["old"]])))
+	return details
+
+
+PO_PYPROJECT = """[tool.poetry]
+name = "exampleapp"
+version = "1.0"
+description = "the deploy benchmark's app"
+authors = ["bench <bench@example.invalid>"]
+
+[tool.poetry.dependencies]
+python = "^3.7"
+%(deps)s
+[[tool.poetry.source]]
+name = "local"
+url = "%(url)s"
+default = true
+"""
+
+
+def poetry_bench(res, wheels, pins):
+	"""Figure 10 (issue 31): a poetry.lock bump.  The app's pyproject.toml
+	pins the wheels of mkwheels.py (served by test/pep503.py on
+	127.0.0.1: poetry reads a PEP 503 index, not a folder); `poetry lock
+	--no-update` (untimed) after each run's bd-settings bump.  Per run,
+	alternating: `deploy -q deploy` of a root with deps = poetry (it
+	derives the new venv from the current one: a copy, then `poetry
+	install --only main --no-root --sync`), against a fresh virtualenv
+	plus the same `poetry install` of the same lock in a new folder.
+	Both share one POETRY_CACHE_DIR, warmed by the lock and the first
+	deploy."""
+	if shutil.which("poetry", path=SYSPATH) is None:
+		say("  skipped: poetry is not in %s" % SYSPATH)
+		res["poetry_skipped"] = True
+		return
+	po = os.path.join(W, "poetry")
+	app = os.path.join(po, "app")
+	os.makedirs(app)
+	penv = dict(ENV, POETRY_CACHE_DIR=os.path.join(po, "cache"),
+	    POETRY_VIRTUALENVS_PATH=os.path.join(po, "poetry-venvs"),
+	    POETRY_VIRTUALENVS_CREATE="false", POETRY_NO_INTERACTION="1")
+	portf = os.path.join(po, "port")
+	logf = open(os.path.join(LOGS, "pep503.log"), "ab")
+	index = subprocess.Popen([sys.executable, os.path.join(TOP, "test",
+	    "pep503.py"), wheels, portf], stdin=subprocess.DEVNULL,
+	    stdout=logf, stderr=logf)
+	logf.close()
+	try:
+		for i in range(100):
+			if os.path.exists(portf) or index.poll() is not None:
+				break
+			time.sleep(0.1)
+		try:
+			with open(portf) as f:
+				url = "http://127.0.0.1:%d/simple/" % int(f.read())
+		except (OSError, ValueError):
+			raise Broken("figure 10: test/pep503.py did not start (see %s)"
+			    % os.path.join(LOGS, "pep503.log"))
+
+		def lock(minor):
+			deps = "".join('"%s" = "%s"\n' % tuple(p.split("==")) for p in
+			    pins_with_settings(pins, minor))
+			with open(os.path.join(app, "pyproject.toml"), "w") as f:
+				f.write(PO_PYPROJECT % {"deps": deps, "url": url})
+			run(["poetry", "lock", "--no-update"], cwd=app, env=penv,
+			    log="poetry.log")
+		with open(os.path.join(app, "README.md"), "w") as f:
+			f.write("# exampleapp\n\nFigure 10's app.\n")
+		run(["git", "init", "-q", app], log="poetry.log")
+		run(["git", "-C", app, "symbolic-ref", "HEAD", "refs/heads/main"],
+		    log="poetry.log")
+		lock(0)
+		commit(app, "po-0")
+		root = os.path.join(po, "root")
+		run(deploy(root, "init", "file://" + app), log="poetry.log")
+		with open(os.path.join(root, "shared", "deploy.conf"), "w") as f:
+			f.write("# written by bench/bench.py\nrepo = file://%s\n"
+			    "deps = poetry\nkeep = 100\n" % app)
+		run(deploy(root, "deploy"), env=penv, log="poetry.log")
+		d, b = [], []
+		for i in range(RUNS):
+			ver = "po-%d" % (i + 1)
+			lock(i + 1)
+			sha = commit(app, ver)
+			fresh = os.path.join(po, "fresh-%d" % i)
+			os.makedirs(fresh)
+			for f in ("pyproject.toml", "poetry.lock"):
+				shutil.copy2(os.path.join(app, f), fresh)
+			base = ["bash", "-c", 'set -e; cd "$1"; virtualenv -q -p python3 '
+			    '.venv; . .venv/bin/activate; poetry install --only main '
+			    '--no-root --sync --no-interaction', "fresh", fresh]
+			for side in (("deploy", "fresh") if i % 2 == 0 else
+			    ("fresh", "deploy")):
+				if side == "deploy":
+					d.append(timed(deploy(root, "-q", "deploy"), env=penv,
+					    log="poetry.log"))
+					expect_current(root, sha, "figure 10", ver)
+				else:
+					b.append(timed(base, env=penv, log="poetry.log"))
+			_, fr = run([os.path.join(root, "current", ".venv", "bin",
+			    "python"), "-m", "pip", "freeze"], capture=True,
+			    log="poetry.log")
+			if "bd-settings==1.0.%d" % (i + 1) not in fr.split():
+				raise Broken("figure 10: the release's venv lacks "
+				    "bd-settings==1.0.%d:\n%s" % (i + 1, fr))
+			shutil.rmtree(fresh)
+			say("  10 run %d: deploy %.2f s, fresh poetry install %.2f s" % (
+			    i, d[-1], b[-1]))
+		res["poetry"] = (d, b)
+	finally:
+		index.terminate()
+		index.wait()
+
+
+def poetry_rows(res, row):
+	"""Figure 10: its row (or its skipped line) and details."""
+	if res.get("poetry_skipped"):
+		return ["  10 poetry.lock bump: skipped (poetry is not installed)"]
+	if "poetry" not in res:
+		return []
+	d, b = res["poetry"]
+	r = med(d) / med(b)
+	row("10", "poetry.lock bump vs fresh poetry install", "%.2f s" % med(d),
+	    "%.2f s" % med(b), "%.2fx" % r, "-", None)
+	return ["  10 poetry.lock bump (one pin): deploy %s s, virtualenv + "
+	    "poetry install %s s; ratio a run: %s" % (spread(d), spread(b),
+	    ", ".join("%.2f" % (x / y) for x, y in zip(d, b)))]
+
+
 FD_MANAGE = """import sys
 
 import app  # noqa: F401 (configures Django)
@@ -1364,6 +1694,8 @@ def report(res, info):
 	    deploy_rows(res, row) if "code" in res else \
 	    bump_rows(res, row) if "bump" in res else [""]
 	details += tree_rows(res, row)[1:]
+	details += sv_rows(res, row)
+	details += poetry_rows(res, row)
 	zd = res.get("zd")
 	if zd:
 		for side, what in (("recipe", "fcgi-program group, rolling"),
@@ -1572,6 +1904,13 @@ def main():
 			report(res, machine())
 			ok = True
 			return 0
+		if ONLY_SV:
+			say("bench: 3p and 4c, a program under supervisord, %d quick "
+			    "runs, %d redeploys" % (FAST, RUNS))
+			sv_bench(res)
+			report(res, machine())
+			ok = True
+			return 0
 		if ONLY_8:
 			say("bench: 8 deploys under load, %d runs" % RUNS)
 			zd_bench(res)
@@ -1583,6 +1922,12 @@ def main():
 		    os.path.join(W, "wheels"), str(max(RUNS, 5) + 1)], capture=True,
 		    log="wheels.log")
 		pins = out.split()
+		if ONLY_POETRY:
+			say("bench: 10 poetry.lock bumps, %d runs" % RUNS)
+			poetry_bench(res, os.path.join(W, "wheels"), pins)
+			report(res, machine())
+			ok = True
+			return 0
 		app = os.path.join(W, "app")
 		url = "file://" + app
 		sha = make_app(app, pins)
@@ -1629,6 +1974,11 @@ def main():
 		rss_bench(url, app, pins, ours, res)
 		say("bench: 8 deploys under load, %d runs" % RUNS)
 		zd_bench(res)
+		say("bench: 3p and 4c, a program under supervisord, %d quick "
+		    "runs, %d redeploys" % (FAST, RUNS))
+		sv_bench(res)
+		say("bench: 10 poetry.lock bumps, %d runs" % RUNS)
+		poetry_bench(res, os.path.join(W, "wheels"), pins)
 		say("bench: 9 deploys through nginx, %d runs" % RUNS)
 		fd_bench(res)
 		say("bench: done in %.0fs" % (time.time() - t0))
