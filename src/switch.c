@@ -413,6 +413,8 @@ activate_release(const char *sha, const char *prev, int prune, int migrate)
 			return EXIT_FAILED;
 		}
 		history_add(EV_ACTIVATE, sha);
+		sig_late(1);	/* switched: the ok line's look at the reader
+				 * must not stop what follows (finish_switch) */
 		step_ok("switch");
 	} else
 		pending_set(&p, P_SWITCHED);
