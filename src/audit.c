@@ -155,7 +155,7 @@ audit_append(const char *rec, size_t n)
 	char prev[65], head[130];
 	struct sbuf b = { NULL, 0, 0 };
 	struct flock fl;
-	int fd, r = -1;
+	int fd, r = -1, err = 0;
 
 	if ((fd = openat(statefd, "audit", O_RDWR | O_APPEND | O_CREAT |
 	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
@@ -177,13 +177,18 @@ audit_append(const char *rec, size_t n)
 		head[129] = '\n';
 		r = replace_file_at(statefd, "audit-head", head, 130, 1) == -1 ||
 		    append_line(fd, b.p, b.n) == -1 ? -1 : 0;
+		err = errno;	/* syslog may set it (no /dev/log: ENOENT) */
 		openlog("deploy", LOG_PID, LOG_AUTHPRIV);
 		syslog(LOG_NOTICE, "audit: %.*s", (int)(b.n - 1), b.p);
 		closelog();
-	}
-	if (close(fd) == -1)
+	} else
+		err = errno;
+	if (close(fd) == -1 && r == 0) {
 		r = -1;
+		err = errno;
+	}
 	free(b.p);
+	errno = err;	/* the caller says why */
 	return r;
 }
 
