@@ -15,12 +15,36 @@ if mode == "stale":
     sys.exit(0)
 s.listen(16)
 held = []
+
+
+def read_request(c):
+    """The whole request, its body as long as Content-Length says: an
+    answer before the body is read would make the sender's write fail
+    (EPIPE) instead of showing what this mode means to show."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = c.recv(65536)
+        if not got:
+            return
+        buf += got
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":", 1)[1])
+    while len(body) < n:
+        got = c.recv(65536)
+        if not got:
+            return
+        body += got
+
+
 while True:
     c, _ = s.accept()
     if mode == "hang":
         held.append(c)
         continue
-    c.recv(65536)
+    read_request(c)
     if mode == "half":
         c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n"
                   b"Content-Length: 400\r\n\r\n<?xml version='1.0'?>\n"
