@@ -143,6 +143,17 @@ text(struct px *x)
 
 static int value(struct px *x, const char *name);
 
+/* k joins the children of at, after *last (-1: k is the first) */
+static void
+add_kid(struct px *x, int at, int *last, int k)
+{
+	if (*last == -1)
+		x->v[at].kid = k;
+	else
+		x->v[*last].next = k;
+	*last = k;
+}
+
 /* after <struct>: its members, and </struct> */
 static int
 members(struct px *x, int at)
@@ -155,11 +166,7 @@ members(struct px *x, int at)
 		    close_tag(x, "name") == -1 ||
 		    (k = value(x, name)) == -1 || close_tag(x, "member") == -1)
 			return -1;
-		if (last == -1)
-			x->v[at].kid = k;
-		else
-			x->v[last].next = k;
-		last = k;
+		add_kid(x, at, &last, k);
 	}
 	return close_tag(x, "struct");
 }
@@ -179,11 +186,7 @@ items(struct px *x, int at)
 				break;
 			if ((k = value(x, NULL)) == -1)
 				return -1;
-			if (last == -1)
-				x->v[at].kid = k;
-			else
-				x->v[last].next = k;
-			last = k;
+			add_kid(x, at, &last, k);
 		}
 		if (close_tag(x, "data") == -1)
 			return -1;
