@@ -92,7 +92,7 @@ converge(int by_hand, int *acted)
 	say("%s: restarting %.12s (current) and checking it", what, cursha);
 	open_log(cursha, 0);
 	sig_late(1);
-	if (step_restart(cursha) == 0 && (st = step_check(cursha)) != -1) {
+	if (step_restart(cursha, 0) == 0 && (st = step_check(cursha)) != -1) {
 		sig_late(0);
 		if (st == 1)
 			return 128 + gotsig;

@@ -133,16 +133,16 @@ wait_running(const char *name, int fingerprint, double from, char *why,
 	}
 }
 
-/* restarts one process (or program: fingerprint) into sha and waits
- * until it stays up; why says what went wrong */
+/* restarts one process (or program: fingerprint) into sha (back: on a
+ * switch back) and waits until it stays up; why says what went wrong */
 static int
-restart_one(const char *name, int fingerprint, const char *sha, char *why,
-    size_t wl)
+restart_one(const char *name, int fingerprint, const char *sha, int back,
+    char *why, size_t wl)
 {
 	logf_("restarting %s\n", name);
 	if (snprintf(failed_member, sizeof(failed_member), "%s", name) < 0)
 		failed_member[0] = '\0';
-	if (sv_restart(name, sha, why, wl) == -1)
+	if (sv_restart(name, sha, back, why, wl) == -1)
 		return -1;
 	/* this process's own time, not the step's */
 	if (wait_running(name, fingerprint, now(), why, wl) == -1)
@@ -155,7 +155,8 @@ restart_one(const char *name, int fingerprint, const char *sha, char *why,
  * that failed comes up on the old release before the one still serving
  * is touched), then the running ones; the first failure ends the roll */
 static int
-restart_rolling(const char *entry, const char *sha, char *why, size_t wl)
+restart_rolling(const char *entry, const char *sha, int back, char *why,
+    size_t wl)
 {
 	static struct member m[MAXMEMBERS];
 	int n, i, pass;
@@ -172,7 +173,7 @@ restart_rolling(const char *entry, const char *sha, char *why, size_t wl)
 		for (i = 0; i < n; i++) {
 			if ((strcmp(m[i].state, "RUNNING") == 0) != pass)
 				continue;
-			if (restart_one(m[i].name, 0, sha, why, wl) == -1)
+			if (restart_one(m[i].name, 0, sha, back, why, wl) == -1)
 				return -1;
 		}
 	return 0;
@@ -182,22 +183,23 @@ restart_rolling(const char *entry, const char *sha, char *why, size_t wl)
  * stopped (as its stopwaitsecs allows) and started; the first failure
  * ends the restart, failed_member naming it */
 static int
-restart_programs(const char *sha, char *why, size_t wl)
+restart_programs(const char *sha, int back, char *why, size_t wl)
 {
 	char entry[256];
 	int i;
 
 	for (i = 0; program_entry(i, entry, sizeof(entry)) == 0; i++) {
-		if (is_group(entry) ? restart_rolling(entry, sha, why, wl) :
-		    restart_one(entry, 1, sha, why, wl))
+		if (is_group(entry) ? restart_rolling(entry, sha, back, why,
+		    wl) : restart_one(entry, 1, sha, back, why, wl))
 			return -1;
 	}
 	return 0;
 }
 
-/* 6. restart, then wait until supervisord says it runs and stays up */
+/* 6. restart, then wait until supervisord says it runs and stays up;
+ * back: a switch back, onto sha, from a release that failed */
 int
-step_restart(const char *sha)
+step_restart(const char *sha, int back)
 {
 	char *rdir = fmtpath("%s/releases/%s", root, sha), **argv;
 	struct runopts o = opts(rdir, ENV_RELEASE, rdir, sha);
@@ -222,7 +224,7 @@ step_restart(const char *sha)
 			    o.timeout));
 		free_words(argv);
 	} else
-		bad = restart_programs(sha, why, sizeof(why)) == -1;
+		bad = restart_programs(sha, back, why, sizeof(why)) == -1;
 	free(rdir);
 	if (bad) {
 		snprintf(restart_why, sizeof(restart_why), "%s", why);
@@ -231,6 +233,16 @@ step_restart(const char *sha)
 	}
 	step_ok("restart");
 	return 0;
+}
+
+/* a confirmed process (or program) name that is no longer up: the one
+ * the failure is about, for the output shown, notify and the audit */
+static int
+gone(const char *name, const char *why)
+{
+	snprintf(failed_member, sizeof(failed_member), "%.255s", name);
+	snprintf(restart_why, sizeof(restart_why), "%s", why);
+	return -1;
 }
 
 /* after the check: every process the restart confirmed still RUNNING
@@ -259,7 +271,7 @@ still_confirmed(char *why, size_t wl)
 			snprintf(why, wl, "program %.255s restarted or stopped "
 			    "after it was confirmed RUNNING (now %s, %s)",
 			    c->name, p.state, pids);
-			return -1;
+			return gone(c->name, why);
 		}
 		for (k = 0; k < n && strcmp(m[k].name, c->name) != 0; k++)
 			;
@@ -269,7 +281,7 @@ still_confirmed(char *why, size_t wl)
 		snprintf(why, wl, "process %.255s died after it was confirmed "
 		    "RUNNING with pid %ld (now %s, pid %ld)", c->name, c->pid,
 		    k < n ? m[k].state : "gone", k < n ? m[k].pid : 0L);
-		return -1;
+		return gone(c->name, why);
 	}
 	return 0;
 }

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-int step_restart(const char *sha);
+int step_restart(const char *sha, int back);
 int step_check(const char *sha);
 extern char failed_member[256];
 extern char restart_why[];

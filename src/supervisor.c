@@ -7,8 +7,10 @@
 #define _DEFAULT_SOURCE
 
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -285,13 +287,18 @@ spawn_why(void)
 static void proc_release(long pid, char sha[65]);
 
 /*
- * A process supervisord is itself starting again (autorestart, after a
- * crash) from the release sha, the one it is to run: nothing to stop, it
- * is only to be watched until it is RUNNING. Stopping it instead would
- * cost up to its stopwaitsecs, or be lost in its next respawn.
+ * A process supervisord is itself starting (autorestart, after a crash):
+ * STARTING_INTO when it starts from sha, the release it is to run
+ * (nothing to stop, only to watch until it is RUNNING: stopping it would
+ * cost up to its stopwaitsecs, or be lost in its next respawn);
+ * STARTING_ELSE when it starts from another release (*pid is its pid);
+ * else 0.
  */
+#define STARTING_INTO	1
+#define STARTING_ELSE	2
+
 static int
-respawning_into(const char *name, const char *sha)
+starting_where(const char *name, const char *sha, long *pid)
 {
 	struct svans a;
 	char rs[65] = "";
@@ -302,15 +309,38 @@ respawning_into(const char *name, const char *sha)
 	r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
 	if (r == 0 && a.v[0].type == RPC_STRUCT) {
 		starting = strcmp(rpc_str(a.v, 0, "statename"), "STARTING") == 0;
+		*pid = (long)rpc_int(a.v, 0, "pid");
 		if (starting)
-			proc_release((long)rpc_int(a.v, 0, "pid"), rs);
+			proc_release(*pid, rs);
 	}
 	sv_free(&a);
-	if (!starting || strcmp(rs, sha) != 0)
+	if (!starting)
 		return 0;
-	logf_("%s is STARTING in %.12s already (supervisord's own restart): "
-	    "not stopping it\n", name, sha);
-	return 1;
+	return strcmp(rs, sha) == 0 ? STARTING_INTO : STARTING_ELSE;
+}
+
+/*
+ * On a switch back, a process only STARTING, from the release that
+ * failed, is killed, with its process group (supervisord made it the
+ * group's leader), rather than stopped: it never came up, and a stop
+ * would wait out its stopwaitsecs if it ignores the stop signal while it
+ * starts. Where deploy may not signal it, supervisord kills the process.
+ */
+static void
+kill_starting(const char *name, long pid)
+{
+	struct svans a;
+
+	logf_("%s is only STARTING, in the release that failed: killing it "
+	    "rather than waiting out its stopwaitsecs\n", name);
+	if (pid > 1 && getpgid((pid_t)pid) == (pid_t)pid &&
+	    kill(-(pid_t)pid, SIGKILL) == 0)
+		return;
+	if (sv_call(SV_LOOK, &a, "supervisor.signalProcess", "ss", name,
+	    "KILL") == 1)
+		logf_("supervisord: signalProcess %s KILL: %s\n", name,
+		    a.faultstr);
+	sv_free(&a);
 }
 
 /*
@@ -318,17 +348,27 @@ respawning_into(const char *name, const char *sha)
  * stopProcess, waiting until it is down (within timeout), then
  * startProcess without waiting: whether it comes up and stays up is the
  * caller's to watch. A process already starting in sha (when not NULL)
- * is left to start. A BACKOFF one stops at once. 0, or -1 and why.
+ * is left to start; on a switch back (back) one starting in another
+ * release is killed first. A BACKOFF one stops at once. 0, or -1 and why.
  */
 int
-sv_restart(const char *name, const char *sha, char *why, size_t wl)
+sv_restart(const char *name, const char *sha, int back, char *why,
+    size_t wl)
 {
-	long t = cfg.timeout > 0 ? cfg.timeout : 3600;
+	long t = cfg.timeout > 0 ? cfg.timeout : 3600, pid = 0;
 	struct svans a;
 	int r;
 
-	if (respawning_into(name, sha))
+	switch (starting_where(name, sha, &pid)) {
+	case STARTING_INTO:
+		logf_("%s is STARTING in %.12s already (supervisord's own "
+		    "restart): not stopping it\n", name, sha);
 		return 0;
+	case STARTING_ELSE:
+		if (back)
+			kill_starting(name, pid);
+		break;
+	}
 	r = sv_call(t, &a, "supervisor.stopProcess", "sb", name, 1);
 	if (r == 1 && a.fault != SV_NOT_RUNNING) {
 		snprintf(why, wl, "supervisord could not stop %.255s: %s", name,

@@ -30,7 +30,8 @@ void close_programs(const char *entry, char *buf, size_t bl);
 int program_entry(int i, char *buf, size_t bl);
 int program_state(const char *prog, char *state, size_t sl, long *pid,
     char *pids, size_t pidl);
-int sv_restart(const char *name, const char *sha, char *why, size_t wl);
+int sv_restart(const char *name, const char *sha, int back, char *why,
+    size_t wl);
 const char *spawn_why(void);
 int is_group(const char *entry);
 int group_members(const char *name, struct member *m, int max);

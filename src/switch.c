@@ -257,7 +257,7 @@ switch_back(struct pending *p, int *retry)
 		step_ok("switch back");
 	} else
 		open_log(p->prev, 0);
-	if (step_restart(p->prev) == -1) {
+	if (step_restart(p->prev, 1) == -1) {
 		warnx("switched back to %s, but it does not run either: look "
 		    "at program %s now", p->prev, cfg.program ? cfg.program :
 		    "(restart)");
@@ -308,7 +308,7 @@ finish_switch(struct pending *p)
 			return 128 + gotsig;	/* pending kept */
 		switch (p->state) {
 		case P_SWITCHED:
-			if (step_restart(p->sha) == 0)
+			if (step_restart(p->sha, 0) == 0)
 				pending_set(p, P_RESTARTED);
 			else {
 				failed_detail();
@@ -319,6 +319,8 @@ finish_switch(struct pending *p)
 		case P_RESTARTED:
 			st = step_check(p->sha);
 			if (st == -1) {
+				if (failed_member[0] != '\0')
+					failed_detail();	/* one died */
 				pending_set(p, P_BACK);
 				show_program_output();
 			} else if (st == 0)
