@@ -136,8 +136,9 @@ bad_env "a key that is shell syntax" "\$($PAYLOAD)=x"
 printf 'GOOD=1\nNUL=a\0b\n' >"$ENVF"
 run_deploy deploy
 refused "envfile with a NUL byte" 2 "*$ENVF*"
+X50=$(printf 'x%.0s' $(seq 50))	# made once: a fork a line cost seconds
 { echo "GOOD=1"; i=0; while [ $i -lt 1100 ]; do
-	echo "# padding line $i: $(printf 'x%.0s' $(seq 50))"; i=$((i + 1)); done; } >"$ENVF"
+	echo "# padding line $i: $X50"; i=$((i + 1)); done; } >"$ENVF"
 run_deploy deploy
 refused "envfile over 64 KiB ($(wc -c <"$ENVF") bytes)" 2 "*$ENVF*"
 rm -f "$ENVF"
@@ -147,7 +148,7 @@ refused "envfile missing" 2 "*$ENVF*"
 # ---- size and NUL bytes
 write_conf
 { cat "$CONF"; i=0; while [ $i -lt 1400 ]; do
-	echo "# padding line $i: $(printf 'x%.0s' $(seq 50))"; i=$((i + 1)); done; } >"$T/big"
+	echo "# padding line $i: $X50"; i=$((i + 1)); done; } >"$T/big"
 head -c 65537 "$T/big" >"$CONF"
 echo >>"$CONF"
 chmod 0644 "$CONF"

@@ -54,6 +54,11 @@ export PIP_NO_INDEX PIP_FIND_LINKS PIP_DISABLE_PIP_VERSION_CHECK PIP_NO_INPUT
 LC_ALL=C
 export LC_ALL
 
+# Python keeps its bytecode, as on a server: where the machine sets
+# PYTHONDONTWRITEBYTECODE, every pip run in a release's venv compiled pip
+# again in memory, about half the run's CPU
+unset PYTHONDONTWRITEBYTECODE || true
+
 # DEPLOY_TEST_CACHE: a folder `make test` makes for one run of the suite and
 # removes after it, where the fixtures many files share are built once (see
 # "shared fixtures" below); unset, a file builds its own, as it always did
