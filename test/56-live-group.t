@@ -26,7 +26,7 @@ killasgroup=true
 redirect_stderr=true
 EOF
 }
-pids() { sv status 'web:*' | awk '{ print $4 }' | tr -d , | tr '\n' ' '; }
+pids() { svctl status 'web:*' | awk '{ print $4 }' | tr -d , | tr '\n' ' '; }
 
 make_app
 gconf false >"$SVCONF"
@@ -56,7 +56,7 @@ like "$(sv status 'web:*')" "*web_00*RUNNING*web_01*RUNNING*" "both still run"
 stop_supervisord
 supervisord -c "$SVCONF" || bail "supervisord did not start again"
 wait_for 15 sv_up || bail "supervisord not answering"
-wait_for 15 eval 'sv status "web:*" | grep -c RUNNING | grep -qx 2'
+wait_for 15 eval 'svctl status "web:*" | grep -c RUNNING | grep -qx 2'
 like "$(sv status 'web:*')" "*web_00*RUNNING*web_01*RUNNING*" \
     "after the next start of supervisord both run, started by it alone"
 is "$(readlink "/proc/$(pids | awk '{ print $1 }')/cwd")" "$ROOT/releases/$A" \
