@@ -10,12 +10,13 @@
 # the run ends in exit 5 with the worker still on B.
 . "$(dirname "$0")/lib.sh"
 
-plan 14
+plan 19
 
 make_app
 cat >"$APP/worker.py" <<'EOF'
 """The test's worker: idles until SIGTERM, exits 1 on SIGUSR1 (as if it
-crashed), its pid in $WORKER_DIR/worker.pid.  Started again after such a
+crashed), its pid in $WORKER_DIR/worker.pid; in a release holding INTO it
+crashes once current names another release.  Started again after such a
 crash ($WORKER_DIR/killed) in a release holding DEAF, it starts a child,
 writes "PID CHILDPID" to $WORKER_DIR/deaf and ignores SIGTERM while it
 "starts" (for ever)."""
@@ -37,18 +38,26 @@ signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 signal.signal(signal.SIGUSR1, lambda *a: os._exit(1))
 with open(os.path.join(d, "worker.pid"), "w") as f:
     f.write("%d\n" % os.getpid())
+here = os.getcwd()
+into = os.path.exists("INTO")
 while True:
-    time.sleep(1)
+    time.sleep(0.05 if into else 1)
+    if into and os.path.realpath("../../current") != here:
+        os._exit(1)  # in a release holding INTO: crash once it is not current
 EOF
 cat >"$APP/check.py" <<'EOF'
-"""The check: passes; in a release holding DEAF it first makes the
-worker crash (SIGUSR1), so that supervisord starts it again."""
+"""The check: fails in a release holding INTO; passes otherwise, and in
+a release holding DEAF first makes the worker crash (SIGUSR1), so that
+supervisord starts it again."""
 import os
 import signal
 import sys
 import time
 
 d = sys.argv[1]
+if os.path.exists("INTO"):
+    print("check: INTO fails")
+    sys.exit(1)
 if os.path.exists("DEAF"):
     open(os.path.join(d, "killed"), "w").close()
     os.kill(int(open(os.path.join(d, "worker.pid")).read()), signal.SIGUSR1)
@@ -74,6 +83,7 @@ killasgroup=true
 stdout_logfile=$T/worker.log
 stderr_logfile=$T/worker.err
 EOF
+	app_program "$ROOT" "$APPSTATE" "$T/app.log"
 } >"$SVCONF"
 supervisord -c "$SVCONF" || bail "supervisord did not start"
 wait_for 15 sv_up || bail "supervisord not answering"
@@ -120,5 +130,26 @@ run_deploy status
 like "$(out)" "*program: worker RUNNING pid * (releases/$A, current)*" \
     "status names the worker, running A"
 rc_is 0 "status: exit 0 (every program runs current)"
+
+# ---- the other side: a worker that supervisord is starting again, from
+# the release the switch back returns to, is watched, not stopped.  With
+# program = app worker, C's check fails; C's worker crashes as soon as
+# current is A again, and supervisord starts it from A while the switch
+# back restarts app (over two seconds).
+rm -f "$APP/DEAF"
+touch "$APP/INTO"
+C=$(new_commit "the worker crashes as the check ends") || bail "commit failed"
+write_conf "program = app worker" "check = python check.py $T" \
+    "check_timeout = 1" "timeout = 30"
+run_deploy
+rc_is 4 "C's check fails: switched back, exit 4"
+is "$(current_sha)" "$A" "current is A again"
+ok "the worker runs A" worker_in "$A"
+A12=$(printf %.12s "$A")
+grep_ok "the switch back found the worker STARTING from A and left it to start" \
+    "$ROOT/.deploy/logs/$A.log" "worker is STARTING in $A12 already \\(supervisord's own restart\\): not stopping it"
+spawns=$(awk '/exited: worker \(exit status 1; not expected\)/ { n = 0 }
+    /spawned: .worker./ { n++ } END { print n }' "$T/supervisord.log")
+is "$spawns" 1 "after the crash the worker was started once, by supervisord: deploy did not stop and start it again"
 
 done_testing
