@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <poll.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -344,8 +345,51 @@ kill_starting(const char *name, long pid)
 }
 
 /*
+ * Stops one process (or program NAME) and waits, up to t seconds, until
+ * it has left STOPPING (as long as its stopwaitsecs allows). Not by a
+ * waiting stopProcess: supervisord serves that by polling it in a busy
+ * loop, a core of CPU for the whole stop, taken from the app's other
+ * processes; asked without waiting, then looked at every 100 ms, it
+ * costs nothing. 0, or -1 and why.
+ */
+static int
+stop_process(const char *name, long t, char *why, size_t wl)
+{
+	double end = now() + (double)t;
+	char state[32];
+	struct svans a;
+	int r;
+
+	r = sv_call(SV_LOOK, &a, "supervisor.stopProcess", "sb", name, 0);
+	if (r == 1 && a.fault != SV_NOT_RUNNING) {
+		snprintf(why, wl, "supervisord could not stop %.255s: %s", name,
+		    printable(a.faultstr));
+		sv_free(&a);
+		return -1;
+	}
+	sv_free(&a);
+	for (; r != -1; poll(NULL, 0, 100)) {
+		state[0] = '\0';
+		r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
+		if (r == 0 && a.v[0].type == RPC_STRUCT)
+			snprintf(state, sizeof(state), "%s", rpc_str(a.v, 0,
+			    "statename"));
+		sv_free(&a);
+		if (r != -1 && strcmp(state, "STOPPING") != 0)
+			return 0;	/* down (or a name the start explains) */
+		if (r != -1 && now() >= end) {
+			snprintf(why, wl, "supervisord could not stop %.255s "
+			    "within %lds (timeout)", name, t);
+			return -1;
+		}
+	}
+	snprintf(why, wl, "%s", sv_why);
+	return -1;
+}
+
+/*
  * Restarts one process (or program NAME), as supervisorctl restart does:
- * stopProcess, waiting until it is down (within timeout), then
+ * stopped, and waited for until it is down (within timeout), then
  * startProcess without waiting: whether it comes up and stays up is the
  * caller's to watch. A process already starting in sha (when not NULL)
  * is left to start; on a switch back (back) one starting in another
@@ -369,17 +413,9 @@ sv_restart(const char *name, const char *sha, int back, char *why,
 			kill_starting(name, pid);
 		break;
 	}
-	r = sv_call(t, &a, "supervisor.stopProcess", "sb", name, 1);
-	if (r == 1 && a.fault != SV_NOT_RUNNING) {
-		snprintf(why, wl, "supervisord could not stop %.255s: %s", name,
-		    printable(a.faultstr));
-		sv_free(&a);
+	if (stop_process(name, t, why, wl) == -1)
 		return -1;
-	}
-	sv_free(&a);
-	if (r == 0 || r == 1)
-		r = sv_call(SV_LOOK, &a, "supervisor.startProcess", "sb", name,
-		    0);
+	r = sv_call(SV_LOOK, &a, "supervisor.startProcess", "sb", name, 0);
 	if (r == -1) {
 		snprintf(why, wl, "%s", sv_why);
 		return -1;

@@ -15,16 +15,24 @@ rc_is 0 "deploy A"
 B=$(new_commit second)
 
 # ---- no supervisorctl in a deploy's path
-# straced DESC ARGS...: deploy ARGS under strace, execs in $T/strace
+# straced DESC ARGS...: deploy ARGS under strace, execs and writes (what
+# deploy asks supervisord) in $T/strace
 straced() {
-	run timeout -k 5 "$DEPLOY_TEST_LIMIT" strace -f -qq -e trace=execve \
-	    -o "$T/strace" env DEPLOY_TEST_MARK="$MARK" "$DEPLOY" -C "$ROOT" "$@"
+	run timeout -k 5 "$DEPLOY_TEST_LIMIT" strace -f -qq -s 4096 \
+	    -e trace=execve,write,sendto -o "$T/strace" \
+	    env DEPLOY_TEST_MARK="$MARK" "$DEPLOY" -C "$ROOT" "$@"
 }
 straced deploy
 rc_is 0 "deploy B under strace: exit 0"
 ok "B runs: it was restarted" app_runs_from "$B"
 grep_ok "strace saw deploy's own execs (git)" "$T/strace" 'execve\("[^"]*/git"'
 grep_nok "and no supervisorctl among them" "$T/strace" 'execve\("[^"]*supervisorctl"'
+# a waiting stopProcess keeps supervisord in a busy loop for the whole
+# stop (a core, for as long as the program's stopwaitsecs allows)
+grep_ok "deploy asked supervisord to stop the program" "$T/strace" \
+    'supervisor\.stopProcess</methodName>'
+grep_nok "never with wait = true" "$T/strace" \
+    'supervisor\.stopProcess</methodName>.*<boolean>1</boolean>'
 pid=$(app_pid)
 straced -q deploy
 rc_is 0 "a cron run with nothing new: exit 0"
