@@ -10,7 +10,7 @@
 # the run ends in exit 5 with the worker still on B.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 22
 
 make_app
 cat >"$APP/worker.py" <<'EOF'
@@ -34,7 +34,10 @@ if os.path.exists("DEAF") and os.path.exists(os.path.join(d, "killed")):
         f.write("%d %d\n" % (os.getpid(), child.pid))
     while True:
         time.sleep(1)
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+if os.path.exists("DEAFRUN"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # up, and deaf to a stop
+else:
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 signal.signal(signal.SIGUSR1, lambda *a: os._exit(1))
 with open(os.path.join(d, "worker.pid"), "w") as f:
     f.write("%d\n" % os.getpid())
@@ -151,5 +154,22 @@ grep_ok "the switch back found the worker STARTING from A and left it to start" 
 spawns=$(awk '/exited: worker \(exit status 1; not expected\)/ { n = 0 }
     /spawned: .worker./ { n++ } END { print n }' "$T/supervisord.log")
 is "$spawns" 1 "after the crash the worker was started once, by supervisord: deploy did not stop and start it again"
+
+# ---- a stop that outlasts `timeout`: D's worker runs deaf to SIGTERM
+# (stopwaitsecs=300); E's deploy gives up on stopping it after `timeout`
+# seconds, says so, and so does the switch back to D: exit 5
+rm -f "$APP/INTO"
+touch "$APP/DEAFRUN"
+D=$(new_commit "a worker deaf to its stop") || bail "commit failed"
+write_conf "program = worker" "check = python check.py $T" "timeout = 30"
+run_deploy
+rc_is 0 "D deploys (its worker ignores SIGTERM)"
+rm -f "$APP/DEAFRUN"
+E=$(new_commit "after the deaf one") || bail "commit failed"
+write_conf "program = worker" "check = python check.py $T" "timeout = 8"
+run_deploy
+rc_is 5 "E cannot stop D's worker within timeout, nor can the switch back: exit 5"
+like "$(err)" "*supervisord could not stop worker within 8s (timeout)*" \
+    "it says which program would not stop, and after how long"
 
 done_testing
