@@ -298,25 +298,37 @@ static void proc_release(long pid, char sha[65]);
 #define STARTING_INTO	1
 #define STARTING_ELSE	2
 
+/* supervisord's getProcessInfo of the process name: its state into state
+ * ("" when there is none to read) and its pid (0); the call's result: 0,
+ * 1 for a fault, -1 (sv_why says why) */
+static int
+process_info(const char *name, char *state, size_t sl, long *pid)
+{
+	struct svans a;
+	int r;
+
+	state[0] = '\0';
+	*pid = 0;
+	r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
+	if (r == 0 && a.v[0].type == RPC_STRUCT) {
+		snprintf(state, sl, "%s", rpc_str(a.v, 0, "statename"));
+		*pid = (long)rpc_int(a.v, 0, "pid");
+	}
+	sv_free(&a);
+	return r;
+}
+
 static int
 starting_where(const char *name, const char *sha, long *pid)
 {
-	struct svans a;
-	char rs[65] = "";
-	int r, starting = 0;
+	char rs[65] = "", state[32];
 
 	if (sha == NULL || strchr(name, '*') != NULL)
 		return 0;
-	r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
-	if (r == 0 && a.v[0].type == RPC_STRUCT) {
-		starting = strcmp(rpc_str(a.v, 0, "statename"), "STARTING") == 0;
-		*pid = (long)rpc_int(a.v, 0, "pid");
-		if (starting)
-			proc_release(*pid, rs);
-	}
-	sv_free(&a);
-	if (!starting)
+	if (process_info(name, state, sizeof(state), pid) != 0 ||
+	    strcmp(state, "STARTING") != 0)
 		return 0;
+	proc_release(*pid, rs);
 	return strcmp(rs, sha) == 0 ? STARTING_INTO : STARTING_ELSE;
 }
 
@@ -358,6 +370,7 @@ stop_process(const char *name, long t, char *why, size_t wl)
 	double end = now() + (double)t;
 	char state[32];
 	struct svans a;
+	long pid;
 	int r;
 
 	r = sv_call(SV_LOOK, &a, "supervisor.stopProcess", "sb", name, 0);
@@ -369,12 +382,7 @@ stop_process(const char *name, long t, char *why, size_t wl)
 	}
 	sv_free(&a);
 	for (; r != -1; poll(NULL, 0, 100)) {
-		state[0] = '\0';
-		r = sv_call(SV_LOOK, &a, "supervisor.getProcessInfo", "s", name);
-		if (r == 0 && a.v[0].type == RPC_STRUCT)
-			snprintf(state, sizeof(state), "%s", rpc_str(a.v, 0,
-			    "statename"));
-		sv_free(&a);
+		r = process_info(name, state, sizeof(state), &pid);
 		if (r != -1 && strcmp(state, "STOPPING") != 0)
 			return 0;	/* down (or a name the start explains) */
 		if (r != -1 && now() >= end) {

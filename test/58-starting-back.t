@@ -92,19 +92,9 @@ supervisord -c "$SVCONF" || bail "supervisord did not start"
 wait_for 15 sv_up || bail "supervisord not answering"
 setup_root "program = worker" "check = python check.py $T" "timeout = 30"
 
-# worker_in SHA: the worker is RUNNING from releases/SHA
-worker_in() {
-	set -- "$1" $(svctl state worker)
-	_cwd=
-	[ "${3:-0}" != 0 ] && _cwd=$(readlink "/proc/$3/cwd")
-	[ "${2:-}" = RUNNING ] && [ "$_cwd" = "$ROOT/releases/$1" ] && return 0
-	diag "worker is ${2:-unknown} (pid ${3:-none}) in '$_cwd', not RUNNING in $ROOT/releases/$1"
-	return 1
-}
-
 run_deploy
 rc_is 0 "A deploys: its worker comes up after startsecs, the check passes"
-ok "the worker runs A" worker_in "$A"
+ok "the worker runs A" program_runs_from worker "$A"
 
 touch "$APP/DEAF"
 B=$(new_commit "deaf while it starts again") || bail "commit failed"
@@ -115,7 +105,7 @@ ok "the check made B's worker crash, and supervisord started it again" \
 like "$(err)" "*program worker restarted or stopped after it was confirmed RUNNING*" \
     "the failure says the worker did not stay up"
 is "$(current_sha)" "$A" "current is A again"
-ok "the worker runs A again" worker_in "$A"
+ok "the worker runs A again" program_runs_from worker "$A"
 
 read -r deafpid deafchild <"$T/deaf" 2>/dev/null || deafpid=
 gone() { ! alive "$1"; }
@@ -147,7 +137,7 @@ write_conf "program = app worker" "check = python check.py $T" \
 run_deploy
 rc_is 4 "C's check fails: switched back, exit 4"
 is "$(current_sha)" "$A" "current is A again"
-ok "the worker runs A" worker_in "$A"
+ok "the worker runs A" program_runs_from worker "$A"
 A12=$(printf %.12s "$A")
 grep_ok "the switch back found the worker STARTING from A and left it to start" \
     "$ROOT/.deploy/logs/$A.log" "worker is STARTING in $A12 already \\(supervisord's own restart\\): not stopping it"

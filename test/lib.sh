@@ -730,11 +730,17 @@ app_cwd() {
 # app_runs_from SHA: the app is RUNNING, from releases/SHA; says what it
 # saw when not
 app_runs_from() {
-	set -- "$1" $(app_status)
+	program_runs_from app "$1"
+}
+
+# program_runs_from NAME SHA: supervisord's process NAME is RUNNING, from
+# releases/SHA; says what it saw when not
+program_runs_from() {
+	set -- "$1" "$2" $(svctl state "$1")
 	_cwd=
-	[ "${3:-0}" != 0 ] && _cwd=$(readlink "/proc/$3/cwd")
-	[ "${2:-}" = RUNNING ] && [ "$_cwd" = "$ROOT/releases/$1" ] && return 0
-	diag "app is ${2:-unknown} (pid ${3:-none}) in '$_cwd', not RUNNING in $ROOT/releases/$1"
+	[ "${4:-0}" != 0 ] && _cwd=$(readlink "/proc/$4/cwd")
+	[ "${3:-}" = RUNNING ] && [ "$_cwd" = "$ROOT/releases/$2" ] && return 0
+	diag "$1 is ${3:-unknown} (pid ${4:-none}) in '$_cwd', not RUNNING in $ROOT/releases/$2"
 	return 1
 }
 
