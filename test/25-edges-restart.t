@@ -47,7 +47,7 @@ startsecs=0
 EOF
 } >"$T/dev/supervisord.conf"
 supervisord -c "$T/dev/supervisord.conf" || bail "dev supervisord did not start"
-devsv() { "$PY" "$TESTDIR/svctl.py" "$T/dev.sock" "$@"; }
+devsv() { "$PY" -S "$TESTDIR/svctl.py" "$T/dev.sock" "$@"; }
 wait_for 15 supervisord_up "$T/dev.sock" "$T/dev/supervisord.pid" ||
 	bail "the dev supervisord is not answering"
 like "$(devsv status app 2>&1)" "app*STOPPED*" "a dev supervisord with its app stopped"

@@ -135,13 +135,13 @@ grep_ok "the recipe's program line is a list" "$ROOT/shared/deploy.conf" \
 
 # pid_of NAME: the pid supervisord gives process NAME (0 when none)
 pid_of() {
-	"$PY" "$TESTDIR/svstate.py" "$T/supervisor.sock" "$1" | awk '{ print $2 }'
+	"$PY" -S "$TESTDIR/svstate.py" "$T/supervisor.sock" "$1" | awk '{ print $2 }'
 }
 
 # all_on SHA: web_00, web_01 and worker RUNNING, each in releases/SHA
 all_on() {
 	for _pn in web:web_00 web:web_01 worker; do
-		_st=$("$PY" "$TESTDIR/svstate.py" "$T/supervisor.sock" "$_pn")
+		_st=$("$PY" -S "$TESTDIR/svstate.py" "$T/supervisor.sock" "$_pn")
 		_pid=${_st#* }
 		_cwd=
 		[ "$_pid" != 0 ] && _cwd=$(readlink "/proc/$_pid/cwd")

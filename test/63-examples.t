@@ -61,7 +61,7 @@ wait_for 10 supervisord_up "$T/ex.sock" "$T/ex.pid" ||
 	bail "supervisord of the example not answering"
 cp "$T/ex.pid" "$T/supervisord.pid"	# for cleanup
 SVCONF=$T/ex.conf
-st() { "$PY" "$TESTDIR/svctl.py" "$T/ex.sock" status example 2>&1; }
+st() { "$PY" -S "$TESTDIR/svctl.py" "$T/ex.sock" status example 2>&1; }
 like "$(st)" "example*STOPPED*" "supervisord.conf: the program is known, STOPPED"
 write_conf "program = example" "supervisorctl = supervisorctl -c $T/ex.conf"
 run_deploy -n

@@ -99,7 +99,7 @@ all_on() {
 
 # host_runs_from HOST SHA: its app is RUNNING from releases/SHA
 host_runs_from() {
-	set -- "$1" "$2" $("$PY" "$TESTDIR/svstate.py" "$T/$1/sv.sock" app)
+	set -- "$1" "$2" $("$PY" -S "$TESTDIR/svstate.py" "$T/$1/sv.sock" app)
 	_cwd=
 	[ "${4:-0}" != 0 ] && _cwd=$(readlink "/proc/$4/cwd")
 	[ "${3:-}" = RUNNING ] && [ "$_cwd" = "$T/$1/root/releases/$2" ] &&
@@ -198,14 +198,14 @@ ok "(a) switched h1, then h2, then h3" \
 diag "$(awk "BEGIN { printf \"mixed-version window, 3 hosts, batch 1: %.2f s (h1 to h2 %.2f s, h2 to h3 %.2f s)\", $t3 - $t1, $t2 - $t1, $t3 - $t2 }")"
 
 # ---- (b) the tests fail on h2 only: nothing switches, nothing migrates
-pids_b=$(for n in $HOSTS; do "$PY" "$TESTDIR/svstate.py" "$T/$n/sv.sock" app; done)
+pids_b=$(for n in $HOSTS; do "$PY" -S "$TESTDIR/svstate.py" "$T/$n/sv.sock" app; done)
 C=$(new_commit v3)
 : >"$T/h2/root/shared/FAIL_TESTS"
 playbook -e deploy_ref=main
 isnt "$rc" 0 "(b) ansible-playbook fails"
 is "$(currents)" "$(all_on "$B")" "(b) no host switched"
 ok "(b) every app still runs from the old release" all_run_from "$B"
-is "$(for n in $HOSTS; do "$PY" "$TESTDIR/svstate.py" "$T/$n/sv.sock" app; done)" \
+is "$(for n in $HOSTS; do "$PY" -S "$TESTDIR/svstate.py" "$T/$n/sv.sock" app; done)" \
     "$pids_b" "(b) and none was restarted"
 is "$(migrations_of "$C")" 0 "(b) migrate never ran"
 is "$(for n in $HOSTS; do activations "$n" "$C"; done | tr '\n' ' ')" \
