@@ -5,6 +5,7 @@
 # switched to without a rebuild; REF as sha, prefix, annotated tag, branch;
 # -q, -v and the per-release log.
 . "$(dirname "$0")/lib.sh"
+SEED_VENV=0	# the first deploy builds its venv: that is tested here
 
 setup_root
 A=$(sha_of HEAD)

@@ -6,6 +6,7 @@
 # the release's own venv; prune drops unused venvs; a venv whose build was
 # killed is rebuilt, never reused.
 . "$(dirname "$0")/lib.sh"
+SEED_VENV=0	# the first deploy builds its venv: that is tested here
 
 nvenvs() { ls "$ROOT/venvs" 2>/dev/null | wc -l | tr -d ' '; }
 dep_of() { "$ROOT/releases/$1/.venv/bin/python" -c 'import appdep; print(appdep.VERSION)'; }

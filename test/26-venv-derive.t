@@ -7,6 +7,7 @@
 # venv, and must keep working once its source is gone. A derive that fails
 # builds from nothing; local paths still get a venv of their own.
 . "$(dirname "$0")/lib.sh"
+SEED_VENV=0	# the first deploy builds its venv: that is tested here
 
 VENV="virtualenv -p python3"
 key_of() { readlink "$ROOT/releases/$1/.venv" | sed 's|.*/||'; }

@@ -8,6 +8,7 @@
 # to the resolve and still ends as a fresh build; ranges never take it;
 # environment markers are evaluated as pip does.
 . "$(dirname "$0")/lib.sh"
+SEED_VENV=0	# the first deploy builds its venv: that is tested here
 
 VENV="virtualenv -p python3"
 key_of() { readlink "$ROOT/releases/$1/.venv" | sed 's|.*/||'; }

@@ -5,6 +5,7 @@
 # value, no lost block, in deploy or in the processes it forks (what they
 # exec is not traced).
 . "$(dirname "$0")/lib.sh"
+SEED_VENV=0	# the first deploy builds its venv: that is tested here
 . "$TESTDIR/hostile.sh"
 
 if ! command -v valgrind >/dev/null 2>&1; then

@@ -291,6 +291,7 @@ run() {
 # It and everything it starts carry DEPLOY_TEST_MARK=$MARK.
 MARK=main
 run_deploy() {
+	[ "$*" = deploy ] && [ ! -e "$ROOT/venvs" ] && seed_venv
 	run timeout -k 5 "$DEPLOY_TEST_LIMIT" \
 	    env DEPLOY_TEST_MARK="$MARK" "$DEPLOY" -C "$ROOT" "$@"
 }
@@ -456,6 +457,62 @@ if [ -n "$DEPLOY_TEST_CACHE" ] && command -v virtualenv >/dev/null 2>&1; then
 	VIRTUALENV_OVERRIDE_APP_DATA=$CACHED
 	export VIRTUALENV_OVERRIDE_APP_DATA
 fi
+
+# The seed venv: the venv a first `deploy` of the test app builds (its
+# requirements.txt, the default virtualenv, this python) is built once a
+# run, by a real deploy of the app in a root of the cache's own.  A file's
+# first `run_deploy deploy` on a root that has no venvs/ yet gets a copy in
+# venvs/, under the key deploy gave it, when nothing that goes into that
+# key differs: so that first deploy reuses it ("venv skipped (reused
+# venvs/)") instead of building the same venv again, as a second root on
+# a server never would.  Files about building venvs set SEED_VENV=0.
+SEED_VENV=${SEED_VENV:-1}
+_LIB_PATH=$PATH
+
+# _build_seed DIR APP: DIR/venv, DIR/key, DIR/prefix (the path the venv
+# was built at) and DIR/requirements.txt, from a deploy of APP's main
+_build_seed() {
+	_sr=$1/root
+	mkdir -p "$_sr" && "$DEPLOY" -C "$_sr" init "$2" >/dev/null 2>&1 &&
+		printf 'repo = %s\ntimeout = 120\n' "$2" \
+		    >"$_sr/shared/deploy.conf" &&
+		"$DEPLOY" -C "$_sr" -q deploy >/dev/null 2>&1 || return 1
+	_sk=$(readlink "$_sr/current/.venv") || return 1
+	_sk=${_sk##*/}
+	[ -f "$_sr/venvs/$_sk/.deploy-complete" ] || return 1
+	echo "$_sk" >"$1/key" &&
+		echo "$_sr/venvs/$_sk" >"$1/prefix" &&
+		git -C "$2" show main:requirements.txt >"$1/requirements.txt" &&
+		mv "$_sr/venvs/$_sk" "$1/venv" && rm -rf "$_sr"
+}
+
+# seed_venv: the seed venv into $ROOT/venvs, when the first deploy would
+# build that very venv (else nothing)
+seed_venv() {
+	[ -n "$DEPLOY_TEST_CACHE" ] && [ "$SEED_VENV" = 1 ] &&
+		[ "$PATH" = "$_LIB_PATH" ] && [ -d "$ROOT/releases" ] &&
+		[ -f "$ROOT/shared/deploy.conf" ] || return 0
+	_sc=$ROOT/shared/deploy.conf
+	grep -qxF "repo = $REMOTE" "$_sc" || return 0
+	grep -Eq '^[[:space:]]*(virtualenv|requirements|reuse_venv|branch|deps|submodules|lfs)[[:space:]]*=' \
+	    "$_sc" && return 0
+	git -C "$REMOTE" ls-tree --name-only main 2>/dev/null | grep -Eqx \
+	    'poetry.lock|uv.lock|Pipfile.lock|pylock.toml|pyproject.toml|setup.py' &&
+		return 0
+	git -C "$REMOTE" show main:requirements.txt >"$T/.seed-reqs" \
+	    2>/dev/null || return 0
+	cached "app-$(hash_of -- "$TESTDIR/lib.sh")" _build_app
+	_sapp=$CACHED/app
+	cached "seed-venv" _build_seed "$_sapp"
+	cmp -s "$T/.seed-reqs" "$CACHED/requirements.txt" || return 0
+	read -r _sk <"$CACHED/key" && read -r _sp <"$CACHED/prefix" || return 0
+	mkdir -p "$ROOT/venvs" &&
+		cp -R -p "$CACHED/venv" "$ROOT/venvs/$_sk" || bail "seed_venv: cp"
+	# the venv's scripts name the path it was built at
+	grep -rlF "$_sp" "$ROOT/venvs/$_sk/bin" | while IFS= read -r _sf; do
+		sed -i "s|$_sp|$ROOT/venvs/$_sk|g" "$_sf"
+	done
+}
 
 # hash_of WORD... [-- FILE...]: sha256 of the words and the files' bytes
 hash_of() {
