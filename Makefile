@@ -66,7 +66,7 @@ test/unit: test/unit.c $(CORE) $(wildcard src/*.h)
 SLOW = test/20-kill-loop.t test/51-frontdoor.t test/28-operators.t \
 	test/26-venv-derive.t test/70-ansible.t test/50-zero-downtime.t
 # WITH_CACHE CMD: runs CMD with DEPLOY_TEST_CACHE naming a new folder where
-# the files build their shared fixtures once (test/lib.sh), removed after:
+# the files build their shared fixtures once (test/fixtures.sh), removed after:
 # nothing carries over from one run to the next
 WITH_CACHE = c=$$(mktemp -d "$${TMPDIR:-/tmp}/deploy-cache.XXXXXX") || exit 1; \
 	trap 'rm -rf "$$c"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \

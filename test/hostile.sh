@@ -35,7 +35,10 @@ root_state() {
 	echo "current: $(current_link)"
 	echo "app pid: $(app_pid 2>/dev/null)"
 	echo "history:"
-	cat "$ROOT/.deploy/history" 2>/dev/null
+	[ -f "$ROOT/.deploy/history" ] &&
+		while IFS= read -r _hl || [ -n "$_hl" ]; do
+			printf '%s\n' "$_hl"
+		done <"$ROOT/.deploy/history"
 	echo "releases:"
 	tree_listing "$ROOT/releases"
 }
@@ -63,9 +66,15 @@ unchanged() {
 # (a refused REF is reported by its resolve step too) or the usage text
 # that may follow a usage error.
 one_error() {
-	_nerr=$(grep -c '^deploy: ' "$T/err")
-	_nother=$(grep -Evc '^(deploy: |\[[0-9]+\] [a-z ]+ FAILED |usage: deploy |commands: |          )' "$T/err")
-	_line=$(grep '^deploy: ' "$T/err" | head -n 1)
+	# one awk: the error lines, the other lines, the first error line
+	_oe=$(awk '/^deploy: / { if (!e++) first = $0; next }
+	    !/^(deploy: |\[[0-9]+\] [a-z ]+ FAILED |usage: deploy |commands: |          )/ { o++ }
+	    END { printf "%d %d\n%s\n", e, o, first }' "$T/err")
+	_nerr=${_oe%%[!0-9]*}
+	_nother=${_oe#* }
+	_nother=${_nother%%[!0-9]*}
+	_line=${_oe#*"
+"}
 	if [ "$_nerr" -eq 1 ] && [ "$_nother" -eq 0 ]; then
 		like "$_line" "$2" "$1"
 	else
