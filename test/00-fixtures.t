@@ -88,4 +88,24 @@ is "$(cd "$C" && ls -A | sed 's/-.*//' | sort | tr '\n' ' ')" "app wheel " \
 APP=$T/race1/app new_commit changed >/dev/null
 is "$(git -C "$C"/app-*/app rev-parse HEAD)" "$heads" "a commit in a copy leaves the cache's repo as it was"
 is "$(git -C "$T/race3/app" rev-parse HEAD)" "$heads" "and the other copies"
+
+# the seed venv (test/fixtures.sh): a first deploy of the app on a new root
+# reuses the venv a deploy in the cache's own root built, under deploy's
+# key, and the copy names its own path, not the one it was built at
+DEPLOY_TEST_CACHE=$T/cache2
+mkdir -p "$DEPLOY_TEST_CACHE"
+ROOT=$T/seedroot
+setup_root "-program" "-supervisorctl"
+run_deploy deploy
+rc_is 0 "a first deploy with the seed venv"
+grep_ok "it reuses the seed venv" "$T/out" '^\[[0-9]+\] venv skipped \(reused venvs/\)$'
+key=$(cat "$DEPLOY_TEST_CACHE"/seed-venv-*/key)
+is "$(readlink "$ROOT/current/.venv")" "../../venvs/$key" \
+    "current's .venv is the seed, under the key deploy gave it"
+V=$ROOT/venvs/$key
+is "$(head -n 1 "$V/bin/pip")" "#!$V/bin/python" "its pip script names its own path"
+like "$("$V/bin/pip" --version 2>&1)" "pip * from $V/lib/*" "and that pip runs from it"
+is "$("$ROOT/current/.venv/bin/python" -c 'import appdep; print(appdep.VERSION)')" \
+    "1.0" "the app's dependency imports from it"
+ok "the cache's own root is gone" [ -z "$(ls -d "$DEPLOY_TEST_CACHE"/seed-venv-*/root 2>/dev/null)" ]
 done_testing
