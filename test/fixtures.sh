@@ -52,9 +52,9 @@ fi
 # The seed venv: the venv a first `deploy` of the test app builds (its
 # requirements.txt, the default virtualenv, this python) is built once a
 # run, by a real deploy of the app in a root of the cache's own.  A file's
-# first `run_deploy deploy` on a root that has no venvs/ yet gets a copy in
-# venvs/, under the key deploy gave it, when nothing that goes into that
-# key differs: so that first deploy reuses it ("venv skipped (reused
+# first `deploy` or `prepare` (run_deploy, bg_deploy) on a root with no
+# venvs/ yet gets a copy in venvs/, under the key deploy gave it, when
+# nothing that goes into that key differs: so that first deploy reuses it ("venv skipped (reused
 # venvs/)") instead of building the same venv again, as a second root on
 # a server never would.  Files about building venvs set SEED_VENV=0.
 SEED_VENV=${SEED_VENV:-1}
@@ -80,6 +80,7 @@ _build_seed() {
 # first_build ARGS...: before deploy ARGS on a root with no venvs/ yet:
 # `deploy` or `prepare`, with a REF or not, gets the seed venv
 first_build() {
+	[ -e "$ROOT/venvs" ] && return 0
 	case $# in
 	1 | 2) ;;
 	*) return 0 ;;
@@ -110,17 +111,12 @@ seed_venv() {
 	git -C "$REMOTE" ls-tree --name-only "$1" 2>/dev/null | grep -Eqx \
 	    'poetry.lock|uv.lock|Pipfile.lock|pylock.toml|pyproject.toml|setup.py' &&
 		return 0
-	git -C "$REMOTE" show "$1:requirements.txt" >"$T/.seed-reqs" \
-	    2>/dev/null || return 0
-	cached "app-$(hash_of -- "$TESTDIR/lib.sh")" _build_app
+	cached_app
 	_sapp=$CACHED/app
 	cached "seed-venv-$(hash_of -- "$TESTDIR/lib.sh" "$TESTDIR/fixtures.sh")" \
 	    _build_seed "$_sapp"
-	cmp -s "$T/.seed-reqs" "$CACHED/requirements.txt" || {
-		rm -f "$T/.seed-reqs"
-		return 0
-	}
-	rm -f "$T/.seed-reqs"
+	git -C "$REMOTE" show "$1:requirements.txt" 2>/dev/null |
+		cmp -s - "$CACHED/requirements.txt" || return 0
 	read -r _sk <"$CACHED/key" && read -r _sp <"$CACHED/prefix" || return 0
 	mkdir -p "$ROOT/venvs" &&
 		cp -R -p "$CACHED/venv" "$ROOT/venvs/$_sk" || bail "seed_venv: cp"

@@ -307,7 +307,7 @@ run() {
 # It and everything it starts carry DEPLOY_TEST_MARK=$MARK.
 MARK=main
 run_deploy() {
-	[ ! -e "$ROOT/venvs" ] && first_build "$@"
+	first_build "$@"
 	DEPLOY_TEST_MARK=$MARK
 	export DEPLOY_TEST_MARK
 	run timeout -k 5 "$DEPLOY_TEST_LIMIT" "$DEPLOY" -C "$ROOT" "$@"
@@ -319,8 +319,8 @@ run_deploy() {
 bg_deploy() {
 	_m=$1
 	shift
-	[ ! -e "$ROOT/venvs" ] && first_build "$@"
-	env DEPLOY_TEST_MARK="$_m" "$DEPLOY" -C "$ROOT" "$@" \
+	first_build "$@"
+	DEPLOY_TEST_MARK=$_m "$DEPLOY" -C "$ROOT" "$@" \
 	    >"$T/bg.out" 2>"$T/bg.err" </dev/null &
 	bgpid=$!
 }
@@ -443,11 +443,16 @@ no_marked_procs() {
 make_app() {
 	mkwheel "$T/wheels" appdep 1.0 >/dev/null || bail "mkwheel.py failed"
 	if [ -n "$DEPLOY_TEST_CACHE" ]; then
-		cached "app-$(hash_of -- "$TESTDIR/lib.sh")" _build_app &&
-			cp -R -p "$CACHED/app" "$APP" || bail "copying the app failed"
+		cached_app && cp -R -p "$CACHED/app" "$APP" || bail "copying the app failed"
 		return 0
 	fi
 	_app_repo
+}
+
+# cached_app: CACHED names the run's cache entry of the app repo (in
+# CACHED/app), built the first time
+cached_app() {
+	cached "app-$(hash_of -- "$TESTDIR/lib.sh")" _build_app
 }
 
 # _build_app DIR: the app repo in DIR/app, for the cache
