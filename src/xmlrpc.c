@@ -511,6 +511,28 @@ recv_all(int fd, size_t *len, double end)
 	return b;
 }
 
+/* sends head and req and reads the answer, before end: the answer and
+ * *len, or NULL and errno.  supervisord answers a refused login (401)
+ * and closes before it has read the whole request: when a send fails so
+ * (EPIPE, ECONNRESET), the answer it gave is read all the same */
+static char *
+exchange(int fd, const char *head, const char *req, size_t *len, double end)
+{
+	char *b;
+	int e;
+
+	if (send_all(fd, head, strlen(head), end) == 0 &&
+	    send_all(fd, req, strlen(req), end) == 0)
+		return recv_all(fd, len, end);
+	if ((e = errno) != EPIPE && e != ECONNRESET)
+		return NULL;
+	if ((b = recv_all(fd, len, end)) != NULL && *len > 0)
+		return b;
+	free(b);
+	errno = e;
+	return NULL;
+}
+
 /* the answer's HTTP status and body: the body, or NULL and sv_why */
 static char *
 http_body(char *ans, size_t len, const char *method)
@@ -577,9 +599,7 @@ call(long timeout, struct svans *a, const char *method, const char *fmt,
 	    "Content-Length: %zu\r\n%s%s%s\r\n", sv.path[0] ? "localhost" :
 	    sv.host, strlen(req), sv.auth[0] ? "Authorization: Basic " : "",
 	    sv.auth, sv.auth[0] ? "\r\n" : "");
-	if (send_all(fd, head, strlen(head), end) == -1 ||
-	    send_all(fd, req, strlen(req), end) == -1 ||
-	    (a->buf = recv_all(fd, &len, end)) == NULL) {
+	if ((a->buf = exchange(fd, head, req, &len, end)) == NULL) {
 		if (errno == ETIMEDOUT)
 			snprintf(sv_why, sizeof(sv_why), "supervisord at %s did "
 			    "not answer %s within %lds", sv.url, method, timeout);

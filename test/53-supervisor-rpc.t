@@ -100,4 +100,53 @@ like "$(err)" "*check FAILED*program app restarted or stopped after it was confi
 is "$(current_link)" "releases/$C" "current is C again"
 ok "C runs" app_runs_from "$C"
 
+# ---- a supervisord that asks for a username and password: deploy sends
+# those of its [supervisorctl] section, or supervisorctl's -u and -p
+A2=$T/auth
+mkdir -p "$A2"
+cat >"$A2/sv.conf" <<EOF
+[unix_http_server]
+file=$A2/sv.sock
+username=ops
+password=s3cret
+
+[supervisord]
+pidfile=$A2/supervisord.pid
+logfile=$A2/supervisord.log
+childlogdir=$A2
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$A2/sv.sock
+username=ops
+password=s3cret
+
+[program:app]
+command=/bin/sleep 600
+autostart=false
+EOF
+supervisord -c "$A2/sv.conf" || bail "the supervisord with a password did not start"
+wait_for 15 supervisord_up "$A2/sv.sock" "$A2/supervisord.pid" ||
+	bail "the supervisord with a password is not answering"
+# authed DESC PATTERN CONF...: deploy status with CONF reads PATTERN
+authed() {
+	_d=$1 _p=$2
+	shift 2
+	write_conf "$@"
+	run_deploy status
+	like "$(out)" "$_p" "$_d"
+}
+authed "[supervisorctl]'s username and password: status reads the program" \
+    "*program: app STOPPED*" "supervisorctl = supervisorctl -c $A2/sv.conf"
+authed "-u and -p given to supervisorctl -s: status reads the program" \
+    "*program: app STOPPED*" "supervisorctl = supervisorctl -s unix://$A2/sv.sock -u ops -p s3cret"
+authed "-p overrides the file's password: refused (HTTP 401)" \
+    "*program: unknown (supervisord at unix://$A2/sv.sock refused the username and password (HTTP 401): set username and password under *" \
+    "supervisorctl = supervisorctl -c $A2/sv.conf -p wrong"
+authed "no username: refused, and status says to set one" \
+    "*program: unknown (supervisord at unix://$A2/sv.sock refused to answer without a username and password (HTTP 401)*" \
+    "supervisor = unix://$A2/sv.sock"
+
 done_testing
