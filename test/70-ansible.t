@@ -64,6 +64,10 @@ timeout = 120
 EOF
 	chmod 0644 "$_h/root/shared/deploy.conf"
 	cp "$DEPLOY" "$_h/root/shared/deploy" || bail "cp deploy"
+	_keep_root=$ROOT	# the run's seed venv, as run_deploy would give it
+	ROOT=$_h/root
+	first_build prepare
+	ROOT=$_keep_root
 }
 
 stop_hosts() {

@@ -11,21 +11,35 @@
 
 # cached NAME BUILD [ARGS...]: sets CACHED to the cache's folder NAME,
 # running `BUILD DIR ARGS...` (quiet on stdout: a bail there is TAP) to
-# fill it the first time.  It is built under
-# a temp name and renamed: of two files racing to build it, one rename
-# wins, and the other's copy is dropped.
+# fill it the first time.  The file that makes the folder .building-NAME
+# builds it; the others (prove starts three files at once) wait for it
+# rather than build the same thing beside it, and build their own only
+# when that builder fails or takes past 300 s.  It is built under a temp
+# name and renamed: of two builds, one rename wins, the other is dropped.
 cached() {
 	CACHED=$DEPLOY_TEST_CACHE/$1
 	[ -d "$CACHED" ] && return 0
+	_cl=$DEPLOY_TEST_CACHE/.building-$1
+	if ! mkdir "$_cl" 2>/dev/null; then
+		_cw=0
+		while [ -d "$_cl" ] && [ ! -d "$CACHED" ] && [ $_cw -lt 1500 ]; do
+			sleep 0.2
+			_cw=$((_cw + 1))
+		done
+		[ -d "$CACHED" ] && return 0
+		_cl=
+	fi
 	_ct=$(mktemp -d "$DEPLOY_TEST_CACHE/.new.XXXXXX") || bail "cache: mktemp failed"
 	_cn=$1
 	_cb=$2
 	shift 2
 	"$_cb" "$_ct" "$@" || {
 		rm -rf "$_ct"
+		[ -z "$_cl" ] || rmdir "$_cl"
 		bail "cache: building $_cn failed"
 	}
 	mv -T "$_ct" "$CACHED" 2>/dev/null || rm -rf "$_ct"
+	[ -z "$_cl" ] || rmdir "$_cl"
 	[ -d "$CACHED" ] || bail "cache: no $CACHED"
 }
 
