@@ -277,14 +277,14 @@ find_server(void)
 	size_t i;
 	int r = 0;
 
-	if (cfg.supervisor != NULL)
-		return set_url(cfg.supervisor, "deploy.conf: supervisor");
 	w = split_words(cfg.supervisorctl ? cfg.supervisorctl : "supervisorctl",
 	    err, sizeof(err));
 	if (w == NULL || w[0] == NULL) {
+		free_words(w);
+		if (cfg.supervisor != NULL)	/* an address, no credentials */
+			return set_url(cfg.supervisor, "deploy.conf: supervisor");
 		snprintf(sv.why, sizeof(sv.why), "deploy.conf: supervisorctl: "
 		    "%s", w == NULL ? err : "empty");
-		free_words(w);
 		return -1;
 	}
 	for (i = 1; w[i] != NULL; i++) {
@@ -303,7 +303,7 @@ find_server(void)
 		snprintf(conf, sizeof(conf), "%s", x);
 	if (conf[0] != '\0')
 		r = read_ini(conf, url, sizeof(url));
-	else if (s == NULL) {
+	else if (s == NULL && cfg.supervisor == NULL) {
 		snprintf(sv.why, sizeof(sv.why), "no supervisord.conf where "
 		    "supervisorctl looks for one: name it in deploy.conf "
 		    "(supervisorctl = supervisorctl -c FILE), or set supervisor "
@@ -317,6 +317,10 @@ find_server(void)
 	if (p != NULL)
 		snprintf(sv.pass, sizeof(sv.pass), "%s", p);
 	free_words(w);
+	/* the supervisor key gives the address; username and password still
+	 * come from supervisorctl's -u, -p and file, when it has them */
+	if (cfg.supervisor != NULL)
+		return set_url(cfg.supervisor, "deploy.conf: supervisor");
 	if (r == 0)
 		r = set_url(url[0] ? url : "http://localhost:9001", conf[0] ?
 		    conf : "supervisorctl -s");

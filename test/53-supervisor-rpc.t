@@ -100,13 +100,20 @@ like "$(err)" "*check FAILED*program app restarted or stopped after it was confi
 is "$(current_link)" "releases/$C" "current is C again"
 ok "C runs" app_runs_from "$C"
 
-# ---- a supervisord that asks for a username and password: deploy sends
-# those of its [supervisorctl] section, or supervisorctl's -u and -p
+# ---- a supervisord that asks for a username and password, on its socket
+# and on a loopback port: deploy sends those of its [supervisorctl]
+# section, or supervisorctl's -u and -p
 A2=$T/auth
 mkdir -p "$A2"
+HPORT=$("$PY" -S -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$A2/sv.conf" <<EOF
 [unix_http_server]
 file=$A2/sv.sock
+username=ops
+password=s3cret
+
+[inet_http_server]
+port=127.0.0.1:$HPORT
 username=ops
 password=s3cret
 
@@ -148,5 +155,13 @@ authed "-p overrides the file's password: refused (HTTP 401)" \
 authed "no username: refused, and status says to set one" \
     "*program: unknown (supervisord at unix://$A2/sv.sock refused to answer without a username and password (HTTP 401)*" \
     "supervisor = unix://$A2/sv.sock"
+# over TCP, supervisord's 401 comes with a reset (it closes with the
+# request unread): deploy still reads the 401
+authed "supervisor = http://…, with [supervisorctl]'s username and password: status reads the program" \
+    "*program: app STOPPED*" "supervisor = http://127.0.0.1:$HPORT" \
+    "supervisorctl = supervisorctl -c $A2/sv.conf"
+authed "over http://, a wrong -p: refused (HTTP 401)" \
+    "*program: unknown (supervisord at http://127.0.0.1:$HPORT refused the username and password (HTTP 401): set username and password under *" \
+    "supervisor = http://127.0.0.1:$HPORT" "supervisorctl = supervisorctl -c $A2/sv.conf -p wrong"
 
 done_testing
