@@ -280,11 +280,13 @@ find_server(void)
 	w = split_words(cfg.supervisorctl ? cfg.supervisorctl : "supervisorctl",
 	    err, sizeof(err));
 	if (w == NULL || w[0] == NULL) {
+		if (w != NULL)
+			snprintf(err, sizeof(err), "empty");
 		free_words(w);
 		if (cfg.supervisor != NULL)	/* an address, no credentials */
 			return set_url(cfg.supervisor, "deploy.conf: supervisor");
 		snprintf(sv.why, sizeof(sv.why), "deploy.conf: supervisorctl: "
-		    "%s", w == NULL ? err : "empty");
+		    "%s", err);
 		return -1;
 	}
 	for (i = 1; w[i] != NULL; i++) {
