@@ -106,27 +106,14 @@ ok "C runs" app_runs_from "$C"
 A2=$T/auth
 mkdir -p "$A2"
 HPORT=$("$PY" -S -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$A2/sv.conf" <<EOF
-[unix_http_server]
-file=$A2/sv.sock
-username=ops
-password=s3cret
-
+# supervisord_head's sections, with a username and password under its
+# socket and [supervisorctl]; a loopback port that asks for the same
+{
+	supervisord_head "$A2/sv.sock" "$A2" |
+		sed '/^file=\|^serverurl=/a username=ops\npassword=s3cret'
+	cat <<EOF
 [inet_http_server]
 port=127.0.0.1:$HPORT
-username=ops
-password=s3cret
-
-[supervisord]
-pidfile=$A2/supervisord.pid
-logfile=$A2/supervisord.log
-childlogdir=$A2
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://$A2/sv.sock
 username=ops
 password=s3cret
 
@@ -134,6 +121,7 @@ password=s3cret
 command=/bin/sleep 600
 autostart=false
 EOF
+} >"$A2/sv.conf"
 supervisord -c "$A2/sv.conf" || bail "the supervisord with a password did not start"
 wait_for 15 supervisord_up "$A2/sv.sock" "$A2/supervisord.pid" ||
 	bail "the supervisord with a password is not answering"

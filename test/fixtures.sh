@@ -68,9 +68,9 @@ fi
 # run, by a real deploy of the app in a root of the cache's own.  A file's
 # first `deploy` or `prepare` (run_deploy, bg_deploy) on a root with no
 # venvs/ yet gets a copy in venvs/, under the key deploy gave it, when
-# nothing that goes into that key differs: so that first deploy reuses it ("venv skipped (reused
-# venvs/)") instead of building the same venv again, as a second root on
-# a server never would.  Files about building venvs set SEED_VENV=0.
+# nothing that goes into that key differs: so that first deploy reuses it
+# ("venv skipped (reused venvs/)") instead of building the same venv
+# again, as a second root on a server never would.  Files about building venvs set SEED_VENV=0.
 SEED_VENV=${SEED_VENV:-1}
 _LIB_PATH=$PATH
 
