@@ -25,7 +25,7 @@ recipe() {
 	    sed "s,/var/www/example,$ROOT,g; s,127\\.0\\.0\\.1:8000,127.0.0.1:$PORT,g"
 }
 
-PORT=$("$PYSYS" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 
 # the app: sleeps 0.5 s at import, answers its VERSION at / and its

@@ -29,9 +29,6 @@ recipe() {
 	    sed "s,/var/www/example,$ROOT,g; s,127\\.0\\.0\\.1:8000,127.0.0.1:$PORT,g"
 }
 
-free_port() {
-	"$PYSYS" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 NPORT=$(free_port)
 URL=http://127.0.0.1:$NPORT

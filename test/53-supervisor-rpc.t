@@ -105,7 +105,7 @@ ok "C runs" app_runs_from "$C"
 # section, or supervisorctl's -u and -p
 A2=$T/auth
 mkdir -p "$A2"
-HPORT=$("$PY" -S -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HPORT=$(free_port)
 # supervisord_head's sections, with a username and password under its
 # socket and [supervisorctl]; a loopback port that asks for the same
 {

@@ -26,7 +26,7 @@ mkdir -p "$S" "$T/home"
 ssh-keygen -q -t ed25519 -N '' -f "$S/host" || bail "ssh-keygen host"
 ssh-keygen -q -t ed25519 -N '' -f "$S/client" || bail "ssh-keygen client"
 cp "$S/client.pub" "$S/authorized_keys"
-PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 USER_=$(id -un)
 # a real server would have pip's settings in pip.conf; this one has the
 # test's offline ones, and the test's mark so that cleanup finds what runs

@@ -590,6 +590,11 @@ sv() {
 	supervisorctl -c "$SVCONF" "$@"
 }
 
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now
+free_port() {
+	"$PY" -S -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # supervisord_head SOCKET DIR: the sections every supervisord of the tests
 # has: its socket, and its pid file, log and child logs in DIR
 supervisord_head() {
